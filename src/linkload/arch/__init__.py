@@ -1,0 +1,137 @@
+"""CPUs: one file per CPU, each mostly a table ``relocation kind -> (expression, field)``.
+
+As in lld, a relocation kind is split into an *expression* (what value is computed: S+A, S+A-P,
+a GOT slot, ...) and a *field* (where the value goes in the instruction or word, and which
+overflow check applies). The linker evaluates expressions and encodes fields a whole numpy
+column at a time; an arch file only describes them, plus its veneer and trampoline code.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class Expr(enum.Enum):
+    """What a relocation computes. S: target address, A: addend, P: address of the field,
+    G: address of the target's GOT slot, GOT: address of the module's GOT, Z: target size."""
+
+    NONE = "none"  # nothing is written
+    ABS = "S+A"
+    PCREL = "S+A-P"
+    BRANCH = "S+A-P (via a veneer when out of reach)"
+    GOT_PCREL = "G+A-P"
+    GOT_OFF = "S+A-GOT"
+    GOT_PC = "GOT+A-P"
+    GOT_SLOT = "G+A-GOT"
+    SIZE = "Z+A"
+
+
+class Check(enum.Enum):
+    NONE = "none"
+    SIGNED = "signed"
+    UNSIGNED = "unsigned"
+    BITFIELD = "signed or unsigned"
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field of ``size`` bytes (the container read and written) whose bits ``mask`` receive
+    the value.
+
+    The value is first adjusted: ``round_ha`` adds 0x8000 (PowerPC @ha), then it is shifted
+    right by ``shift``; the adjusted value must pass ``check`` at ``bits`` bits and be a
+    multiple of ``align``; then ``value & mask`` replaces the masked bits of the container.
+    CPUs whose fields scatter their bits (Thumb-2 branches) subclass and override
+    :meth:`encode` and :meth:`decode`.
+    """
+
+    size: int
+    mask: int
+    bits: int
+    check: Check
+    shift: int = 0
+    round_ha: bool = False
+    align: int = 1
+
+    def adjust(self, values: np.ndarray) -> np.ndarray:
+        if self.round_ha:
+            values = values + np.int64(0x8000)
+        if self.shift:
+            values = values >> np.int64(self.shift)
+        return values
+
+    def fits(self, values: np.ndarray) -> np.ndarray:
+        """Boolean mask of the adjusted values that pass the overflow and alignment checks."""
+        ok = np.ones(len(values), bool)
+        if self.check is not Check.NONE and self.bits < 64:
+            low = -(1 << (self.bits - 1)) if self.check is not Check.UNSIGNED else 0
+            high = (1 << self.bits) if self.check is not Check.SIGNED else (1 << (self.bits - 1))
+            ok &= (values >= low) & (values < high)
+        if self.align > 1:
+            ok &= (values & np.int64(self.align - 1)) == 0
+        return ok
+
+    def encode(self, containers: np.ndarray, values: np.ndarray) -> np.ndarray:
+        mask = np.uint64(self.mask)
+        return (containers & ~mask) | (values.astype(np.uint64) & mask)
+
+    def decode(self, containers: np.ndarray) -> np.ndarray:
+        """The addend stored in the field (ELF REL tables), sign-extended where signed."""
+        raw = (containers & np.uint64(self.mask)).astype(np.int64)
+        if self.check in (Check.SIGNED, Check.BITFIELD) and self.bits < 64:
+            top = np.int64(1 << (self.bits - 1))
+            raw = np.where(raw & top, raw - np.int64(1 << self.bits), raw)
+        return raw << np.int64(self.shift)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One relocation kind of a CPU."""
+
+    name: str
+    expr: Expr
+    field: Field | None
+    relaxable: bool = False  # the arch may rewrite the instruction to a direct form
+
+
+@dataclass
+class Arch:
+    """Everything the linker needs to know about one CPU."""
+
+    name: str
+    bits: int
+    byteorder: str
+    kinds: dict[int, Kind]
+    pcrel_reach: int  # a PC-relative data reference reaches [P - reach, P + reach)
+    branch_reach: int  # a direct branch reaches [P - reach, P + reach)
+    veneer_size: int
+    veneer: Callable[[int, int], bytes]  # (veneer address, target) -> code
+    got_entry_size: int
+    code_alignment: int = 16
+    relax: Callable | None = None  # (kind, image, field positions, candidates) -> rewritten mask
+    unsupported: dict[int, str] = field(default_factory=dict)  # kind -> why it is not supported
+
+    def kind_name(self, kind: int) -> str:
+        if kind in self.kinds:
+            return self.kinds[kind].name
+        if kind in self.unsupported:
+            return self.unsupported[kind].split(":")[0]
+        return f"relocation type {kind}"
+
+
+_ARCH_MODULES = {"x86_64": "x86_64"}
+
+
+def get(name: str) -> Arch:
+    """The :class:`Arch` of CPU ``name`` (as a Module's ``machine`` names it)."""
+    from ..errors import UnsupportedError
+
+    module = _ARCH_MODULES.get(name)
+    if module is None:
+        raise UnsupportedError(f"no support for the {name} CPU yet")
+    return importlib.import_module(f"{__name__}.{module}").ARCH

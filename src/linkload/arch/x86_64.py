@@ -1,0 +1,125 @@
+"""x86-64: relocation kinds (System V psABI), the branch veneer and GOT relaxation."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from . import Arch, Check, Expr, Field, Kind
+
+WORD64 = Field(8, (1 << 64) - 1, 64, Check.NONE)
+SIGNED32 = Field(4, 0xFFFF_FFFF, 32, Check.SIGNED)
+UNSIGNED32 = Field(4, 0xFFFF_FFFF, 32, Check.UNSIGNED)
+SIGNED16 = Field(2, 0xFFFF, 16, Check.SIGNED)
+BITFIELD16 = Field(2, 0xFFFF, 16, Check.BITFIELD)
+SIGNED8 = Field(1, 0xFF, 8, Check.SIGNED)
+BITFIELD8 = Field(1, 0xFF, 8, Check.BITFIELD)
+
+R_X86_64_GOTPCRELX = 41
+R_X86_64_REX_GOTPCRELX = 42
+
+KINDS: dict[int, Kind] = {
+    0: Kind("R_X86_64_NONE", Expr.NONE, None),
+    1: Kind("R_X86_64_64", Expr.ABS, WORD64),
+    2: Kind("R_X86_64_PC32", Expr.PCREL, SIGNED32),
+    3: Kind("R_X86_64_GOT32", Expr.GOT_SLOT, SIGNED32),
+    4: Kind("R_X86_64_PLT32", Expr.BRANCH, SIGNED32),
+    9: Kind("R_X86_64_GOTPCREL", Expr.GOT_PCREL, SIGNED32),
+    10: Kind("R_X86_64_32", Expr.ABS, UNSIGNED32),
+    11: Kind("R_X86_64_32S", Expr.ABS, SIGNED32),
+    12: Kind("R_X86_64_16", Expr.ABS, BITFIELD16),
+    13: Kind("R_X86_64_PC16", Expr.PCREL, SIGNED16),
+    14: Kind("R_X86_64_8", Expr.ABS, BITFIELD8),
+    15: Kind("R_X86_64_PC8", Expr.PCREL, SIGNED8),
+    24: Kind("R_X86_64_PC64", Expr.PCREL, WORD64),
+    25: Kind("R_X86_64_GOTOFF64", Expr.GOT_OFF, WORD64),
+    26: Kind("R_X86_64_GOTPC32", Expr.GOT_PC, SIGNED32),
+    27: Kind("R_X86_64_GOT64", Expr.GOT_SLOT, WORD64),
+    28: Kind("R_X86_64_GOTPCREL64", Expr.GOT_PCREL, WORD64),
+    29: Kind("R_X86_64_GOTPC64", Expr.GOT_PC, WORD64),
+    30: Kind("R_X86_64_GOTPLT64", Expr.GOT_SLOT, WORD64),
+    31: Kind("R_X86_64_PLTOFF64", Expr.GOT_OFF, WORD64),
+    32: Kind("R_X86_64_SIZE32", Expr.SIZE, UNSIGNED32),
+    33: Kind("R_X86_64_SIZE64", Expr.SIZE, WORD64),
+    R_X86_64_GOTPCRELX: Kind("R_X86_64_GOTPCRELX", Expr.GOT_PCREL, SIGNED32, relaxable=True),
+    R_X86_64_REX_GOTPCRELX: Kind("R_X86_64_REX_GOTPCRELX", Expr.GOT_PCREL, SIGNED32,
+                                 relaxable=True),
+    43: Kind("R_X86_64_CODE_4_GOTPCRELX", Expr.GOT_PCREL, SIGNED32),
+}
+
+_TLS = "thread-local storage is not supported; use a global variable or a thread-specific key"
+_DYNAMIC = "a dynamic relocation, which does not belong in an object file"
+UNSUPPORTED = {
+    5: f"R_X86_64_COPY: {_DYNAMIC}",
+    6: f"R_X86_64_GLOB_DAT: {_DYNAMIC}",
+    7: f"R_X86_64_JUMP_SLOT: {_DYNAMIC}",
+    8: f"R_X86_64_RELATIVE: {_DYNAMIC}",
+    16: f"R_X86_64_DTPMOD64: {_TLS}",
+    17: f"R_X86_64_DTPOFF64: {_TLS}",
+    18: f"R_X86_64_TPOFF64: {_TLS}",
+    19: f"R_X86_64_TLSGD: {_TLS}",
+    20: f"R_X86_64_TLSLD: {_TLS}",
+    21: f"R_X86_64_DTPOFF32: {_TLS}",
+    22: f"R_X86_64_GOTTPOFF: {_TLS}",
+    23: f"R_X86_64_TPOFF32: {_TLS}",
+    34: f"R_X86_64_GOTPC32_TLSDESC: {_TLS}",
+    35: f"R_X86_64_TLSDESC_CALL: {_TLS}",
+    36: f"R_X86_64_TLSDESC: {_TLS}",
+    37: "R_X86_64_IRELATIVE: indirect functions (ifunc) are not supported",
+    38: f"R_X86_64_RELATIVE64: {_DYNAMIC}",
+}
+
+_MOV, _LEA = 0x8B, 0x8D  # mov r/m64,r64 and lea: same ModRM, so one byte changes
+_CALL_INDIRECT = (0xFF, 0x15)  # call *disp32(%rip)
+_ADDR32_CALL = (0x67, 0xE8)  # addr32 call rel32: same length, a direct call
+
+
+def relax(kind: int, image: np.ndarray, positions: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Rewrite GOT loads whose target is in reach to direct forms (psABI "GOTPCRELX").
+
+    ``mov foo@GOTPCREL(%rip), %reg`` becomes ``lea foo(%rip), %reg`` and
+    ``call *foo@GOTPCREL(%rip)`` becomes ``addr32 call foo``; the field stays at the same
+    place, so the caller writes S+A-P into it. Returns the mask of rewritten fields.
+    """
+    done = np.zeros(len(positions), bool)
+    if not candidates.any():
+        return done
+    pos = positions.astype(np.int64)
+    safe = candidates & (pos >= 2)
+    opcode = np.where(safe, image[np.maximum(pos - 2, 0)], 0)
+    modrm = np.where(safe, image[np.maximum(pos - 1, 0)], 0)
+    rip_relative = (modrm & 0xC7) == 0x05
+    mov = safe & (opcode == _MOV) & rip_relative
+    image[pos[mov] - 2] = _LEA
+    done |= mov
+    if kind == R_X86_64_GOTPCRELX:
+        call = safe & (opcode == _CALL_INDIRECT[0]) & (modrm == _CALL_INDIRECT[1])
+        image[pos[call] - 2] = _ADDR32_CALL[0]
+        image[pos[call] - 1] = _ADDR32_CALL[1]
+        done |= call
+    return done
+
+
+VENEER_SIZE = 16
+
+
+def veneer(address: int, target: int) -> bytes:
+    """``jmp *0(%rip)`` followed by the target's address: reaches anywhere, clobbers nothing."""
+    return b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", target) + b"\xcc\xcc"
+
+
+ARCH = Arch(
+    name="x86_64",
+    bits=64,
+    byteorder="<",
+    kinds=KINDS,
+    pcrel_reach=1 << 31,
+    branch_reach=1 << 31,
+    veneer_size=VENEER_SIZE,
+    veneer=veneer,
+    got_entry_size=8,
+    code_alignment=16,
+    relax=relax,
+    unsupported=UNSUPPORTED,
+)

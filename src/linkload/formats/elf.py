@@ -1,0 +1,474 @@
+"""ELF: bytes to :class:`~linkload.model.Module`.
+
+ELF32 and ELF64, both byte orders. Relocatable objects (``gcc -c``, ``ld -r``) become modules
+whose symbol rows are the ELF symbol indices, so a relocation's ``target`` is its ``r_sym``
+unchanged. Executables and shared objects become static modules: their defined symbols are
+``ABS`` rows, their ``PT_LOAD`` segments :class:`~linkload.model.Segment` objects.
+
+Section headers, symbols and relocation tables are read as numpy structured arrays straight
+from the file bytes. Every offset, size and index is checked before it is used; a malformed
+file raises :class:`~linkload.errors.FormatError` naming the file, the section and the offset.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import FormatError, UnsupportedError
+from ..model import (
+    ABS,
+    COMMON,
+    LOCAL,
+    NOT_LOADED,
+    RELOC_DTYPE,
+    SYMBOL_DTYPE,
+    UNDEF,
+    Module,
+    Section,
+    SectionKind,
+    Segment,
+)
+
+MAGIC = b"\x7fELF"
+
+ET_REL, ET_EXEC, ET_DYN = 1, 2, 3
+MACHINES = {3: "i386", 20: "ppc", 21: "ppc64", 40: "arm", 62: "x86_64", 183: "aarch64"}
+
+SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA = 0, 1, 2, 3, 4
+SHT_NOTE, SHT_NOBITS, SHT_REL, SHT_DYNSYM = 7, 8, 9, 11
+SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY, SHT_GROUP, SHT_SYMTAB_SHNDX = 14, 15, 16, 17, 18
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS = 0x1, 0x2, 0x4, 0x400
+SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
+SHN_X86_64_LCOMMON = 0xFF02
+GRP_COMDAT = 1
+PT_LOAD = 1
+PF_X, PF_W, PF_R = 1, 2, 4
+
+SECTION_TYPE_NAMES = {
+    0: "NULL", 1: "PROGBITS", 2: "SYMTAB", 3: "STRTAB", 4: "RELA", 5: "HASH", 6: "DYNAMIC",
+    7: "NOTE", 8: "NOBITS", 9: "REL", 11: "DYNSYM", 14: "INIT_ARRAY", 15: "FINI_ARRAY",
+    16: "PREINIT_ARRAY", 17: "GROUP", 18: "SYMTAB_SHNDX", 0x70000001: "X86_64_UNWIND",
+    0x70000003: "ARM_ATTRIBUTES", 0x6FFFFFF6: "GNU_HASH", 0x6FFFFFFF: "VERSYM",
+    0x6FFFFFFE: "VERNEED", 0x6FFFFFFD: "VERDEF",
+}
+
+
+def _dtypes(bits: int, order: str) -> dict[str, np.dtype]:
+    """The structured dtypes of the ELF tables for one class and byte order."""
+    w = "u8" if bits == 64 else "u4"
+    sw = "i8" if bits == 64 else "i4"
+
+    def dt(fields):
+        return np.dtype([(n, order + t) if t[0] in "ui" and t != "u1" else (n, t) for n, t in fields])
+
+    shdr = dt([("name", "u4"), ("type", "u4"), ("flags", w), ("addr", w), ("offset", w),
+               ("size", w), ("link", "u4"), ("info", "u4"), ("addralign", w), ("entsize", w)])
+    if bits == 64:
+        sym = dt([("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"),
+                  ("value", "u8"), ("size", "u8")])
+        phdr = dt([("type", "u4"), ("flags", "u4"), ("offset", "u8"), ("vaddr", "u8"),
+                   ("paddr", "u8"), ("filesz", "u8"), ("memsz", "u8"), ("align", "u8")])
+    else:
+        sym = dt([("name", "u4"), ("value", "u4"), ("size", "u4"), ("info", "u1"),
+                  ("other", "u1"), ("shndx", "u2")])
+        phdr = dt([("type", "u4"), ("offset", "u4"), ("vaddr", "u4"), ("paddr", "u4"),
+                   ("filesz", "u4"), ("memsz", "u4"), ("flags", "u4"), ("align", "u4")])
+    rel = dt([("offset", w), ("info", w)])
+    rela = dt([("offset", w), ("info", w), ("addend", sw)])
+    return {"shdr": shdr, "sym": sym, "phdr": phdr, "rel": rel, "rela": rela}
+
+
+@dataclass
+class ElfHeader:
+    bits: int
+    byteorder: str  # "<" or ">"
+    type: int
+    machine: int
+    entry: int
+    phoff: int
+    shoff: int
+    flags: int
+    phentsize: int
+    phnum: int
+    shentsize: int
+    shnum: int
+    shstrndx: int
+
+
+class ElfFile:
+    """Raw, checked access to an ELF file's tables. :func:`read` turns it into a Module.
+
+    ``sections`` is the section header table as a numpy structured array; ``symbols`` the
+    symbol table (``.symtab``, or ``.dynsym`` when there is none) with names in ``strtab``.
+    """
+
+    def __init__(self, data: bytes | bytearray | memoryview, file: str = "<bytes>") -> None:
+        self.file = file
+        self.data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+        self.header = self._read_header()
+        self.dt = _dtypes(self.header.bits, self.header.byteorder)
+        self.sections = self._read_section_headers()
+        self._shstrtab = self._string_table(self.header.shstrndx) if len(self.sections) else b""
+        self.names = [self._name(self._shstrtab, int(n), "section name", i)
+                      for i, n in enumerate(self.sections["name"])]
+        self.symtab_index = self._find_symtab()
+        self.symbols, self.strtab, self.symbol_shndx = self._read_symbols()
+
+    # -- checked primitives ----------------------------------------------------------------
+    def error(self, message: str, section: str | None = None, offset: int | None = None):
+        return FormatError(message, file=self.file, section=section, offset=offset)
+
+    def _slice(self, offset: int, size: int, what: str, section: str | None = None):
+        if offset < 0 or size < 0 or offset + size > len(self.data):
+            raise self.error(
+                f"{what} at {offset:#x} size {size:#x} lies outside the file "
+                f"({len(self.data):#x} bytes)", section, offset)
+        return self.data[offset:offset + size]
+
+    def _table(self, offset: int, size: int, entsize: int, dtype: np.dtype, what: str,
+               section: str | None = None) -> np.ndarray:
+        if entsize != dtype.itemsize:
+            raise self.error(f"{what}: entry size {entsize} is not {dtype.itemsize}", section)
+        if size % dtype.itemsize:
+            raise self.error(f"{what}: size {size:#x} is not a multiple of {entsize}", section)
+        raw = self._slice(offset, size, what, section)
+        return np.frombuffer(raw, dtype=dtype)
+
+    def _read_header(self) -> ElfHeader:
+        d = self.data
+        if len(d) < 16 or bytes(d[:4]) != MAGIC:
+            raise self.error("not an ELF file (bad magic)", offset=0)
+        cls, enc = d[4], d[5]
+        if cls not in (1, 2):
+            raise self.error(f"bad ELF class {cls}", offset=4)
+        if enc not in (1, 2):
+            raise self.error(f"bad ELF data encoding {enc}", offset=5)
+        bits = 64 if cls == 2 else 32
+        order = "<" if enc == 1 else ">"
+        fmt = order + ("HHIQQQIHHHHHH" if bits == 64 else "HHIIIIIHHHHHH")
+        size = struct.calcsize(fmt)
+        if len(d) < 16 + size:
+            raise self.error("truncated ELF header", offset=16)
+        (etype, machine, _version, entry, phoff, shoff, flags, ehsize, phentsize, phnum,
+         shentsize, shnum, shstrndx) = struct.unpack_from(fmt, d, 16)
+        return ElfHeader(bits, order, etype, machine, entry, phoff, shoff, flags, phentsize,
+                         phnum, shentsize, shnum, shstrndx)
+
+    def _read_section_headers(self) -> np.ndarray:
+        h = self.header
+        dtype = self.dt["shdr"]
+        if h.shoff == 0:
+            return np.zeros(0, dtype)
+        if h.shentsize != dtype.itemsize:
+            raise self.error(f"section header size {h.shentsize} is not {dtype.itemsize}",
+                             offset=h.shoff)
+        shnum = h.shnum
+        if shnum == 0:  # extended numbering: the count is in section 0's sh_size
+            first = self._table(h.shoff, dtype.itemsize, dtype.itemsize, dtype, "section header")
+            shnum = int(first["size"][0])
+        table = self._table(h.shoff, shnum * dtype.itemsize, dtype.itemsize, dtype,
+                            "section header table")
+        if h.shstrndx == SHN_XINDEX:
+            h.shstrndx = int(table["link"][0])
+        if h.shstrndx >= shnum:
+            raise self.error(f"section name table index {h.shstrndx} out of range", offset=h.shoff)
+        nobits = table["type"] == SHT_NOBITS
+        ends = table["offset"].astype(np.uint64) + np.where(nobits, 0, table["size"]).astype(np.uint64)
+        bad = np.flatnonzero((ends > len(self.data)) | (ends < table["offset"]))
+        if len(bad):
+            i = int(bad[0])
+            raise self.error(
+                f"section {i} data at {int(table['offset'][i]):#x} size {int(table['size'][i]):#x} "
+                f"lies outside the file ({len(self.data):#x} bytes)", offset=int(table["offset"][i]))
+        return table
+
+    def _string_table(self, index: int) -> bytes:
+        if index <= 0 or index >= len(self.sections):
+            raise self.error(f"string table index {index} out of range")
+        sh = self.sections[index]
+        if int(sh["type"]) != SHT_STRTAB:
+            raise self.error(f"section {index} is not a string table")
+        return bytes(self._slice(int(sh["offset"]), int(sh["size"]), "string table"))
+
+    def _name(self, table: bytes, offset: int, what: str, index: int) -> str:
+        if offset >= len(table) and offset:
+            raise self.error(f"{what} offset {offset:#x} of entry {index} is outside its string table")
+        end = table.find(b"\0", offset)
+        if end < 0:
+            raise self.error(f"{what} of entry {index} is not NUL-terminated")
+        return table[offset:end].decode("utf-8", "replace")
+
+    def _find_symtab(self) -> int:
+        types = self.sections["type"]
+        for wanted in (SHT_SYMTAB, SHT_DYNSYM):
+            hits = np.flatnonzero(types == wanted)
+            if len(hits):
+                return int(hits[0])
+        return -1
+
+    def _read_symbols(self):
+        dtype = self.dt["sym"]
+        if self.symtab_index < 0:
+            return np.zeros(0, dtype), b"\0", np.zeros(0, np.uint32)
+        sh = self.sections[self.symtab_index]
+        name = self.names[self.symtab_index]
+        syms = self._table(int(sh["offset"]), int(sh["size"]), int(sh["entsize"]), dtype,
+                           "symbol table", name)
+        strtab = self._string_table(int(sh["link"]))
+        bad = np.flatnonzero(syms["name"] >= max(len(strtab), 1))
+        if len(bad):
+            i = int(bad[0])
+            raise self.error(f"symbol {i} name offset {int(syms['name'][i]):#x} is outside the "
+                             f"string table", name, int(sh["offset"]) + i * dtype.itemsize)
+        shndx = syms["shndx"].astype(np.uint32)
+        xindex = shndx == SHN_XINDEX
+        if xindex.any():
+            hits = np.flatnonzero((self.sections["type"] == SHT_SYMTAB_SHNDX)
+                                  & (self.sections["link"] == self.symtab_index))
+            if not len(hits):
+                raise self.error("SHN_XINDEX symbols without a SYMTAB_SHNDX section", name)
+            xs = self.sections[int(hits[0])]
+            ext = self._table(int(xs["offset"]), int(xs["size"]), 4,
+                              np.dtype(self.header.byteorder + "u4"), "extended section indices")
+            if len(ext) != len(syms):
+                raise self.error("SYMTAB_SHNDX does not match the symbol table", name)
+            shndx = np.where(xindex, ext, shndx)
+        special = (shndx >= SHN_LORESERVE) & ~xindex
+        bad = np.flatnonzero(~special & (shndx >= len(self.sections)))
+        if len(bad):
+            i = int(bad[0])
+            raise self.error(f"symbol {i} section index {int(shndx[i])} out of range",
+                             name, int(sh["offset"]) + i * dtype.itemsize)
+        return syms, strtab, shndx
+
+    def symbol_name(self, index: int) -> str:
+        return self._name(self.strtab, int(self.symbols["name"][index]), "symbol name", index)
+
+    def section_data(self, index: int) -> memoryview | bytes:
+        sh = self.sections[index]
+        if int(sh["type"]) == SHT_NOBITS:
+            return b""
+        return self._slice(int(sh["offset"]), int(sh["size"]), "section data", self.names[index])
+
+    def relocation_sections(self) -> list[int]:
+        """Indices of the REL and RELA sections."""
+        types = self.sections["type"]
+        return [int(i) for i in np.flatnonzero((types == SHT_REL) | (types == SHT_RELA))]
+
+    def relocations(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(offset, type, symbol, addend) columns of relocation section ``index``, checked."""
+        sh = self.sections[index]
+        name = self.names[index]
+        rela = int(sh["type"]) == SHT_RELA
+        dtype = self.dt["rela" if rela else "rel"]
+        table = self._table(int(sh["offset"]), int(sh["size"]), int(sh["entsize"]), dtype,
+                            "relocation table", name)
+        info = table["info"].astype(np.uint64)
+        if self.header.bits == 64:
+            sym, typ = info >> np.uint64(32), info & np.uint64(0xFFFFFFFF)
+        else:
+            sym, typ = info >> np.uint64(8), info & np.uint64(0xFF)
+        if int(sh["link"]) != self.symtab_index and len(table):
+            raise self.error(f"relocations refer to section {int(sh['link'])}, not the symbol table",
+                             name)
+        bad = np.flatnonzero(sym >= max(len(self.symbols), 1))
+        if len(bad):
+            i = int(bad[0])
+            raise self.error(f"relocation {i} refers to symbol {int(sym[i])}, but there are only "
+                             f"{len(self.symbols)}", name, int(sh["offset"]) + i * dtype.itemsize)
+        addend = table["addend"].astype(np.int64) if rela else np.zeros(len(table), np.int64)
+        return table["offset"].astype(np.uint64), typ.astype(np.uint32), sym.astype(np.uint32), addend
+
+    def groups(self) -> dict[int, str]:
+        """Section index -> COMDAT signature, for every member of a COMDAT group."""
+        member_of: dict[int, str] = {}
+        for gi in np.flatnonzero(self.sections["type"] == SHT_GROUP):
+            gi = int(gi)
+            sh = self.sections[gi]
+            words = self._table(int(sh["offset"]), int(sh["size"]), 4,
+                                np.dtype(self.header.byteorder + "u4"), "group", self.names[gi])
+            if not len(words) or not (int(words[0]) & GRP_COMDAT):
+                continue
+            sig = int(sh["info"])
+            if sig >= len(self.symbols):
+                raise self.error(f"group signature symbol {sig} out of range", self.names[gi])
+            signature = self.symbol_name(sig)
+            for member in words[1:]:
+                if int(member) >= len(self.sections):
+                    raise self.error(f"group member {int(member)} out of range", self.names[gi])
+                member_of[int(member)] = signature
+        return member_of
+
+    def segments(self) -> list[Segment]:
+        h = self.header
+        if not h.phoff or not h.phnum:
+            return []
+        table = self._table(h.phoff, h.phnum * h.phentsize, h.phentsize, self.dt["phdr"],
+                            "program header table")
+        out = []
+        for ph in table[table["type"] == PT_LOAD]:
+            data = self._slice(int(ph["offset"]), int(ph["filesz"]), "segment")
+            flags = int(ph["flags"])
+            out.append(Segment(int(ph["vaddr"]), int(ph["memsz"]), data, bool(flags & PF_R),
+                               bool(flags & PF_W), bool(flags & PF_X)))
+        return out
+
+
+def _section_kind(name: str, sh_type: int, flags: int) -> SectionKind:
+    if sh_type in (SHT_INIT_ARRAY, SHT_PREINIT_ARRAY) or name.startswith(".ctors"):
+        return SectionKind.INIT
+    if sh_type == SHT_FINI_ARRAY or name.startswith(".dtors"):
+        return SectionKind.FINI
+    if sh_type == SHT_NOBITS:
+        return SectionKind.BSS
+    if flags & SHF_EXECINSTR:
+        return SectionKind.TEXT
+    if flags & SHF_WRITE:
+        return SectionKind.DATA
+    return SectionKind.RODATA
+
+
+def _init_order(name: str, sh_type: int) -> tuple[int, bool]:
+    """(priority, reverse) of an initialiser or finaliser array, as crtstuff and ld order them."""
+    if sh_type == SHT_PREINIT_ARRAY:
+        return -1, False
+    base, _, suffix = name.partition(".")[2].partition(".")
+    priority = int(suffix) if suffix.isdigit() else 65536
+    if base in ("ctors", "dtors") and suffix.isdigit():
+        priority = 65535 - priority  # .ctors.N counts down where .init_array.N counts up
+    return priority, base in ("ctors", "fini_array")
+
+
+def _is_loaded(sh_type: int, flags: int) -> bool:
+    return bool(flags & SHF_ALLOC) and not (flags & SHF_TLS) and sh_type not in (SHT_NOTE, SHT_GROUP)
+
+
+def read(source: str | os.PathLike | bytes | bytearray | memoryview, name: str | None = None,
+         file: str | None = None) -> Module:
+    """Read an ELF object, executable or shared object into a Module.
+
+    ``source`` is a path or the file's bytes; ``name`` names the module (default: the file's
+    base name without extension); ``file`` names the bytes in messages.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        file = os.fspath(source)
+        with open(file, "rb") as f:
+            data = f.read()
+    else:
+        data, file = source, file or "<bytes>"
+    elf = ElfFile(data, file)
+    machine = MACHINES.get(elf.header.machine)
+    if machine is None:
+        raise UnsupportedError(f"unsupported ELF machine {elf.header.machine}", file=file)
+    module_name = name or os.path.splitext(os.path.basename(file))[0]
+    if elf.header.type == ET_REL:
+        return _read_relocatable(elf, machine, module_name)
+    if elf.header.type in (ET_EXEC, ET_DYN):
+        return _read_static(elf, machine, module_name)
+    raise UnsupportedError(f"unsupported ELF type {elf.header.type}", file=file)
+
+
+def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
+    shdrs = elf.sections
+    groups = elf.groups()
+    section_map = np.full(len(shdrs), NOT_LOADED, np.int32)
+    sections: list[Section] = []
+    for i in range(len(shdrs)):
+        sh = shdrs[i]
+        sh_type, flags = int(sh["type"]), int(sh["flags"])
+        if not _is_loaded(sh_type, flags):
+            continue
+        sec_name = elf.names[i]
+        align = max(int(sh["addralign"]), 1)
+        if align & (align - 1):
+            raise elf.error(f"alignment {align} is not a power of two", sec_name)
+        kind = _section_kind(sec_name, sh_type, flags)
+        priority, reverse = (_init_order(sec_name, sh_type)
+                             if kind in (SectionKind.INIT, SectionKind.FINI) else (65536, False))
+        data = None if sh_type == SHT_NOBITS else elf.section_data(i)
+        section_map[i] = len(sections)
+        sections.append(Section(sec_name, kind, int(sh["size"]), align, data, i, groups.get(i),
+                                priority, reverse, elf.file))
+    symbols = _symbols(elf, section_map)
+    relocations = _relocations(elf, section_map, sections)
+    return Module(name, machine, elf.header.byteorder, elf.header.bits, sections, symbols,
+                  elf.strtab, relocations, elf.file)
+
+
+def _symbols(elf: ElfFile, section_map: np.ndarray) -> np.ndarray:
+    raw, shndx = elf.symbols, elf.symbol_shndx
+    out = np.zeros(len(raw), SYMBOL_DTYPE)
+    out["name"] = raw["name"]
+    out["value"] = raw["value"]
+    out["size"] = raw["size"]
+    out["module"] = -1
+    out["bind"] = raw["info"] >> 4
+    out["type"] = raw["info"] & 0xF
+    out["visibility"] = raw["other"] & 0x3
+    section = np.where(shndx < SHN_LORESERVE, section_map[np.minimum(shndx, len(section_map) - 1)]
+                       if len(section_map) else NOT_LOADED, NOT_LOADED).astype(np.int32)
+    section[shndx == SHN_UNDEF] = UNDEF
+    section[shndx == SHN_ABS] = ABS
+    section[(shndx == SHN_COMMON) | ((shndx == SHN_X86_64_LCOMMON) & (elf.header.machine == 62))] = COMMON
+    out["section"] = section
+    if len(out):
+        out[0]["bind"] = LOCAL
+        out["section"][0] = UNDEF
+    return out
+
+
+def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section]) -> np.ndarray:
+    parts = []
+    for ri in elf.relocation_sections():
+        target = int(elf.sections["info"][ri])
+        if target >= len(section_map):
+            raise elf.error(f"relocations apply to section {target}, which does not exist",
+                            elf.names[ri])
+        if section_map[target] < 0:
+            continue  # relocations of debug info and other unloaded sections
+        offset, typ, sym, addend = elf.relocations(ri)
+        sec = sections[section_map[target]]
+        bad = np.flatnonzero(offset >= max(sec.size, 1) if sec.size else offset >= 0)
+        if len(bad):
+            i = int(bad[0])
+            raise elf.error(f"relocation {i} patches offset {int(offset[i]):#x}, beyond the "
+                            f"section's {sec.size:#x} bytes", sec.name, int(offset[i]))
+        part = np.zeros(len(offset), RELOC_DTYPE)
+        part["section"] = section_map[target]
+        part["offset"] = offset
+        part["kind"] = typ
+        part["target"] = sym
+        part["addend"] = addend
+        part["implicit"] = int(elf.sections["type"][ri]) == SHT_REL
+        parts.append(part)
+    return np.concatenate(parts) if parts else np.zeros(0, RELOC_DTYPE)
+
+
+def _read_static(elf: ElfFile, machine: str, name: str) -> Module:
+    """An executable or shared object as a static module: its defined symbols, as addresses."""
+    raw, shndx = elf.symbols, elf.symbol_shndx
+    out = np.zeros(len(raw), SYMBOL_DTYPE)
+    out["name"] = raw["name"]
+    out["value"] = raw["value"]
+    out["size"] = raw["size"]
+    out["module"] = -1
+    out["bind"] = raw["info"] >> 4
+    out["type"] = raw["info"] & 0xF
+    out["visibility"] = raw["other"] & 0x3
+    out["section"] = np.where(shndx == SHN_UNDEF, UNDEF, ABS)
+    sections = []
+    for i in range(len(elf.sections)):
+        sh = elf.sections[i]
+        if not _is_loaded(int(sh["type"]), int(sh["flags"])):
+            continue
+        kind = _section_kind(elf.names[i], int(sh["type"]), int(sh["flags"]))
+        data = None if kind == SectionKind.BSS else elf.section_data(i)
+        sections.append(Section(elf.names[i], kind, int(sh["size"]), max(int(sh["addralign"]), 1),
+                                data, i, None, file=elf.file, address=int(sh["addr"])))
+    kind = "executable" if elf.header.type == ET_EXEC else "shared"
+    return Module(name, machine, elf.header.byteorder, elf.header.bits, sections, out, elf.strtab,
+                  np.zeros(0, RELOC_DTYPE), elf.file, kind, elf.segments(), elf.header.entry)

@@ -1,0 +1,102 @@
+"""Where each section of a module goes inside the module's one reservation.
+
+A module gets one contiguous block, cut into up to three page-aligned segments so that each
+can carry its own protection:
+
+* code (read+execute): text sections, then the veneer area;
+* read-only: rodata, initialiser and finaliser arrays, ``.eh_frame`` (each followed by the
+  zero terminator the unwinder wants), the GOT;
+* read+write: data, a word for ``__dso_handle``, bss, common blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..model import Section, SectionKind
+from ..space import Protection
+
+EH_FRAME = ".eh_frame"
+EH_FRAME_TERMINATOR = 4
+
+_SEGMENT_OF = {
+    SectionKind.TEXT: 0,
+    SectionKind.RODATA: 1,
+    SectionKind.INIT: 1,
+    SectionKind.FINI: 1,
+    SectionKind.DATA: 2,
+    SectionKind.BSS: 2,
+}
+PROTECTIONS = (Protection.READ_EXECUTE, Protection.READ, Protection.READ_WRITE)
+
+
+def align_up(value: int, align: int) -> int:
+    return (value + align - 1) // align * align
+
+
+@dataclass
+class Layout:
+    """Offsets (from the start of the reservation) of everything in a module."""
+
+    section_offsets: np.ndarray  # int64 per section; -1 for a section not loaded
+    segments: list[tuple[int, int, Protection]]  # (offset, size, protection), non-empty ones
+    size: int
+    align: int
+    veneer_offset: int
+    veneer_capacity: int
+    got_offset: int
+    common_offset: int
+    dso_handle_offset: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def plan_layout(sections: list[Section], loaded: np.ndarray, *, page_size: int,
+                veneer_bytes: int, veneer_size: int, got_bytes: int, got_align: int,
+                common_bytes: int, common_align: int, code_alignment: int) -> Layout:
+    """Lay out the ``loaded`` sections and the linker's own areas into segments."""
+    offsets = np.full(len(sections), -1, np.int64)
+    by_segment: list[list[int]] = [[], [], []]
+    max_align = page_size
+    for i, sec in enumerate(sections):
+        if loaded[i]:
+            by_segment[_SEGMENT_OF[sec.kind]].append(i)
+            max_align = max(max_align, sec.align)
+    cursor = 0
+    segments = []
+    areas: dict[str, int] = {}
+    for seg, members in enumerate(by_segment):
+        cursor = align_up(cursor, page_size)
+        start = cursor
+        if seg == 2:
+            # data before bss, so that the zero-filled tail is contiguous
+            members = sorted(members, key=lambda i: sections[i].kind == SectionKind.BSS)
+        for i in members:
+            sec = sections[i]
+            cursor = align_up(cursor, sec.align)
+            offsets[i] = cursor
+            cursor += sec.size
+            if sec.name == EH_FRAME:
+                cursor += EH_FRAME_TERMINATOR
+        if seg == 0:
+            cursor = align_up(cursor, code_alignment)
+            areas["veneer"] = cursor
+            cursor += veneer_bytes
+        elif seg == 1:
+            cursor = align_up(cursor, got_align)
+            areas["got"] = cursor
+            cursor += got_bytes
+        else:
+            cursor = align_up(cursor, 16)
+            areas["dso_handle"] = cursor
+            cursor += 16
+            cursor = align_up(cursor, common_align)
+            areas["common"] = cursor
+            cursor += common_bytes
+        if cursor > start:
+            segments.append((start, cursor - start, PROTECTIONS[seg]))
+    size = align_up(max(cursor, 1), page_size)
+    return Layout(offsets, segments, size, max_align, areas["veneer"],
+                  veneer_bytes // veneer_size if veneer_size else 0, areas["got"],
+                  areas["common"], areas["dso_handle"])

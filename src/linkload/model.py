@@ -1,0 +1,238 @@
+"""The format- and CPU-neutral model of a relocatable module.
+
+A :class:`Module` is what every reader produces and what the linker consumes: a handful of
+:class:`Section` objects, and two bulk tables held as numpy structured arrays:
+
+* ``symbols`` (:data:`SYMBOL_DTYPE`): every symbol, and at the same time the *target table* of
+  the relocations. A row is a named symbol to resolve at link time (``section == UNDEF``), a
+  place in one of this module's sections, an absolute address (``section == ABS``), a common
+  block to allocate (``section == COMMON``) or a section of another module (``module >= 0``,
+  REL style).
+* ``relocations`` (:data:`RELOC_DTYPE`): one row per field to patch.
+
+Names live in one bytes string table and are decoded only when asked for.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import LinkError
+
+
+class SectionKind(enum.IntEnum):
+    """What a section holds, which decides where it is placed and how it is protected."""
+
+    TEXT = 1  # code: read + execute
+    RODATA = 2  # read-only after relocation
+    DATA = 3  # read + write, initialised
+    BSS = 4  # read + write, zero-filled, no bytes in the file
+    INIT = 5  # array of initialiser pointers (.init_array, .ctors)
+    FINI = 6  # array of finaliser pointers (.fini_array, .dtors)
+
+
+# Special values of the symbol table's ``section`` column.
+UNDEF = -1  # resolved by name at link time
+ABS = -2  # ``value`` is an absolute address
+COMMON = -3  # a common block: ``size`` bytes aligned to ``value``, allocated as bss
+NOT_LOADED = -4  # defined in a section that is not loaded (debug info, TLS, a dropped group)
+
+# Symbol bindings and types (the ELF numbering, which every other format maps onto).
+LOCAL, GLOBAL, WEAK = 0, 1, 2
+NOTYPE, OBJECT, FUNC, SECTION_SYMBOL, FILE_SYMBOL = 0, 1, 2, 3, 4
+
+SYMBOL_DTYPE = np.dtype(
+    [
+        ("name", "<u4"),  # offset in Module.strtab; 0 is the empty name
+        ("value", "<u8"),  # offset in its section, absolute address, or common alignment
+        ("size", "<u8"),
+        ("section", "<i4"),  # index in Module.sections, or UNDEF / ABS / COMMON
+        ("module", "<i4"),  # -1, or the id of another module whose section `section` is meant
+        ("bind", "u1"),
+        ("type", "u1"),
+        ("visibility", "u1"),
+    ]
+)
+
+RELOC_DTYPE = np.dtype(
+    [
+        ("section", "<i4"),  # index in Module.sections of the section patched
+        ("offset", "<u8"),  # offset of the field in that section
+        ("kind", "<u4"),  # the CPU's relocation number (arch/<cpu>.py knows it)
+        ("target", "<u4"),  # row of Module.symbols
+        ("addend", "<i8"),
+        ("implicit", "u1"),  # 1: the addend is stored in the field itself (ELF REL tables)
+    ]
+)
+
+
+@dataclass(slots=True, eq=False)
+class Section:
+    """One section of a module.
+
+    ``data`` is ``None`` for bss. ``index`` is the section's number in its file (kept for
+    messages and for formats whose run-time tables use it). ``group`` is the COMDAT signature
+    of the group the section belongs to, if any: only the first copy of a group is linked.
+    Initialiser arrays run in ascending ``priority``; ``reverse`` says that the entries of this
+    array run last to first (``.ctors``, ``.fini_array``).
+    """
+
+    name: str
+    kind: SectionKind
+    size: int
+    align: int = 1
+    data: bytes | memoryview | None = None
+    index: int = 0
+    group: str | None = None
+    priority: int = 65536
+    reverse: bool = False
+    file: str = ""
+    address: int | None = None  # fixed address, for sections of executables
+
+    @property
+    def executable(self) -> bool:
+        return self.kind == SectionKind.TEXT
+
+    @property
+    def writable(self) -> bool:
+        return self.kind in (SectionKind.DATA, SectionKind.BSS)
+
+
+@dataclass(slots=True, eq=False)
+class Segment:
+    """A loadable piece of an executable at a fixed address (ELF PT_LOAD, a DOL section)."""
+
+    address: int
+    size: int
+    data: bytes | memoryview
+    readable: bool = True
+    writable: bool = False
+    executable: bool = False
+
+
+@dataclass(eq=False)
+class Module:
+    """A relocatable module, independent of the file it came from.
+
+    ``machine`` names the CPU (``"x86_64"``, ``"i386"``, ``"ppc"``, ``"arm"``, ``"aarch64"``);
+    ``byteorder`` is ``"<"`` or ``">"``. ``kind`` is ``"relocatable"`` for object files and
+    modules, ``"executable"`` or ``"shared"`` for static modules, whose defined symbols are
+    ``ABS`` rows holding their addresses (relative to the load base for ``"shared"``).
+    """
+
+    name: str
+    machine: str
+    byteorder: str = "<"
+    bits: int = 64
+    sections: list[Section] = field(default_factory=list)
+    symbols: np.ndarray = field(default_factory=lambda: np.zeros(0, SYMBOL_DTYPE))
+    strtab: bytes = b"\0"
+    relocations: np.ndarray = field(default_factory=lambda: np.zeros(0, RELOC_DTYPE))
+    file: str = ""
+    kind: str = "relocatable"
+    segments: list[Segment] = field(default_factory=list)
+    entry: int = 0
+
+    def symbol_name(self, index: int) -> str:
+        """The name of symbol row ``index`` (decoded on demand)."""
+        start = int(self.symbols["name"][index])
+        end = self.strtab.find(b"\0", start)
+        if end < 0:
+            end = len(self.strtab)
+        return self.strtab[start:end].decode("utf-8", "replace")
+
+    def symbol_names(self, rows: np.ndarray) -> list[str]:
+        """Names of many symbol rows at once."""
+        return [self.symbol_name(int(i)) for i in rows]
+
+    def exported(self) -> np.ndarray:
+        """Rows of the symbols this module defines for others (global or weak, named)."""
+        s = self.symbols
+        mask = (s["bind"] != LOCAL) & (s["section"] != UNDEF) & (s["name"] != 0)
+        mask &= (s["type"] != SECTION_SYMBOL) & (s["type"] != FILE_SYMBOL)
+        return np.flatnonzero(mask)
+
+    def exports(self) -> dict[str, int]:
+        """Exported names mapped to their symbol rows; a global definition beats a weak one."""
+        out: dict[str, int] = {}
+        binds = self.symbols["bind"]
+        for row in self.exported():
+            name = self.symbol_name(int(row))
+            old = out.get(name)
+            if old is None or (binds[old] == WEAK and binds[row] == GLOBAL):
+                out[name] = int(row)
+        return out
+
+    def find_symbol(self, name: str) -> int | None:
+        """Row of the defining symbol called ``name`` (global first, then any), or None."""
+        row = self.exports().get(name)
+        if row is not None:
+            return row
+        key = name.encode()
+        for i in range(len(self.symbols)):
+            if self.symbols["section"][i] != UNDEF and self.symbol_name(i).encode() == key:
+                return i
+        return None
+
+    def iter_symbols(self) -> Iterator[tuple[str, np.void]]:
+        """(name, row) pairs, for tools that print symbol tables."""
+        for i in range(len(self.symbols)):
+            yield self.symbol_name(i), self.symbols[i]
+
+    def section_named(self, name: str) -> Section | None:
+        return next((s for s in self.sections if s.name == name), None)
+
+
+def merge(modules: list[Module], name: str) -> Module:
+    """Combine several modules of one CPU into one, as a static linker's input list would be.
+
+    Sections, symbols and relocations are concatenated with their indices renumbered; names
+    are not resolved here (the linker resolves an undefined name against the module's own
+    definitions first).
+    """
+    if len(modules) == 1:
+        only = modules[0]
+        return Module(
+            name, only.machine, only.byteorder, only.bits, only.sections, only.symbols,
+            only.strtab, only.relocations, only.file,
+        )
+    first = modules[0]
+    for m in modules[1:]:
+        if (m.machine, m.byteorder, m.bits) != (first.machine, first.byteorder, first.bits):
+            raise LinkError(
+                f"cannot combine a {m.machine} object with a {first.machine} object",
+                file=m.file,
+            )
+    sections: list[Section] = []
+    symbol_parts, reloc_parts, strtabs = [], [], []
+    sym_base = str_base = 0
+    for m in modules:
+        sec_base = len(sections)
+        sections.extend(m.sections)
+        syms = m.symbols.copy()
+        syms["name"] += np.uint32(str_base)
+        inside = syms["section"] >= 0
+        syms["section"][inside] += sec_base
+        relocs = m.relocations.copy()
+        relocs["section"] += sec_base
+        relocs["target"] += np.uint32(sym_base)
+        symbol_parts.append(syms)
+        reloc_parts.append(relocs)
+        strtabs.append(m.strtab)
+        sym_base += len(syms)
+        str_base += len(m.strtab)
+    return Module(
+        name,
+        first.machine,
+        first.byteorder,
+        first.bits,
+        sections,
+        np.concatenate(symbol_parts),
+        b"".join(strtabs),
+        np.concatenate(reloc_parts),
+        ",".join(m.file for m in modules),
+    )

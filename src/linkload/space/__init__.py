@@ -1,0 +1,62 @@
+"""Spaces: where a module's bytes live and run.
+
+A space reserves memory (optionally within a window of addresses), writes and reads it,
+protects it (never writable and executable at once), flushes instruction caches, calls code,
+and looks up the static module's symbols. ``native`` is this process; ``emulated`` (unicorn)
+and ``image`` (an offline byte image) follow the same protocol.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Protection(enum.Enum):
+    """Page protections a space hands out. There is deliberately no read+write+execute."""
+
+    NONE = "---"
+    READ = "r--"
+    READ_WRITE = "rw-"
+    READ_EXECUTE = "r-x"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where a reservation may go: ``low <= start`` and ``start + size <= high``; ``prefer``
+    is the address the reservation should be closest to."""
+
+    low: int
+    high: int
+    prefer: int
+
+
+class Space:
+    """The protocol every space implements (see the module docstring)."""
+
+    page_size: int = 4096
+
+    def reserve(self, size: int, align: int, window: Window | None = None) -> int:
+        raise NotImplementedError
+
+    def release(self, address: int, size: int) -> None:
+        raise NotImplementedError
+
+    def write(self, address: int, data) -> None:
+        raise NotImplementedError
+
+    def read(self, address: int, size: int) -> bytes:
+        raise NotImplementedError
+
+    def protect(self, address: int, size: int, protection: Protection) -> None:
+        raise NotImplementedError
+
+    def flush(self, address: int, size: int) -> None:
+        """Make code written at [address, address+size) visible to instruction fetch."""
+
+    def lookup(self, name: str) -> int | None:
+        """Address of the static module's symbol ``name``, or None."""
+        raise NotImplementedError
+
+    def call(self, address: int, *args: int) -> int:
+        raise NotImplementedError

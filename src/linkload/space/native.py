@@ -1,0 +1,268 @@
+"""The native space: module memory mapped in this process, host symbols from the dynamic linker.
+
+Memory is mapped read+write and private; once a module is written its text pages become
+read+execute and its read-only pages read-only. A later write into a protected page (patching
+a call site) flips just those pages to read+write and back, so no page is ever writable and
+executable at once. Placement near a target uses ``/proc/self/maps`` to find a free gap inside
+the wanted window and ``MAP_FIXED_NOREPLACE`` to claim it without disturbing any mapping.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import ctypes.util
+import mmap
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import LinkError, PlacementError
+from . import Protection, Space, Window
+
+PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
+MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE = 0x02, 0x20, 0x100000
+MAP_FAILED = ctypes.c_void_p(-1).value
+RTLD_DEFAULT = None
+LOWEST_ADDRESS = 1 << 16  # below vm.mmap_min_addr nothing can be mapped
+HIGHEST_ADDRESS = (1 << 47) - (1 << 12)  # top of the x86-64 user address space
+
+_PROT_BITS = {
+    Protection.NONE: PROT_NONE,
+    Protection.READ: PROT_READ,
+    Protection.READ_WRITE: PROT_READ | PROT_WRITE,
+    Protection.READ_EXECUTE: PROT_READ | PROT_EXEC,
+}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_mmap = _libc.mmap
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                  ctypes.c_long]
+_munmap = _libc.munmap
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_mprotect = _libc.mprotect
+_mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_dlsym = _libc.dlsym
+_dlsym.restype = ctypes.c_void_p
+_dlsym.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+
+
+def _errno_text() -> str:
+    return os.strerror(ctypes.get_errno())
+
+
+def mapped_ranges() -> list[tuple[int, int]]:
+    """The (start, end) of every mapping of this process, sorted."""
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = line.split(" ", 1)[0].split("-")
+            out.append((int(lo, 16), int(hi, 16)))
+    out.sort()
+    return out
+
+
+def free_gaps(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The unmapped (start, end) gaps of the user address space."""
+    gaps, cursor = [], LOWEST_ADDRESS
+    for lo, hi in ranges:
+        if lo > cursor:
+            gaps.append((cursor, lo))
+        cursor = max(cursor, hi)
+    if cursor < HIGHEST_ADDRESS:
+        gaps.append((cursor, HIGHEST_ADDRESS))
+    return gaps
+
+
+def choose_address(gaps: list[tuple[int, int]], size: int, align: int, window: Window) -> int | None:
+    """The aligned start closest to ``window.prefer`` of a free block of ``size`` bytes inside
+    ``window`` (leaving one guard page between the block and its neighbours), or None."""
+    guard = mmap.PAGESIZE
+    best = None
+    for g0, g1 in gaps:
+        lo = max(g0 + guard, window.low)
+        hi = min(g1 - guard, window.high) - size
+        lo = (lo + align - 1) // align * align
+        hi = hi // align * align
+        if hi < lo:
+            continue
+        want = window.prefer - size // 2
+        start = min(max(want // align * align, lo), hi)
+        if best is None or abs(start - want) < abs(best - want):
+            best = start
+    return best
+
+
+@dataclass
+class _Mapping:
+    address: int
+    size: int
+    pages: dict[int, Protection] = field(default_factory=dict)  # protections set since mapping
+
+
+class NativeSpace(Space):
+    """This process as a space (x86-64 Linux)."""
+
+    def __init__(self, libraries: list[str] | tuple[str, ...] = ()) -> None:
+        self.page_size = mmap.PAGESIZE
+        self.libraries = []
+        for lib in libraries:
+            path = lib if os.sep in lib else (ctypes.util.find_library(_short(lib)) or lib)
+            try:
+                self.libraries.append(ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL))
+            except OSError as e:
+                raise LinkError(f"cannot load library: {e}", file=lib) from None
+        self._mappings: dict[int, _Mapping] = {}
+        self._starts: list[int] = []
+
+    # -- symbols ---------------------------------------------------------------------------
+    def lookup(self, name: str) -> int | None:
+        key = name.encode()
+        address = _dlsym(RTLD_DEFAULT, key)
+        if address:
+            return address
+        for lib in self.libraries:
+            address = _dlsym(lib._handle, key)
+            if address:
+                return address
+        return None
+
+    # -- memory ----------------------------------------------------------------------------
+    def reserve(self, size: int, align: int, window: Window | None = None) -> int:
+        size = _round_up(size, self.page_size)
+        align = max(align, self.page_size)
+        if window is None:
+            return self._map_anywhere(size, align)
+        for _attempt in range(8):  # another thread may take the gap between scan and map
+            start = choose_address(free_gaps(mapped_ranges()), size, align, window)
+            if start is None:
+                break
+            address = _mmap(start, size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+            if address == start:
+                self._remember(address, size)
+                return address
+            if address not in (None, MAP_FAILED):  # an old kernel took it as a mere hint
+                _munmap(address, size)
+        raise PlacementError(
+            f"no free {size:#x} bytes between {window.low:#x} and {window.high:#x}")
+
+    def _map_anywhere(self, size: int, align: int) -> int:
+        extra = align - self.page_size
+        address = _mmap(None, size + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0)
+        if address in (None, MAP_FAILED):
+            raise PlacementError(f"cannot map {size:#x} bytes: {_errno_text()}")
+        start = _round_up(address, align)
+        if start > address:
+            _munmap(address, start - address)
+        tail = address + size + extra - (start + size)
+        if tail:
+            _munmap(start + size, tail)
+        self._remember(start, size)
+        return start
+
+    def _remember(self, address: int, size: int) -> None:
+        self._mappings[address] = _Mapping(address, size)
+        bisect.insort(self._starts, address)
+
+    def _mapping_of(self, address: int, size: int) -> _Mapping:
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0:
+            m = self._mappings[self._starts[i]]
+            if address + size <= m.address + m.size:
+                return m
+        raise LinkError(f"[{address:#x}, {address + size:#x}) is not memory of this space")
+
+    def release(self, address: int, size: int) -> None:
+        mapping = self._mappings.pop(address, None)
+        if mapping is None:
+            raise LinkError(f"{address:#x} is not a reservation of this space")
+        self._starts.remove(address)
+        _munmap(address, mapping.size)
+
+    def owns(self, address: int) -> bool:
+        i = bisect.bisect_right(self._starts, address) - 1
+        return i >= 0 and address < self._starts[i] + self._mappings[self._starts[i]].size
+
+    def protect(self, address: int, size: int, protection: Protection) -> None:
+        if size <= 0:
+            return
+        mapping = self._mapping_of(address, size)
+        start = address - address % self.page_size
+        end = _round_up(address + size, self.page_size)
+        if _mprotect(start, end - start, _PROT_BITS[protection]) != 0:
+            raise LinkError(f"mprotect({start:#x}, {end - start:#x}) failed: {_errno_text()}")
+        for page in range(start, end, self.page_size):
+            mapping.pages[page] = protection
+
+    def protection(self, address: int) -> Protection:
+        page = address - address % self.page_size
+        return self._mapping_of(page, 1).pages.get(page, Protection.READ_WRITE)
+
+    def write(self, address: int, data) -> None:
+        """Copy ``data`` to ``address``; pages that are not writable are made read+write for the
+        copy and then get their protection back (never writable and executable at once)."""
+        buf = np.ascontiguousarray(np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray)
+                                   else data.view(np.uint8))
+        size = len(buf)
+        if not size:
+            return
+        mapping = self._mapping_of(address, size)
+        first = address - address % self.page_size
+        locked = [(p, mapping.pages[p]) for p in range(first, address + size, self.page_size)
+                  if mapping.pages.get(p, Protection.READ_WRITE) is not Protection.READ_WRITE]
+        for page, _ in locked:
+            self.protect(page, self.page_size, Protection.READ_WRITE)
+        ctypes.memmove(address, buf.ctypes.data, size)
+        for page, old in locked:
+            self.protect(page, self.page_size, old)
+
+    def read(self, address: int, size: int) -> bytes:
+        self._mapping_of(address, size)
+        return ctypes.string_at(address, size)
+
+    # -- code ------------------------------------------------------------------------------
+    def function(self, address: int, restype=ctypes.c_long, *argtypes):
+        """A ctypes callable for the function at ``address``."""
+        return ctypes.CFUNCTYPE(restype, *argtypes)(address)
+
+    def call(self, address: int, *args: int) -> int:
+        fn = self.function(address, ctypes.c_long, *([ctypes.c_long] * len(args)))
+        return fn(*args)
+
+    def register_frames(self, address: int) -> None:
+        """Hand an ``.eh_frame`` (ending in a zero terminator) to the host's unwinder."""
+        _libgcc()["__register_frame"](address)
+
+    def deregister_frames(self, address: int) -> None:
+        _libgcc()["__deregister_frame"](address)
+
+
+_UNWINDER: dict[str, ctypes._CFuncPtr] = {}
+
+
+def _libgcc() -> dict[str, ctypes._CFuncPtr]:
+    """libgcc's frame registration functions (the unwinder C++ exceptions go through)."""
+    if not _UNWINDER:
+        lib = ctypes.CDLL(ctypes.util.find_library("gcc_s") or "libgcc_s.so.1",
+                          mode=ctypes.RTLD_GLOBAL)
+        for name in ("__register_frame", "__deregister_frame"):
+            fn = getattr(lib, name)
+            fn.argtypes = [ctypes.c_void_p]
+            fn.restype = None
+            _UNWINDER[name] = fn
+    return _UNWINDER
+
+
+def _short(lib: str) -> str:
+    """'libstdc++.so.6' -> 'stdc++', the form find_library wants; other names unchanged."""
+    if lib.startswith("lib") and ".so" in lib:
+        return lib[3:lib.index(".so")]
+    return lib
+
+
+def _round_up(value: int, align: int) -> int:
+    return (value + align - 1) // align * align
