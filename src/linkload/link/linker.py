@@ -415,7 +415,7 @@ class _LinkJob:
         return window
 
     def _build(self, base: int) -> LoadedModule:
-        module, layout, arch = self.module, self.layout, self.arch
+        module, layout, _arch = self.module, self.layout, self.arch
         image = np.zeros(layout.size, np.uint8)
         offsets = layout.section_offsets
         for i, sec in enumerate(module.sections):
