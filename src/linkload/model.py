@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -137,54 +138,79 @@ class Module:
     segments: list[Segment] = field(default_factory=list)
     entry: int = 0
 
+    @cached_property
+    def names(self) -> list[str]:
+        """The name of every symbol row, decoded once for the whole table."""
+        offsets = self.symbols["name"].astype(np.int64)
+        table = self.strtab
+        # Split the table once; a name that starts inside another (a shared tail) is the rare
+        # case and is sliced out on its own.
+        pieces = table.split(b"\0")
+        starts = np.zeros(len(pieces), np.int64)
+        np.cumsum([len(p) + 1 for p in pieces[:-1]], out=starts[1:])
+        slot = np.minimum(np.searchsorted(starts, offsets), len(starts) - 1)
+        exact = starts[slot] == offsets
+        decoded = [p.decode("utf-8", "replace") for p in pieces]
+        out = [decoded[i] for i in slot.tolist()]
+        for row in np.flatnonzero(~exact).tolist():
+            out[row] = _c_string(table, int(offsets[row]))
+        return out
+
     def symbol_name(self, index: int) -> str:
-        """The name of symbol row ``index`` (decoded on demand)."""
-        start = int(self.symbols["name"][index])
-        end = self.strtab.find(b"\0", start)
-        if end < 0:
-            end = len(self.strtab)
-        return self.strtab[start:end].decode("utf-8", "replace")
+        """The name of symbol row ``index``."""
+        return self.names[index]
 
     def symbol_names(self, rows: np.ndarray) -> list[str]:
         """Names of many symbol rows at once."""
-        return [self.symbol_name(int(i)) for i in rows]
+        names = self.names
+        return [names[i] for i in rows.tolist()]
 
     def exported(self) -> np.ndarray:
         """Rows of the symbols this module defines for others (global or weak, named)."""
         s = self.symbols
         mask = (s["bind"] != LOCAL) & (s["section"] != UNDEF) & (s["name"] != 0)
+        mask &= (s["section"] != NOT_LOADED)
         mask &= (s["type"] != SECTION_SYMBOL) & (s["type"] != FILE_SYMBOL)
         return np.flatnonzero(mask)
 
+    @cached_property
+    def _exports(self) -> dict[str, int]:
+        rows = self.exported()
+        weak = (self.symbols["bind"][rows] == WEAK).tolist()
+        out: dict[str, int] = {}
+        out_weak: dict[str, bool] = {}
+        for name, row, is_weak in zip(self.symbol_names(rows), rows.tolist(), weak, strict=True):
+            if name not in out or (out_weak[name] and not is_weak):
+                out[name] = row
+                out_weak[name] = is_weak
+        return out
+
     def exports(self) -> dict[str, int]:
         """Exported names mapped to their symbol rows; a global definition beats a weak one."""
-        out: dict[str, int] = {}
-        binds = self.symbols["bind"]
-        for row in self.exported():
-            name = self.symbol_name(int(row))
-            old = out.get(name)
-            if old is None or (binds[old] == WEAK and binds[row] == GLOBAL):
-                out[name] = int(row)
-        return out
+        return self._exports
 
     def find_symbol(self, name: str) -> int | None:
         """Row of the defining symbol called ``name`` (global first, then any), or None."""
         row = self.exports().get(name)
         if row is not None:
             return row
-        key = name.encode()
-        for i in range(len(self.symbols)):
-            if self.symbols["section"][i] != UNDEF and self.symbol_name(i).encode() == key:
+        section = self.symbols["section"]
+        for i, candidate in enumerate(self.names):
+            if candidate == name and section[i] != UNDEF:
                 return i
         return None
 
     def iter_symbols(self) -> Iterator[tuple[str, np.void]]:
         """(name, row) pairs, for tools that print symbol tables."""
-        for i in range(len(self.symbols)):
-            yield self.symbol_name(i), self.symbols[i]
+        yield from zip(self.names, self.symbols, strict=True)
 
     def section_named(self, name: str) -> Section | None:
         return next((s for s in self.sections if s.name == name), None)
+
+
+def _c_string(table: bytes, start: int) -> str:
+    end = table.find(b"\0", start)
+    return table[start:end if end >= 0 else len(table)].decode("utf-8", "replace")
 
 
 def merge(modules: list[Module], name: str) -> Module:

@@ -288,8 +288,7 @@ class _LinkJob:
         """Addresses of the names the module does not define itself (host and other modules)."""
         module = self.module
         rows = np.flatnonzero(self.by_name)
-        own = {n: r for n, r in module.exports().items()
-               if int(module.symbols["section"][r]) < 0 or self.loaded[int(module.symbols["section"][r])]}
+        own = module.exports()
         self.own_rows: dict[int, int] = {}  # by-name row -> defining row in this module
         self.external: dict[int, int] = {}  # by-name row -> address
         self.weak_missing: list[int] = []
@@ -297,8 +296,9 @@ class _LinkJob:
         names = module.symbol_names(rows)
         cache: dict[str, int | None] = {}
         for row, name in zip(rows.tolist(), names, strict=True):
-            if name in own and own[name] != row:
-                self.own_rows[row] = own[name]
+            defining = own.get(name)
+            if defining is not None and defining != row and self._placed(defining):
+                self.own_rows[row] = defining
                 continue
             if name in (DSO_HANDLE, GOT_SYMBOL):
                 self.own_rows[row] = -1  # defined by the linker, placed with the module
@@ -314,6 +314,10 @@ class _LinkJob:
                 missing.append(row)
         if missing:
             self._report_missing(missing)
+
+    def _placed(self, row: int) -> bool:
+        section = int(self.symbols["section"][row])
+        return section < 0 or bool(self.loaded[section])
 
     def _lookup_external(self, name: str) -> int | None:
         address = self.linker.space.lookup(name)
@@ -594,15 +598,14 @@ class _LinkJob:
         scatter(self.image, positions, size, self.module.byteorder, entries)
 
     def _exports(self) -> dict[str, int]:
-        module = self.module
-        exports = {}
-        for name, row in module.exports().items():
-            sec = int(module.symbols["section"][row])
-            if sec >= 0 and not self.loaded[sec]:
-                continue  # the kept copy of a COMDAT group lives in another module
-            exports[name] = int(self.address[row])
-        exports[DSO_HANDLE] = self.base + self.layout.dso_handle_offset
-        return exports
+        exports = self.module.exports()
+        rows = np.fromiter(exports.values(), np.int64, len(exports))
+        section = self.symbols["section"][rows]
+        kept = (section < 0) | self.loaded[np.maximum(section, 0)]  # a dropped COMDAT copy's
+        addresses = self.address[rows].tolist()                   # definitions live elsewhere
+        out = {name: a for name, a, k in zip(exports, addresses, kept.tolist(), strict=True) if k}
+        out[DSO_HANDLE] = self.base + self.layout.dso_handle_offset
+        return out
 
     def _collect_initialisers(self) -> None:
         module = self.module

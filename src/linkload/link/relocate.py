@@ -9,20 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def _shifts(size: int, byteorder: str) -> np.ndarray:
-    order = np.arange(size, dtype=np.uint64)
-    if byteorder == ">":
-        order = order[::-1].copy()
-    return order * np.uint64(8)
+def _index(positions: np.ndarray, size: int) -> np.ndarray:
+    return positions.astype(np.int64)[:, None] + np.arange(size, dtype=np.int64)
 
 
 def gather(image: np.ndarray, positions: np.ndarray, size: int, byteorder: str) -> np.ndarray:
     """The ``size``-byte fields at ``positions`` of ``image`` (uint8), as uint64 values."""
     if not len(positions):
         return np.zeros(0, np.uint64)
-    index = positions.astype(np.int64)[:, None] + np.arange(size, dtype=np.int64)
-    parts = image[index].astype(np.uint64) << _shifts(size, byteorder)
-    return np.bitwise_or.reduce(parts, axis=1)
+    raw = np.ascontiguousarray(image[_index(positions, size)])
+    return raw.view(f"{byteorder}u{size}").reshape(-1).astype(np.uint64)
 
 
 def scatter(image: np.ndarray, positions: np.ndarray, size: int, byteorder: str,
@@ -30,6 +26,6 @@ def scatter(image: np.ndarray, positions: np.ndarray, size: int, byteorder: str,
     """Store the low ``size`` bytes of each of ``values`` at ``positions`` of ``image``."""
     if not len(positions):
         return
-    index = positions.astype(np.int64)[:, None] + np.arange(size, dtype=np.int64)
-    parts = (values.astype(np.uint64)[:, None] >> _shifts(size, byteorder)) & np.uint64(0xFF)
-    image[index] = parts.astype(np.uint8)
+    mask = np.uint64((1 << (8 * size)) - 1)
+    narrow = (values.astype(np.uint64) & mask).astype(f"{byteorder}u{size}")
+    image[_index(positions, size)] = narrow.view(np.uint8).reshape(-1, size)
