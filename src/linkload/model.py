@@ -176,7 +176,8 @@ class Module:
     @cached_property
     def _exports(self) -> dict[str, int]:
         rows = self.exported()
-        weak = (self.symbols["bind"][rows] == WEAK).tolist()
+        # A weak definition or a common block yields to a global definition.
+        weak = ((self.symbols["bind"][rows] == WEAK) | (self.symbols["section"][rows] == COMMON)).tolist()
         out: dict[str, int] = {}
         out_weak: dict[str, bool] = {}
         for name, row, is_weak in zip(self.symbol_names(rows), rows.tolist(), weak, strict=True):

@@ -112,9 +112,15 @@ class Arch:
     veneer_size: int
     veneer: Callable[[int, int], bytes]  # (veneer address, target) -> code
     got_entry_size: int
+    pointer_kind: int  # the kind that stores a whole address (GOT slots are rebound with it)
     code_alignment: int = 16
     relax: Callable | None = None  # (kind, image, field positions, candidates) -> rewritten mask
     unsupported: dict[int, str] = field(default_factory=dict)  # kind -> why it is not supported
+    unresolved_stub_size: int = 0
+    unresolved_stub: Callable[[int, int], bytes] | None = None  # (context, handler) -> code
+    trampoline_slot: int = 0  # bytes of code per trampoline; as many bytes of data follow
+    trampoline_code: Callable[[int], bytes] | None = None  # (code-to-data distance) -> code
+    trampoline_register: str = ""  # where alloc_register's data arrives
 
     def kind_name(self, kind: int) -> str:
         if kind in self.kinds:

@@ -109,6 +109,35 @@ def veneer(address: int, target: int) -> bytes:
     return b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", target) + b"\xcc\xcc"
 
 
+UNRESOLVED_STUB_SIZE = 32
+
+
+def unresolved_stub(context: int, handler: int) -> bytes:
+    """``movabs $context, %rdi; movabs $handler, %r11; jmp *%r11``: calls ``handler(context)``
+    in place of the missing function, whose result goes straight back to the caller."""
+    code = b"\x48\xbf" + struct.pack("<Q", context) + b"\x49\xbb" + struct.pack("<Q", handler)
+    code += b"\x41\xff\xe3"
+    return code + b"\xcc" * (UNRESOLVED_STUB_SIZE - len(code))
+
+
+# A trampoline slot is 32 bytes of code whose 32 bytes of data sit exactly one page further on
+# (function, variable, data, scratch). The code is the same in every slot, so a page of it is
+# written once and never again: allocating a trampoline only writes the data page.
+TRAMPOLINE_SLOT = 32
+TRAMPOLINE_REGISTER = "r10"
+
+
+def trampoline_code(distance: int) -> bytes:
+    """One slot of trampoline code whose data lies ``distance`` bytes after the slot:
+    ``mov data(%rip), %r10; mov variable(%rip), %r11; mov %r10, (%r11); jmp *function(%rip)``.
+    r10 (the static chain register) and r11 are free at a call; rax is not (varargs)."""
+    code = b"\x4c\x8b\x15" + struct.pack("<i", distance + 16 - 7)
+    code += b"\x4c\x8b\x1d" + struct.pack("<i", distance + 8 - 14)
+    code += b"\x4d\x89\x13"
+    code += b"\xff\x25" + struct.pack("<i", distance + 0 - 23)
+    return code + b"\xcc" * (TRAMPOLINE_SLOT - len(code))
+
+
 ARCH = Arch(
     name="x86_64",
     bits=64,
@@ -119,7 +148,13 @@ ARCH = Arch(
     veneer_size=VENEER_SIZE,
     veneer=veneer,
     got_entry_size=8,
+    pointer_kind=1,
     code_alignment=16,
     relax=relax,
     unsupported=UNSUPPORTED,
+    unresolved_stub_size=UNRESOLVED_STUB_SIZE,
+    unresolved_stub=unresolved_stub,
+    trampoline_slot=TRAMPOLINE_SLOT,
+    trampoline_code=trampoline_code,
+    trampoline_register=TRAMPOLINE_REGISTER,
 )

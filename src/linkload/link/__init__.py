@@ -1,5 +1,7 @@
 """The runtime linker (arch- and format-neutral)."""
 
-from .linker import AUTO, Linker, LoadedModule
+from .job import AUTO
+from .linker import REFUSE_POLICY, REL_POLICY, Linker
+from .module import LoadedModule
 
-__all__ = ["AUTO", "Linker", "LoadedModule"]
+__all__ = ["AUTO", "REFUSE_POLICY", "REL_POLICY", "Linker", "LoadedModule"]

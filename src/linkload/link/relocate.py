@@ -29,3 +29,27 @@ def scatter(image: np.ndarray, positions: np.ndarray, size: int, byteorder: str,
     mask = np.uint64((1 << (8 * size)) - 1)
     narrow = (values.astype(np.uint64) & mask).astype(f"{byteorder}u{size}")
     image[_index(positions, size)] = narrow.view(np.uint8).reshape(-1, size)
+
+
+def evaluate(expr, S: np.ndarray, A: np.ndarray, P: np.ndarray, *, got: int = 0,
+             slot: np.ndarray | None = None, size: np.ndarray | None = None) -> np.ndarray:
+    """The value of relocation expression ``expr`` for columns S (target), A (addend) and P
+    (place); ``got`` is the GOT's address, ``slot`` the address of each target's GOT slot and
+    ``size`` each target's size."""
+    from ..arch import Expr
+
+    if expr is Expr.ABS:
+        return S + A
+    if expr in (Expr.PCREL, Expr.BRANCH):
+        return S + A - P
+    if expr is Expr.GOT_PCREL:
+        return slot + A - P
+    if expr is Expr.GOT_OFF:
+        return S + A - np.int64(got)
+    if expr is Expr.GOT_PC:
+        return np.int64(got) + A - P
+    if expr is Expr.GOT_SLOT:
+        return slot - np.int64(got) + A
+    if expr is Expr.SIZE:
+        return size + A
+    raise ValueError(f"no value for expression {expr}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import numpy as np
+
 
 class Protection(enum.Enum):
     """Page protections a space hands out. There is deliberately no read+write+execute."""
@@ -46,6 +48,23 @@ class Space:
         raise NotImplementedError
 
     def read(self, address: int, size: int) -> bytes:
+        raise NotImplementedError
+
+    def read_fields(self, addresses: np.ndarray, size: int, byteorder: str) -> np.ndarray:
+        """The ``size``-byte fields at ``addresses``, as uint64."""
+        raw = b"".join(self.read(int(a), size) for a in addresses)
+        return np.frombuffer(raw, f"{byteorder}u{size}").astype(np.uint64)
+
+    def write_fields(self, addresses: np.ndarray, size: int, byteorder: str,
+                     values: np.ndarray) -> None:
+        """Store ``size``-byte fields at ``addresses`` (protected pages are handled as by
+        :meth:`write`)."""
+        data = values.astype(f"{byteorder}u{size}").tobytes()
+        for i, a in enumerate(addresses.tolist()):
+            self.write(a, data[i * size:(i + 1) * size])
+
+    def host_callback(self, function) -> int:
+        """Address of code that calls the Python ``function(int) -> int``."""
         raise NotImplementedError
 
     def protect(self, address: int, size: int, protection: Protection) -> None:

@@ -116,6 +116,7 @@ class NativeSpace(Space):
                 raise LinkError(f"cannot load library: {e}", file=lib) from None
         self._mappings: dict[int, _Mapping] = {}
         self._starts: list[int] = []
+        self._callbacks: list = []
 
     # -- symbols ---------------------------------------------------------------------------
     def lookup(self, name: str) -> int | None:
@@ -216,9 +217,59 @@ class NativeSpace(Space):
                   if mapping.pages.get(p, Protection.READ_WRITE) is not Protection.READ_WRITE]
         for page, _ in locked:
             self.protect(page, self.page_size, Protection.READ_WRITE)
-        ctypes.memmove(address, buf.ctypes.data, size)
-        for page, old in locked:
-            self.protect(page, self.page_size, old)
+        try:
+            ctypes.memmove(address, buf.ctypes.data, size)
+        finally:
+            for page, old in locked:
+                self.protect(page, self.page_size, old)
+
+    def _view(self, mapping: _Mapping) -> np.ndarray:
+        raw = (ctypes.c_uint8 * mapping.size).from_address(mapping.address)
+        return np.frombuffer(raw, np.uint8)
+
+    def _group(self, addresses: np.ndarray, size: int):
+        """(mapping, positions in it, indices into addresses) per mapping touched."""
+        addresses = np.asarray(addresses, np.int64)
+        starts = np.array(self._starts, np.int64)
+        which = np.searchsorted(starts, addresses, side="right") - 1
+        for w in np.unique(which):
+            idx = np.flatnonzero(which == w)
+            mapping = self._mapping_of(int(addresses[idx].min()), size) if w >= 0 else None
+            if mapping is None or int(addresses[idx].max()) + size > mapping.address + mapping.size:
+                raise LinkError(f"field at {int(addresses[idx][0]):#x} is not memory of this space")
+            yield mapping, addresses[idx] - mapping.address, idx
+
+    def read_fields(self, addresses: np.ndarray, size: int, byteorder: str) -> np.ndarray:
+        from ..link.relocate import gather
+
+        out = np.zeros(len(addresses), np.uint64)
+        for mapping, positions, idx in self._group(addresses, size):
+            out[idx] = gather(self._view(mapping), positions, size, byteorder)
+        return out
+
+    def write_fields(self, addresses: np.ndarray, size: int, byteorder: str,
+                     values: np.ndarray) -> None:
+        from ..link.relocate import scatter
+
+        for mapping, positions, idx in self._group(addresses, size):
+            pages = np.unique(np.concatenate([positions, positions + size - 1]) // self.page_size)
+            locked = []
+            for page in (mapping.address + pages * self.page_size).tolist():
+                old = mapping.pages.get(page, Protection.READ_WRITE)
+                if old is not Protection.READ_WRITE:
+                    locked.append((page, old))
+                    self.protect(page, self.page_size, Protection.READ_WRITE)
+            try:
+                scatter(self._view(mapping), positions, size, byteorder, values[idx])
+            finally:
+                for page, old in locked:
+                    self.protect(page, self.page_size, old)
+
+    def host_callback(self, function) -> int:
+        """Address of a C-callable ``long f(long)`` that runs the Python ``function``."""
+        thunk = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long)(function)
+        self._callbacks.append(thunk)  # ctypes frees the thunk's code with the object
+        return ctypes.cast(thunk, ctypes.c_void_p).value
 
     def read(self, address: int, size: int) -> bytes:
         self._mapping_of(address, size)

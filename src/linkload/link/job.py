@@ -1,0 +1,547 @@
+"""One link: everything computed for one module, built aside and committed only when valid.
+
+``LinkJob.build`` reserves memory (placement needs addresses), builds and relocates the whole
+image in a private numpy buffer and records the module's references that may later be
+rebound (to other modules, or pending). It writes nothing: the linker commits the result.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..arch import Expr
+from ..errors import (
+    LinkError,
+    RelocationOverflowError,
+    UndefinedSymbolError,
+    UnsupportedError,
+)
+from ..model import ABS, COMMON, LOCAL, NOT_LOADED, UNDEF, WEAK, Module, SectionKind
+from ..space import Window
+from .layout import EH_FRAME, EH_FRAME_TERMINATOR, plan_layout
+from .module import REF_DTYPE, UNRESOLVED, LoadedModule
+from .relocate import evaluate, gather, scatter
+
+if TYPE_CHECKING:
+    from .linker import Linker
+
+AUTO = "auto"
+DSO_HANDLE = "__dso_handle"
+GOT_SYMBOL = "_GLOBAL_OFFSET_TABLE_"
+UNRESOLVED_SYMBOL = "_unresolved"
+# Expressions whose value depends on where the target is: these are rebound when it moves.
+REBINDABLE = (Expr.ABS, Expr.PCREL, Expr.BRANCH, Expr.GOT_OFF)
+
+
+class LinkJob:
+    """Builds one module for ``linker``. ``hidden`` modules are ignored when resolving names
+    (the module a reload replaces); ``callers`` are the places in other modules that wait for
+    this module's functions (placement tries to keep them in reach)."""
+
+    def __init__(self, linker: Linker, module: Module, uid: int, *,
+                 hidden: frozenset[int] = frozenset(), callers: np.ndarray | None = None) -> None:
+        self.linker = linker
+        self.arch = linker.arch
+        self.module = module
+        self.uid = uid
+        self.hidden = hidden
+        self.callers = callers if callers is not None else np.zeros(0, np.int64)
+        self.symbols = module.symbols
+        self.new_groups: list[str] = []
+        self.eh_frames: list[int] = []
+        self.init: list[int] = []
+        self.fini: list[int] = []
+
+    # -- errors ------------------------------------------------------------------------------
+    def _error(self, cls, message: str, reloc_row: int | None = None, symbol: str | None = None):
+        section = offset = kind = None
+        file = self.module.file
+        if reloc_row is not None:
+            rel = self.relocs[reloc_row]
+            sec = self.module.sections[int(rel["section"])]
+            section, offset, file = sec.name, int(rel["offset"]), sec.file or file
+            kind = self.arch.kind_name(int(rel["kind"]))
+            if symbol is None:
+                symbol = self._target_name(int(rel["target"]))
+        return cls(message, file=file, section=section, offset=offset, kind=kind, symbol=symbol)
+
+    def _target_name(self, row: int) -> str:
+        name = self.module.symbol_name(row)
+        if name:
+            return name
+        sec = int(self.symbols["section"][row])
+        return self.module.sections[sec].name if sec >= 0 else f"symbol #{row}"
+
+    # -- the steps ---------------------------------------------------------------------------
+    def build(self) -> LoadedModule:
+        """Validate, place and relocate; returns the module, not yet written or registered.
+        On error the reservation is released and nothing has changed."""
+        self._select_sections()
+        self._check_kinds()
+        self._resolve_names()
+        self._plan()
+        self.base = self._place()
+        try:
+            return self._build()
+        except BaseException:
+            self.linker.space.release(self.base, self.layout.size)
+            raise
+
+    def _select_sections(self) -> None:
+        """Drop the copies of COMDAT groups linked before (in this module or an earlier one)."""
+        module = self.module
+        loaded = np.ones(len(module.sections), bool)
+        keeper: dict[str, str] = {}  # group signature -> the object file whose copy is kept
+        linked_groups = self.linker._groups
+        for i, sec in enumerate(module.sections):
+            if sec.group is None:
+                continue
+            owner = linked_groups.get(sec.group)
+            if owner is not None and owner.uid not in self.hidden:
+                loaded[i] = False  # linked before, by another module
+            elif keeper.setdefault(sec.group, sec.file) != sec.file:
+                loaded[i] = False  # a second copy within this module
+        self.new_groups = list(keeper)
+        self.loaded = loaded
+        section = self.symbols["section"]
+        in_dropped = np.zeros(len(section), bool)
+        inside = section >= 0
+        in_dropped[inside] = ~loaded[section[inside]]
+        # A global defined in a dropped copy is found by name in the kept copy; a local one
+        # (a section symbol, for .eh_frame) has no address.
+        self.by_name = (section == UNDEF) | (in_dropped & (self.symbols["bind"] != LOCAL))
+        self.by_name[0] = False
+        self.unplaced = (section == NOT_LOADED) | (in_dropped & (self.symbols["bind"] == LOCAL))
+        relocs = module.relocations
+        self.relocs = relocs[loaded[relocs["section"]]] if len(relocs) else relocs
+
+    def _check_kinds(self) -> None:
+        kinds = np.unique(self.relocs["kind"])
+        for k in kinds.tolist():
+            if k not in self.arch.kinds:
+                row = int(np.flatnonzero(self.relocs["kind"] == k)[0])
+                why = self.arch.unsupported.get(k, "unknown relocation type").split(": ", 1)[-1]
+                raise self._error(UnsupportedError, why, row)
+        self.kinds = kinds.tolist()
+        exprs = {k: self.arch.kinds[k].expr for k in self.kinds}
+        self.branch_kinds = [k for k, e in exprs.items() if e is Expr.BRANCH]
+        self.rebindable_kinds = [k for k, e in exprs.items() if e in REBINDABLE]
+
+    def _resolve_names(self) -> None:
+        """Bind every name the module does not define: the module itself, the linker's own
+        symbols, the static module (host), other modules, or pending (not linked yet)."""
+        module = self.module
+        rows = np.flatnonzero(self.by_name)
+        own = module.exports()
+        self.own_rows: dict[int, int] = {}  # row -> defining row in this module (-1: linker's)
+        self.host: dict[int, int] = {}  # row -> address in the static module
+        self.bound: dict[int, tuple[int, int]] = {}  # row -> (address, module uid)
+        pending: list[int] = []
+        cache: dict[str, tuple[int, int] | None] = {}
+        # A common block yields to a real definition of its name elsewhere in the module.
+        commons = np.flatnonzero(self.symbols["section"] == COMMON)
+        for row, name in zip(commons.tolist(), module.symbol_names(commons), strict=True):
+            defining = own.get(name)
+            if defining is not None and int(self.symbols["section"][defining]) >= 0:
+                self.own_rows[row] = defining
+        for row, name in zip(rows.tolist(), module.symbol_names(rows), strict=True):
+            defining = own.get(name)
+            if defining is not None and defining != row and self._placed(defining):
+                self.own_rows[row] = defining
+            elif name in (DSO_HANDLE, GOT_SYMBOL):
+                self.own_rows[row] = -1
+            else:
+                if name not in cache:
+                    cache[name] = self.linker._resolve_external(name, self.hidden)
+                found = cache[name]
+                if found is None:
+                    pending.append(row)
+                elif found[1] < 0:
+                    self.host[row] = found[0]
+                else:
+                    self.bound[row] = found
+        self.pending = np.array(pending, np.int64)
+        self._check_pending()
+
+    def _placed(self, row: int) -> bool:
+        section = int(self.symbols["section"][row])
+        return section < 0 or bool(self.loaded[section])
+
+    def _check_pending(self) -> None:
+        """A name nobody defines may only be called (it then reaches the unresolved handler
+        until a module defines it) or be weak; any other use is an error listing them all."""
+        if not len(self.pending):
+            self.pending_weak = np.zeros(0, np.int64)
+            return
+        targets = self.relocs["target"].astype(np.int64)
+        used = np.isin(targets, self.pending)
+        weak = self.symbols["bind"][self.pending] == WEAK
+        self.pending_weak = self.pending[weak]
+        strong = self.pending[~weak]
+        bad = np.flatnonzero(used & np.isin(targets, strong)
+                             & ~np.isin(self.relocs["kind"], self.branch_kinds))
+        if len(bad):
+            names = sorted({self.module.symbol_name(int(r)) for r in targets[bad]})
+            listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            plural = "s" if len(names) > 1 else ""
+            raise self._error(UndefinedSymbolError,
+                              f"undefined symbol{plural} used as data: {listed} (only calls may wait "
+                              f"for a module linked later)", int(bad[0]))
+
+    def _plan(self) -> None:
+        arch, relocs, module = self.arch, self.relocs, self.module
+        got_kinds = [k for k in self.kinds if arch.kinds[k].expr in (Expr.GOT_PCREL, Expr.GOT_SLOT)]
+        self.got_targets = np.unique(relocs["target"][np.isin(relocs["kind"], got_kinds)]).astype(np.int64)
+        called = np.unique(relocs["target"][np.isin(relocs["kind"], self.branch_kinds)]).astype(np.int64)
+        outside = np.array(sorted(set(self.host) | set(self.bound)) + self.pending.tolist(), np.int64)
+        changeable = np.array(sorted(self.bound) + self.pending.tolist(), np.int64)
+        self.veneer_rows = called[np.isin(called, outside)]
+        row = module.find_symbol(UNRESOLVED_SYMBOL)
+        self.unresolved_row = row if row is not None and self._placed(row) and \
+            int(self.symbols["section"][row]) >= 0 else None
+        needs_stub = called[np.isin(called, changeable)]
+        self.stub_rows = needs_stub if self.unresolved_row is None else np.zeros(0, np.int64)
+        common = np.flatnonzero(self.symbols["section"] == COMMON)
+        common = common[~np.isin(common, np.fromiter(self.own_rows, np.int64, len(self.own_rows)))]
+        self.common_rows, self.common_offsets, common_bytes, common_align = _commons(
+            self.symbols, common, module.symbol_names(common))
+        code_bytes = (len(self.veneer_rows) * arch.veneer_size
+                      + len(self.stub_rows) * arch.unresolved_stub_size)
+        space = self.linker.space
+        self.layout = plan_layout(
+            module.sections, self.loaded, page_size=space.page_size,
+            veneer_bytes=code_bytes, veneer_size=arch.veneer_size,
+            got_bytes=len(self.got_targets) * arch.got_entry_size, got_align=arch.got_entry_size,
+            common_bytes=common_bytes, common_align=common_align,
+            code_alignment=arch.code_alignment)
+
+    def _place(self) -> int:
+        """Reserve memory within reach of the module's outside targets, where possible."""
+        space, layout = self.linker.space, self.layout
+        near = self.linker.place_near
+        limit = self._absolute_limit()
+        window = None
+        if near == AUTO:
+            window = self._reach_window(limit)
+        elif isinstance(near, int):
+            reach = self.arch.branch_reach
+            window = Window(max(near - reach + layout.size, 0), near + reach, near)
+        if window is None and limit is not None:
+            window = Window(0, limit, limit // 2)
+        return space.reserve(layout.size, layout.align, window)
+
+    def _absolute_limit(self) -> int | None:
+        """Highest end address allowed by absolute fields narrower than a pointer (-fno-pic
+        code): the module must then sit in the low 2 GiB (or 4 GiB) so its addresses fit."""
+        limit = None
+        internal = ~self.by_name[self.relocs["target"]]
+        for k in self.kinds:
+            kind = self.arch.kinds[k]
+            if kind.expr is not Expr.ABS or kind.field is None or kind.field.bits >= self.arch.bits:
+                continue
+            if not internal[self.relocs["kind"] == k].any():
+                continue
+            bits = kind.field.bits - (1 if kind.field.check.value == "signed" else 0)
+            limit = min(limit or (1 << 64), 1 << bits)
+        return limit
+
+    def _reach_window(self, limit: int | None) -> Window | None:
+        """Addresses from which the module's outside PC-relative targets, and the callers
+        waiting for it, are in reach."""
+        relocs = self.relocs
+        fixed = {**self.host, **{r: a for r, (a, _) in self.bound.items()}}
+        rows = np.array(sorted(fixed), np.int64)
+        pcrel = [k for k in self.kinds if self.arch.kinds[k].expr in (Expr.PCREL, Expr.BRANCH)]
+        used = np.isin(rows, relocs["target"][np.isin(relocs["kind"], pcrel)])
+        points = [np.array([fixed[r] for r in rows[used].tolist()], np.int64), self.callers]
+        points = np.concatenate(points)
+        if not len(points):
+            return None if limit is None else Window(0, limit, limit // 2)
+        lo, hi = int(points.min()), int(points.max())
+        reach = min(self.arch.pcrel_reach, self.arch.branch_reach)
+        size = self.layout.size
+        window = Window(max(hi - reach + size, 0), lo + reach, (lo + hi) // 2)
+        if limit is not None:
+            window = Window(window.low, min(window.high, limit), min(window.prefer, limit // 2))
+        if window.high - window.low < size:
+            # No place reaches everything: go near the middle; far branches get veneers and a
+            # far data reference fails with an overflow error that names it.
+            middle = (lo + hi) // 2
+            window = Window(max(middle - reach, 0), middle + reach, middle)
+            if limit is not None:
+                window = Window(0, limit, limit // 2)
+        return window
+
+    def _build(self) -> LoadedModule:
+        module, layout, base = self.module, self.layout, self.base
+        image = np.zeros(layout.size, np.uint8)
+        offsets = layout.section_offsets
+        for i, sec in enumerate(module.sections):
+            if offsets[i] >= 0 and sec.data is not None and sec.size:
+                image[offsets[i]:offsets[i] + sec.size] = np.frombuffer(sec.data, np.uint8)
+        self.image = image
+        self.section_base = np.where(offsets >= 0, offsets + base, -1).astype(np.int64)
+        self.got_base = base + layout.got_offset
+        self._slots()
+        self._symbol_addresses()
+        refs = self._relocate()
+        self._write_got()
+        self._collect_initialisers()
+        exports = self._exports()
+        addresses = [int(a) if a >= 0 else None for a in self.section_base]
+        loaded = LoadedModule(module.name, module, self.linker, base, layout.size, layout,
+                              addresses, exports, uid=self.uid)
+        loaded.refs = np.concatenate([refs, self._got_refs()])
+        loaded.veneer_slots = self.veneer_slots
+        loaded.stub_slots = self.stub_slots
+        loaded.unresolved = (int(self.address[self.unresolved_row])
+                             if self.unresolved_row is not None else None)
+        loaded.got = self.got_base
+        loaded.image = image
+        loaded.fini = self.fini
+        return loaded
+
+    def _slots(self) -> None:
+        """Addresses of the veneer slot of every called outside symbol and of the unresolved
+        stub of every called symbol that another module may come and go for."""
+        arch = self.arch
+        start = self.base + self.layout.veneer_offset
+        self.veneer_slots = {r: start + i * arch.veneer_size
+                             for i, r in enumerate(self.veneer_rows.tolist())}
+        start += len(self.veneer_rows) * arch.veneer_size
+        self.stub_slots = {r: start + i * arch.unresolved_stub_size
+                           for i, r in enumerate(self.stub_rows.tolist())}
+        if self.stub_slots:
+            handler = self.linker._unresolved_handler()
+            for row, address in self.stub_slots.items():
+                code = arch.unresolved_stub((self.uid << 32) | row, handler)
+                offset = address - self.base
+                self.image[offset:offset + len(code)] = np.frombuffer(code, np.uint8)
+
+    def _symbol_addresses(self) -> None:
+        symbols = self.symbols
+        section = symbols["section"]
+        value = symbols["value"].astype(np.int64)
+        address = np.zeros(len(symbols), np.int64)
+        inside = section >= 0
+        address[inside] = self.section_base[section[inside]] + value[inside]
+        absolute = section == ABS
+        address[absolute] = value[absolute]
+        address[self.common_rows] = self.base + self.layout.common_offset + self.common_offsets
+        linker_defined = {DSO_HANDLE: self.base + self.layout.dso_handle_offset,
+                          GOT_SYMBOL: self.got_base}
+        for row, own in self.own_rows.items():
+            address[row] = address[own] if own >= 0 else linker_defined[self.module.symbol_name(row)]
+        for row, target in self.host.items():
+            address[row] = target
+        for row, (target, _uid) in self.bound.items():
+            address[row] = target
+        self.address = address
+        address[self.pending] = 0
+        # What a call to a pending name reaches: the module's _unresolved or its stub.
+        self.call_address = address.copy()
+        for row in self.pending.tolist():
+            self.call_address[row] = self.fallback(row)
+        self.bound_to = np.full(len(symbols), -2, np.int32)  # -2: never rebound
+        for row, (_target, uid) in self.bound.items():
+            self.bound_to[row] = uid
+        self.bound_to[self.pending] = UNRESOLVED
+
+    def fallback(self, row: int) -> int:
+        """Where a call to pending name ``row`` goes: the module's _unresolved, or its stub."""
+        if self.unresolved_row is not None:
+            return int(self.address[self.unresolved_row])
+        return self.stub_slots.get(row, 0)  # a weak name that is never called
+
+    def _relocate(self) -> np.ndarray:
+        """Apply every relocation to the image, a kind at a time; returns the references to
+        record for rebinding."""
+        relocs, arch, image = self.relocs, self.arch, self.image
+        if not len(relocs):
+            return np.zeros(0, REF_DTYPE)
+        order = self.module.byteorder
+        sec = relocs["section"]
+        offset = relocs["offset"].astype(np.int64)
+        positions = self.layout.section_offsets[sec] + offset
+        places = self.section_base[sec] + offset
+        targets = relocs["target"].astype(np.int64)
+        self._check_targets(targets)
+        sizes = np.array([s.size for s in self.module.sections], np.int64)[sec]
+        got_slot = self.got_base + np.searchsorted(self.got_targets, targets) * arch.got_entry_size
+        kind_column = relocs["kind"]
+        addends = relocs["addend"].copy()
+        for k in self.kinds:
+            kind = arch.kinds[k]
+            if kind.field is None or kind.expr is Expr.NONE:
+                continue
+            rows = np.flatnonzero(kind_column == k)
+            width = kind.field.size
+            bad = np.flatnonzero(offset[rows] + width > sizes[rows])
+            if len(bad):
+                raise self._error(LinkError, f"a {width}-byte field does not fit in the section",
+                                  int(rows[bad[0]]))
+            pos, P, T = positions[rows], places[rows], targets[rows]
+            containers = gather(image, pos, width, order)
+            A = addends[rows]
+            implicit = relocs["implicit"][rows].astype(bool)
+            if implicit.any():
+                A = np.where(implicit, kind.field.decode(containers), A)
+                addends[rows] = A
+            S = (self.call_address if kind.expr is Expr.BRANCH else self.address)[T]
+            values = evaluate(kind.expr, S, A, P, got=self.got_base, slot=got_slot[rows],
+                              size=self.symbols["size"].astype(np.int64)[T])
+            if kind.relaxable and arch.relax is not None:
+                values = self._relax(k, kind, S, A, P, T, pos, values)
+            values = kind.field.adjust(values)
+            ok = kind.field.fits(values)
+            if kind.expr is Expr.BRANCH and not ok.all():
+                values, ok = self._through_veneers(kind, T, A, P, S, values, ok)
+            ok |= self.unplaced[T]  # .eh_frame entries of dropped code: see _check_targets
+            if not ok.all():
+                self._overflow(kind, rows, values, ok)
+            scatter(image, pos, width, order, kind.field.encode(containers, values))
+        keep = np.isin(kind_column, self.rebindable_kinds) & (self.bound_to[targets] != -2)
+        refs = np.zeros(int(keep.sum()), REF_DTYPE)
+        refs["site"] = places[keep]
+        refs["kind"] = kind_column[keep]
+        refs["row"] = targets[keep]
+        refs["addend"] = addends[keep]
+        refs["bound"] = self.bound_to[targets[keep]]
+        return refs
+
+    def _relax(self, k, kind, S, A, P, T, pos, values):
+        """Rewrite GOT loads of fixed, reachable targets to direct forms (not those of other
+        modules: their GOT slot is what gets rebound)."""
+        direct = S + A - P
+        candidates = kind.field.fits(direct) & ~self.unplaced[T] & (self.bound_to[T] == -2)
+        relaxed = self.arch.relax(k, self.image, pos, candidates)
+        return np.where(relaxed, direct, values)
+
+    def _check_targets(self, targets: np.ndarray) -> None:
+        """Only ``.eh_frame`` may refer to code that is not loaded (a dropped COMDAT copy): its
+        FDE then gets pc_begin 0, which the unwinder skips."""
+        bad = np.flatnonzero(self.unplaced[targets])
+        if not len(bad):
+            return
+        names = np.array([s.name for s in self.module.sections], object)
+        in_eh = names[self.relocs["section"][bad]] == EH_FRAME
+        if not in_eh.all():
+            row = int(bad[np.flatnonzero(~in_eh)[0]])
+            raise self._error(LinkError, "refers to a section that is not loaded", row)
+
+    def _through_veneers(self, kind, T, A, P, S, values, ok):
+        """Route the branches that cannot reach their target through the veneer of that
+        target's symbol, in this module's code segment."""
+        far = np.flatnonzero(~ok)
+        rows = np.unique(T[far])
+        missing = rows[~np.isin(rows, self.veneer_rows)]
+        if len(missing):  # an inside target out of reach: the module is larger than the reach
+            self._overflow(kind, np.flatnonzero(missing[0] == T), values, ok)
+        slot_of = {}
+        for row in rows.tolist():
+            target = int(S[np.flatnonzero(row == T)[0]])
+            slot_of[row] = self.veneer_slots[row]
+            code = self.arch.veneer(slot_of[row], target)
+            offset = slot_of[row] - self.base
+            self.image[offset:offset + len(code)] = np.frombuffer(code, np.uint8)
+        slots = np.array([slot_of[r] for r in T[far].tolist()], np.int64)
+        values, ok = values.copy(), ok.copy()
+        values[far] = kind.field.adjust(slots + A[far] - P[far])
+        ok[far] = kind.field.fits(values[far])
+        return values, ok
+
+    def _overflow(self, kind, rows, values, ok) -> None:
+        bad = np.flatnonzero(~ok)
+        raise overflow_error(self, kind, int(rows[bad[0]]), int(values[bad[0]]), len(bad) - 1)
+
+    def _write_got(self) -> None:
+        if not len(self.got_targets):
+            return
+        entries = self.address[self.got_targets]
+        size = self.arch.got_entry_size
+        positions = self.layout.got_offset + np.arange(len(entries), dtype=np.int64) * size
+        scatter(self.image, positions, size, self.module.byteorder, entries)
+
+    def _got_refs(self) -> np.ndarray:
+        """GOT slots of rebindable names, recorded as pointer-sized absolute references."""
+        rows = self.got_targets[self.bound_to[self.got_targets] != -2]
+        refs = np.zeros(len(rows), REF_DTYPE)
+        refs["site"] = self.got_base + np.searchsorted(self.got_targets, rows) * self.arch.got_entry_size
+        refs["kind"] = self.arch.pointer_kind
+        refs["row"] = rows
+        refs["bound"] = self.bound_to[rows]
+        return refs
+
+    def _exports(self) -> dict[str, int]:
+        exports = self.module.exports()
+        rows = np.fromiter(exports.values(), np.int64, len(exports))
+        section = self.symbols["section"][rows]
+        kept = (section < 0) | self.loaded[np.maximum(section, 0)]  # a dropped COMDAT copy's
+        addresses = self.address[rows].tolist()                   # definitions live elsewhere
+        out = {name: a for name, a, k in zip(exports, addresses, kept.tolist(), strict=True) if k}
+        out[DSO_HANDLE] = self.base + self.layout.dso_handle_offset
+        return out
+
+    def _collect_initialisers(self) -> None:
+        module = self.module
+        width = self.arch.bits // 8
+        arrays = {SectionKind.INIT: [], SectionKind.FINI: []}
+        for i, sec in enumerate(module.sections):
+            if sec.kind in arrays and self.loaded[i] and sec.size:
+                arrays[sec.kind].append((sec.priority, i))
+            if sec.name == EH_FRAME and self.loaded[i] and sec.size >= EH_FRAME_TERMINATOR:
+                self.eh_frames.append(int(self.section_base[i]))
+        self.init = self._pointers(sorted(arrays[SectionKind.INIT]), width)
+        self.fini = self._pointers(sorted(arrays[SectionKind.FINI], reverse=True), width)
+
+    def _pointers(self, arrays: list[tuple[int, int]], width: int) -> list[int]:
+        out: list[int] = []
+        offsets = self.layout.section_offsets
+        for _priority, i in arrays:
+            sec = self.module.sections[i]
+            positions = offsets[i] + np.arange(sec.size // width, dtype=np.int64) * width
+            values = gather(self.image, positions, width, self.module.byteorder).tolist()
+            if sec.reverse:
+                values.reverse()
+            out.extend(v for v in values if v not in (0, (1 << (width * 8)) - 1))
+        return out
+
+
+def overflow_error(job_or_none, kind, reloc_row: int | None, value: int, more: int,
+                   **context) -> RelocationOverflowError:
+    """The error for a value that does not fit its field, with a hint at the usual cause."""
+    f = kind.field
+    what = f"value {value:#x} does not fit a {f.bits}-bit {f.check.value} field"
+    if f.align > 1 and value % f.align:
+        what = f"value {value:#x} is not a multiple of {f.align}"
+    if kind.expr in (Expr.PCREL, Expr.GOT_PC):
+        what += "; the target is out of reach (compile with -fPIC to reach it through the GOT)"
+    elif kind.expr is Expr.ABS:
+        what += "; the address does not fit (compile with -fPIC)"
+    if more:
+        what += f" ({more} more fields like it)"
+    if job_or_none is not None:
+        return job_or_none._error(RelocationOverflowError, what, reloc_row)
+    return RelocationOverflowError(what, kind=kind.name, **context)
+
+
+def _commons(symbols: np.ndarray, rows: np.ndarray, names: list[str]):
+    """Offsets of the common blocks in the module's common area, one block per name (the
+    largest size and alignment among its copies), plus the area's size and alignment."""
+    offsets = np.zeros(len(rows), np.int64)
+    blocks: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    aligns: dict[str, int] = {}
+    for name, row in zip(names, rows.tolist(), strict=True):
+        sizes[name] = max(sizes.get(name, 0), int(symbols["size"][row]))
+        aligns[name] = max(aligns.get(name, 1), int(symbols["value"][row]) or 1)
+    cursor = 0
+    for name in sizes:
+        cursor = (cursor + aligns[name] - 1) // aligns[name] * aligns[name]
+        blocks[name] = cursor
+        cursor += sizes[name]
+    for i, name in enumerate(names):
+        offsets[i] = blocks[name]
+    return rows.astype(np.int64), offsets, cursor, max(aligns.values(), default=1)

@@ -1,0 +1,151 @@
+"""Trampolines (ffcall's closures): a code address that stores a data word and jumps on.
+
+``alloc(function, variable, data)`` returns code that does ``*variable = data`` and jumps to
+``function``; ``alloc_register(function, data)`` returns code that puts ``data`` in the CPU's
+trampoline register (x86-64: r10) and jumps to ``function``.
+
+Memory: a block is ``n`` pages of code followed by ``n`` pages of data. Every code slot is the
+same position-independent code reading its function, variable and data from the slot one
+block-half further on, so code pages are written once, made read+execute, and never written
+again; allocating or freeing a trampoline writes only the read+write data pages. No page is
+ever writable and executable at once, and nothing executable changes after it is made (the
+"static trampolines" of libffi ≥ 3.4, which also keeps them fork-safe, unlike a shared dual
+mapping).
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from dataclasses import dataclass, field
+
+from ..arch import Arch
+from ..errors import LinkError
+from ..space import Protection, Space
+
+_FUNCTION, _VARIABLE, _DATA, _SCRATCH = 0, 8, 16, 24
+
+
+@dataclass
+class _Block:
+    base: int
+    half: int  # bytes of code; the data starts at base + half
+    slots: int
+    free: list[int] = field(default_factory=list)
+    register_form: set[int] = field(default_factory=set)
+    used: set[int] = field(default_factory=set)
+
+
+class TrampolinePool:
+    """Trampolines in one space, for one CPU."""
+
+    def __init__(self, space: Space, arch: Arch, pages_per_block: int = 1) -> None:
+        if arch.trampoline_code is None:
+            raise LinkError(f"no trampolines for the {arch.name} CPU yet")
+        self.space = space
+        self.arch = arch
+        self.pages = pages_per_block
+        self._blocks: list[_Block] = []
+        self._starts: list[int] = []
+        self._word = struct.Struct(arch.byteorder + ("Q" if arch.bits == 64 else "I"))
+
+    @property
+    def register(self) -> str:
+        """The register :meth:`alloc_register` passes its data in."""
+        return self.arch.trampoline_register
+
+    # -- allocation ------------------------------------------------------------------------
+    def alloc(self, function: int, variable: int, data: int) -> int:
+        """A trampoline that stores ``data`` into ``*variable`` and jumps to ``function``."""
+        if not variable:
+            raise LinkError("a trampoline needs a variable to store its data in")
+        return self._alloc(function, variable, data, register_form=False)
+
+    def alloc_register(self, function: int, data: int) -> int:
+        """A trampoline that passes ``data`` in :attr:`register` and jumps to ``function``."""
+        return self._alloc(function, None, data, register_form=True)
+
+    def _alloc(self, function: int, variable: int | None, data: int, *, register_form: bool) -> int:
+        block = next((b for b in self._blocks if b.free), None) or self._new_block()
+        slot = block.free.pop()
+        address = block.base + slot * self.arch.trampoline_slot
+        record = block.base + block.half + slot * self.arch.trampoline_slot
+        if variable is None:
+            variable = record + _SCRATCH  # the register form stores into its own scratch word
+        words = (function, variable, data, 0)
+        self.space.write(record, b"".join(self._word.pack(w & self._mask) for w in words))
+        block.used.add(slot)
+        if register_form:
+            block.register_form.add(slot)
+        return address
+
+    @property
+    def _mask(self) -> int:
+        return (1 << self.arch.bits) - 1
+
+    def _new_block(self) -> _Block:
+        space, arch = self.space, self.arch
+        half = self.pages * space.page_size
+        base = space.reserve(2 * half, space.page_size)
+        slots = half // arch.trampoline_slot
+        code = arch.trampoline_code(half) * slots
+        space.write(base, code)
+        space.protect(base, half, Protection.READ_EXECUTE)
+        space.flush(base, half)
+        block = _Block(base, half, slots, free=list(range(slots - 1, -1, -1)))
+        i = bisect.bisect(self._starts, base)
+        self._starts.insert(i, base)
+        self._blocks.insert(i, block)
+        return block
+
+    def free(self, trampoline: int) -> None:
+        """Give a trampoline's slot back (the next allocation reuses it)."""
+        block, slot = self._locate(trampoline)
+        record = block.base + block.half + slot * self.arch.trampoline_slot
+        self.space.write(record, bytes(self.arch.trampoline_slot))
+        block.used.discard(slot)
+        block.register_form.discard(slot)
+        block.free.append(slot)
+
+    # -- queries ---------------------------------------------------------------------------
+    def is_trampoline(self, address: int) -> bool:
+        """True if ``address`` is a live trampoline of this pool."""
+        try:
+            self._locate(address)
+        except LinkError:
+            return False
+        return True
+
+    def address(self, trampoline: int) -> int:
+        """The function the trampoline jumps to."""
+        return self._field(trampoline, _FUNCTION)
+
+    def variable(self, trampoline: int) -> int | None:
+        """The variable the trampoline stores into (None for the register form)."""
+        block, slot = self._locate(trampoline)
+        if slot in block.register_form:
+            return None
+        return self._field(trampoline, _VARIABLE)
+
+    def data(self, trampoline: int) -> int:
+        """The data word the trampoline passes."""
+        return self._field(trampoline, _DATA)
+
+    def live(self) -> int:
+        """How many trampolines are allocated."""
+        return sum(len(b.used) for b in self._blocks)
+
+    def _field(self, trampoline: int, offset: int) -> int:
+        block, slot = self._locate(trampoline)
+        record = block.base + block.half + slot * self.arch.trampoline_slot
+        return self._word.unpack(self.space.read(record + offset, self._word.size))[0]
+
+    def _locate(self, address: int) -> tuple[_Block, int]:
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0:
+            block = self._blocks[i]
+            offset = address - block.base
+            slot, rest = divmod(offset, self.arch.trampoline_slot)
+            if offset < block.half and not rest and slot in block.used:
+                return block, slot
+        raise LinkError(f"{address:#x} is not a trampoline")
