@@ -121,6 +121,8 @@ class Arch:
     trampoline_slot: int = 0  # bytes of code per trampoline; as many bytes of data follow
     trampoline_code: Callable[[int], bytes] | None = None  # (code-to-data distance) -> code
     trampoline_register: str = ""  # where alloc_register's data arrives
+    python_bridge: Callable | None = None  # (api addresses, callable, format) -> code
+    python_api: tuple[str, ...] = ()  # the CPython functions python_bridge calls
 
     def kind_name(self, kind: int) -> str:
         if kind in self.kinds:

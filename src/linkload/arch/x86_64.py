@@ -120,6 +120,49 @@ def unresolved_stub(context: int, handler: int) -> bytes:
     return code + b"\xcc" * (UNRESOLVED_STUB_SIZE - len(code))
 
 
+def python_bridge(api: dict[str, int], callable_address: int, format_address: int) -> bytes:
+    """Code for ``long f(long context)`` that calls a Python callable through the CPython API:
+    ``PyGILState_Ensure``, ``PyObject_CallFunction(callable, "l", context)``,
+    ``PyLong_AsLong``, ``Py_DecRef``, ``PyGILState_Release``. Unlike a ctypes callback (a libffi
+    closure, which maps a writable and executable page here), it lives in linkload's own
+    read+execute memory. ``api`` maps those names (and ``PyErr_Print``) to addresses."""
+
+    def movabs(reg_code: bytes, value: int) -> bytes:
+        return reg_code + struct.pack("<Q", value)
+
+    call_rax = b"\xff\xd0"
+    body_ok = (b"\x48\x89\xc7"  # mov rdi, rax
+               + movabs(b"\x48\xb8", api["PyLong_AsLong"]) + call_rax
+               + b"\x48\x89\xc3"  # mov rbx, rax: the result
+               + b"\x4c\x89\xef"  # mov rdi, r13
+               + movabs(b"\x48\xb8", api["Py_DecRef"]) + call_rax)
+    body_error = (movabs(b"\x48\xb8", api["PyErr_Print"]) + call_rax
+                  + b"\x31\xdb")  # xor ebx, ebx: 0 when the call raised
+    body_ok += b"\xeb" + bytes([len(body_error)])  # jmp over the error path
+    code = (b"\x53\x41\x54\x41\x55"  # push rbx; push r12; push r13 (stack now aligned)
+            + b"\x48\x89\xfb"  # mov rbx, rdi: the context
+            + movabs(b"\x48\xb8", api["PyGILState_Ensure"]) + call_rax
+            + b"\x41\x89\xc4"  # mov r12d, eax: the GIL state
+            + movabs(b"\x48\xbf", callable_address)
+            + movabs(b"\x48\xbe", format_address)
+            + b"\x48\x89\xda"  # mov rdx, rbx
+            + b"\x31\xc0"  # xor eax, eax: no vector registers for the varargs call
+            + movabs(b"\x49\xbb", api["PyObject_CallFunction"]) + b"\x41\xff\xd3"
+            + b"\x49\x89\xc5"  # mov r13, rax
+            + b"\x48\x85\xc0"  # test rax, rax
+            + b"\x74" + bytes([len(body_ok)])  # jz error
+            + body_ok + body_error
+            + b"\x44\x89\xe7"  # mov edi, r12d
+            + movabs(b"\x48\xb8", api["PyGILState_Release"]) + call_rax
+            + b"\x48\x89\xd8"  # mov rax, rbx
+            + b"\x41\x5d\x41\x5c\x5b\xc3")  # pop r13; pop r12; pop rbx; ret
+    return code
+
+
+PYTHON_API = ("PyGILState_Ensure", "PyGILState_Release", "PyObject_CallFunction", "PyLong_AsLong",
+              "Py_DecRef", "PyErr_Print")
+
+
 # A trampoline slot is 32 bytes of code whose 32 bytes of data sit exactly one page further on
 # (function, variable, data, scratch). The code is the same in every slot, so a page of it is
 # written once and never again: allocating a trampoline only writes the data page.
@@ -157,4 +200,6 @@ ARCH = Arch(
     trampoline_slot=TRAMPOLINE_SLOT,
     trampoline_code=trampoline_code,
     trampoline_register=TRAMPOLINE_REGISTER,
+    python_bridge=python_bridge,
+    python_api=PYTHON_API,
 )

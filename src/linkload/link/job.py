@@ -41,8 +41,10 @@ class LinkJob:
     this module's functions (placement tries to keep them in reach)."""
 
     def __init__(self, linker: Linker, module: Module, uid: int, *,
-                 hidden: frozenset[int] = frozenset(), callers: np.ndarray | None = None) -> None:
+                 hidden: frozenset[int] = frozenset(), callers: np.ndarray | None = None,
+                 place_near: str | int | None = AUTO) -> None:
         self.linker = linker
+        self.place_near = place_near
         self.arch = linker.arch
         self.module = module
         self.uid = uid
@@ -220,7 +222,7 @@ class LinkJob:
     def _place(self) -> int:
         """Reserve memory within reach of the module's outside targets, where possible."""
         space, layout = self.linker.space, self.layout
-        near = self.linker.place_near
+        near = self.place_near
         limit = self._absolute_limit()
         window = None
         if near == AUTO:

@@ -120,14 +120,17 @@ class Linker:
         return [m for m in self.modules if m.uid in uids and m is not module]
 
     # -- link ------------------------------------------------------------------------------
-    def link(self, objects: Source | list[Source], name: str | None = None) -> LoadedModule:
+    def link(self, objects: Source | list[Source], name: str | None = None, *,
+             place_near: str | int | None | object = ...) -> LoadedModule:
         """Load one object (a path or bytes) or several (linked together as one module), link
         it against the static module and the modules already linked, patch the calls that were
-        waiting for it, and run its initialisers."""
+        waiting for it, and run its initialisers. ``place_near`` overrides the linker's
+        placement for this module."""
         module = self._read(objects, name)
         exports = module.exports()
         waiting = self._waiting(lambda n: n in exports)
-        job = LinkJob(self, module, next(self._uids), callers=_sites(waiting))
+        near = self.place_near if place_near is ... else place_near
+        job = LinkJob(self, module, next(self._uids), callers=_sites(waiting), place_near=near)
         loaded = job.build()
         try:
             patches = [self._plan(m, idx, _targets(loaded, m, idx), loaded.uid)
@@ -227,7 +230,7 @@ class Linker:
         rebound = self._waiting(lambda _n: True, module.uid)
         waiting = self._waiting(lambda n: n in exports)
         job = LinkJob(self, new_module, next(self._uids), hidden=frozenset({module.uid}),
-                      callers=_sites(rebound + waiting))
+                      callers=_sites(rebound + waiting), place_near=self.place_near)
         loaded = job.build()
         try:
             patches = [self._plan(m, idx, _targets(loaded, m, idx), loaded.uid)

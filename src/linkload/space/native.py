@@ -14,6 +14,8 @@ import ctypes
 import ctypes.util
 import mmap
 import os
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -265,11 +267,35 @@ class NativeSpace(Space):
                 for page, old in locked:
                     self.protect(page, self.page_size, old)
 
-    def host_callback(self, function) -> int:
-        """Address of a C-callable ``long f(long)`` that runs the Python ``function``."""
-        thunk = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long)(function)
-        self._callbacks.append(thunk)  # ctypes frees the thunk's code with the object
-        return ctypes.cast(thunk, ctypes.c_void_p).value
+    def host_callback(self, function: Callable[[int], int]) -> int:
+        """Address of native code ``long f(long)`` that runs the Python ``function``.
+
+        The code is generated into this space's own read+execute memory and enters Python
+        through the CPython API; ctypes callbacks are avoided because libffi backs them with
+        a writable and executable page. ``function`` must return an int and must not raise
+        (exceptions are printed and the call returns 0)."""
+        from ..arch import get
+
+        arch = get("x86_64")
+
+        def guarded(context: int) -> int:
+            try:
+                return _signed64(int(function(context)))
+            except BaseException:  # noqa: BLE001 - nothing may unwind into machine code
+                traceback.print_exc()
+                return 0
+
+        api = {name: self.lookup(name) for name in arch.python_api}
+        if not all(api.values()):
+            raise LinkError("the CPython API is not visible to the dynamic linker")
+        page = self.reserve(self.page_size, self.page_size)
+        format_address = page + self.page_size - 16
+        self._callbacks.append(guarded)  # the code holds a borrowed reference
+        code = arch.python_bridge(api, id(guarded), format_address)
+        self.write(page, code)
+        self.write(format_address, b"l\0")
+        self.protect(page, self.page_size, Protection.READ_EXECUTE)
+        return page
 
     def read(self, address: int, size: int) -> bytes:
         self._mapping_of(address, size)
@@ -306,6 +332,11 @@ def _libgcc() -> dict[str, ctypes._CFuncPtr]:
             fn.restype = None
             _UNWINDER[name] = fn
     return _UNWINDER
+
+
+def _signed64(value: int) -> int:
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >> 63 else value
 
 
 def _short(lib: str) -> str:

@@ -1,0 +1,266 @@
+"""The module graph: calls waiting for modules linked later, back-patching, unlink policies,
+reload, veneers; checked by running the code and by disassembling the patched call sites."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import capstone
+import pytest
+
+from linkload import Linker, LinkError, ModuleStateError, UndefinedSymbolError
+
+A = """
+int b_twice(int);
+int b_missing(int);
+extern int b_counter __attribute__((weak));
+int a_calls_b(int x) { return b_twice(x) + 1; }
+int a_calls_b_again(int x) { return b_twice(x + 1); }
+int a_calls_missing(int x) { return b_missing(x); }
+int a_weak_counter(void) { return &b_counter ? b_counter : -1; }
+"""
+B = """
+int b_counter = 7;
+int b_twice(int x) { b_counter++; return 2 * x; }
+"""
+B2 = """
+int b_counter = 100;
+int b_twice(int x) { return 3 * x; }
+"""
+WITH_OWN_UNRESOLVED = """
+int later(int);
+int _unresolved(void) { return -42; }
+int calls_later(int x) { return later(x); }
+"""
+LATER = "int later(int x) { return x * 10; }\n"
+FAR_A = 0x2000_0000_0000
+FAR_B = 0x1000_0000_0000
+
+DISASM = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+
+
+@pytest.fixture(scope="module")
+def objects(host, tmp_path_factory):
+    """The objects under plain names (a module is named after its file)."""
+    out = tmp_path_factory.mktemp("graph")
+    sources = {"a": A, "b": B, "b2": B2, "own": WITH_OWN_UNRESOLVED, "later": LATER}
+    paths = {}
+    for name, code in sources.items():
+        paths[name] = out / f"{name.rstrip('2')}.o"
+        if name == "b2":
+            paths[name] = out / "v2" / "b.o"
+            paths[name].parent.mkdir(exist_ok=True)
+        shutil.copy(host.compile_text(code, f"{name}.c", ["-O2"]), paths[name])
+    return paths
+
+
+def calls_in(ld: Linker, address: int, size: int = 32) -> list[int]:
+    """Targets of the direct calls and tail calls (``call``/``jmp rel32``) at ``address``."""
+    code = ld.space.read(address, size)
+    return [int(i.op_str, 16) for i in DISASM.disasm(code, address)
+            if i.mnemonic in ("call", "jmp") and i.op_str.startswith("0x") and i.size == 5]
+
+
+def is_veneer_to(ld: Linker, address: int, target: int) -> bool:
+    insn = next(DISASM.disasm(ld.space.read(address, 6), address))
+    pointer = int.from_bytes(ld.space.read(address + 6, 8), "little")
+    return insn.mnemonic == "jmp" and insn.op_str == "qword ptr [rip]" and pointer == target
+
+
+def intfn(module, name):
+    return module.function(name, ctypes.c_int, ctypes.c_int)
+
+
+def test_pending_call_reaches_handler_then_is_patched_direct(objects):
+    seen = []
+    ld = Linker.native(on_unresolved=lambda m, s: seen.append((m, s)) or 1234)
+    a = ld.link(objects["a"])
+    assert sorted(a.pending()) == ["b_counter", "b_missing", "b_twice"]
+    assert intfn(a, "a_calls_b")(5) == 1235
+    assert seen == [("a", "b_twice")]
+    stub = calls_in(ld, a.address("a_calls_b"))[0]
+    assert a.base <= stub < a.base + a.size  # the call goes to a stub inside A
+
+    b = ld.link(objects["b"])
+    assert intfn(a, "a_calls_b")(5) == 11
+    assert calls_in(ld, a.address("a_calls_b")) == [b.address("b_twice")]
+    assert b.address("b_twice") in calls_in(ld, a.address("a_calls_b_again"), 48)
+    assert ld.dependents(b) == [a] and ld.dependencies(a) == [b]
+    assert intfn(a, "a_calls_missing")(1) == 1234
+    assert seen[-1] == ("a", "b_missing")
+
+    ld.unlink(b)  # REL semantics: A's call falls back to its stub
+    assert calls_in(ld, a.address("a_calls_b")) == [stub]
+    assert intfn(a, "a_calls_b")(5) == 1235
+    assert ld.dependents(a) == [] and ld.dependencies(a) == []
+    ld.unlink(a)
+
+
+def test_weak_data_reference_follows_the_module(objects):
+    ld = Linker.native(on_unresolved=lambda m, s: 0)
+    a = ld.link(objects["a"])
+    weak = a.function("a_weak_counter", ctypes.c_int)
+    assert weak() == -1
+    b = ld.link(objects["b"])
+    assert weak() == 7
+    intfn(a, "a_calls_b")(1)
+    assert weak() == 8  # A reads B's variable itself
+    ld.unlink(b)
+    assert weak() == -1
+    ld.unlink(a)
+
+
+@pytest.mark.parametrize("order", ["a-first", "b-first"])
+def test_link_order_does_not_matter(objects, order):
+    ld = Linker.native(on_unresolved=lambda m, s: 0)
+    first, second = ("a", "b") if order == "a-first" else ("b", "a")
+    mods = {first: ld.link(objects[first])}
+    mods[second] = ld.link(objects[second])
+    a, b = mods["a"], mods["b"]
+    assert intfn(a, "a_calls_b")(20) == 41
+    assert calls_in(ld, a.address("a_calls_b")) == [b.address("b_twice")]
+
+
+def test_own_unresolved_function_is_called_directly(objects):
+    ld = Linker.native()
+    m = ld.link(objects["own"])
+    assert intfn(m, "calls_later")(3) == -42
+    assert calls_in(ld, m.address("calls_later")) == [m.address("_unresolved")]
+    later = ld.link(objects["later"])
+    assert intfn(m, "calls_later")(3) == 30
+    ld.unlink(later)
+    assert intfn(m, "calls_later")(3) == -42
+
+
+def test_default_handler_reports_and_aborts(objects, tmp_path):
+    script = textwrap.dedent(f"""
+        import ctypes
+        from linkload import Linker
+        ld = Linker.native()
+        a = ld.link({str(objects['a'])!r})
+        a.function("a_calls_b", ctypes.c_int, ctypes.c_int)(1)
+        print("not reached")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == -6  # SIGABRT
+    assert "module 'a' called 'b_twice'" in done.stderr
+    assert "not reached" not in done.stdout
+
+
+def test_data_reference_to_missing_module_is_an_error(host):
+    obj = host.compile_text("extern int nowhere; int f(void) { return nowhere; }\n"
+                            "extern int also_missing[]; int *g(void) { return also_missing; }\n",
+                            "dataref.c", ["-O2"])
+    ld = Linker.native()
+    with pytest.raises(UndefinedSymbolError) as info:
+        ld.link(obj)
+    assert "also_missing" in str(info.value) and "nowhere" in str(info.value)
+    assert ld.modules == []
+
+
+def test_refuse_policy(objects):
+    ld = Linker.native(unlink_policy="refuse", on_unresolved=lambda m, s: 0)
+    b = ld.link(objects["b"])
+    a = ld.link(objects["a"])
+    with pytest.raises(ModuleStateError, match="'a'"):
+        ld.unlink(b)
+    assert intfn(a, "a_calls_b")(2) == 5  # nothing changed
+    ld.unlink(a)
+    ld.unlink(b)
+    assert ld.modules == []
+
+
+def test_rel_policy_refuses_pc_relative_data_reference(host):
+    user = host.compile_text("extern int shared_value; int read_it(void) { return shared_value; }\n",
+                             "pcdata.c", ["-O2", "-fno-pic"])
+    owner = host.compile_text("int shared_value = 5;\n", "owner.c", ["-O2"])
+    ld = Linker.native()
+    o = ld.link(owner)
+    u = ld.link(user)
+    assert u.call("read_it") == 5
+    with pytest.raises(ModuleStateError, match="shared_value"):
+        ld.unlink(o)
+    assert o in ld.modules and u.call("read_it") == 5
+
+
+def test_reload_repatches_callers(objects):
+    ld = Linker.native(on_unresolved=lambda m, s: -1)
+    b = ld.link(objects["b"])
+    a = ld.link(objects["a"])
+    assert intfn(a, "a_calls_b")(5) == 11
+    b2 = ld.reload(b, objects["b2"])
+    assert not b.linked and b2.linked and b2.name == "b"
+    assert intfn(a, "a_calls_b")(5) == 16
+    assert calls_in(ld, a.address("a_calls_b")) == [b2.address("b_twice")]
+    assert a.function("a_weak_counter", ctypes.c_int)() == 100  # data refs rebound too
+    assert ld.modules == [b2, a]
+    ld.unlink(a)
+    ld.unlink(b2)
+
+
+def test_failed_reload_changes_nothing(objects, host):
+    bad = host.compile_text("extern int nowhere; int b_twice(int x) { return nowhere * x; }\n",
+                            "badb.c", ["-O2"])
+    ld = Linker.native(on_unresolved=lambda m, s: -1)
+    b = ld.link(objects["b"])
+    a = ld.link(objects["a"])
+    before = open("/proc/self/maps").read()
+    with pytest.raises(LinkError):
+        ld.reload(b, bad)
+    assert open("/proc/self/maps").read() == before
+    assert b.linked and ld.modules == [b, a]
+    assert intfn(a, "a_calls_b")(5) == 11
+
+
+def test_far_modules_call_through_one_veneer_per_target(objects):
+    ld = Linker.native(on_unresolved=lambda m, s: 0)
+    a = ld.link(objects["a"], place_near=FAR_A)
+    b = ld.link(objects["b"], place_near=FAR_B)
+    assert abs(a.base - b.base) > 1 << 32
+    assert intfn(a, "a_calls_b")(5) == 11
+    target = b.address("b_twice")
+    first = calls_in(ld, a.address("a_calls_b"))[0]
+    second = [t for t in calls_in(ld, a.address("a_calls_b_again"), 48)]
+    assert a.base <= first < a.base + a.size and is_veneer_to(ld, first, target)
+    assert first in second  # the second call site reuses the same veneer
+    ld.unlink(b)
+    assert intfn(a, "a_calls_b")(5) == 1  # back to the unresolved stub (0), plus one
+
+
+def test_far_module_reaches_libc_through_veneers(host):
+    obj = host.compile_text("#include <string.h>\nint len(const char *s) { return (int)strlen(s); }\n",
+                            "len.c", ["-O2", "-fno-optimize-strlen"])
+    ld = Linker.native(place_near=FAR_A)
+    m = ld.link(obj)
+    assert m.function("len", ctypes.c_int, ctypes.c_char_p)(b"hello") == 5
+    code = ld.space.read(m.address("len"), 16)
+    jumps = [int(i.op_str, 16) for i in DISASM.disasm(code, m.address("len"))
+             if i.mnemonic in ("jmp", "call") and i.op_str.startswith("0x")]
+    assert jumps and is_veneer_to(ld, jumps[0], ld.lookup("strlen"))
+
+
+def test_auto_placement_keeps_waiting_callers_in_reach(objects):
+    ld = Linker.native(on_unresolved=lambda m, s: 0)
+    a = ld.link(objects["a"])
+    b = ld.link(objects["b"])
+    assert calls_in(ld, a.address("a_calls_b")) == [b.address("b_twice")]  # direct, no veneer
+
+
+def test_no_page_is_writable_and_executable(objects):
+    ld = Linker.native(on_unresolved=lambda m, s: 0)
+    a = ld.link(objects["a"])
+    b = ld.link(objects["b"])
+    ld.reload(b, objects["b2"])
+    for line in open("/proc/self/maps"):
+        assert "rwx" not in line.split()[1], line
+    text = a.section_address(".text")
+    page = text - text % os.sysconf("SC_PAGE_SIZE")
+    perms = [line.split()[1] for line in open("/proc/self/maps")
+             if int(line.split("-")[0], 16) <= page < int(line.split()[0].split("-")[1], 16)]
+    assert perms == ["r-xp"]
