@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import capstone
 import pytest
@@ -41,6 +42,7 @@ LATER = "int later(int x) { return x * 10; }\n"
 FAR_A = 0x2000_0000_0000
 FAR_B = 0x1000_0000_0000
 
+MAPS = Path("/proc/self/maps")
 DISASM = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
 
 
@@ -210,10 +212,10 @@ def test_failed_reload_changes_nothing(objects, host):
     ld = Linker.native(on_unresolved=lambda m, s: -1)
     b = ld.link(objects["b"])
     a = ld.link(objects["a"])
-    before = open("/proc/self/maps").read()
+    before = MAPS.read_text()
     with pytest.raises(LinkError):
         ld.reload(b, bad)
-    assert open("/proc/self/maps").read() == before
+    assert MAPS.read_text() == before
     assert b.linked and ld.modules == [b, a]
     assert intfn(a, "a_calls_b")(5) == 11
 
@@ -257,10 +259,10 @@ def test_no_page_is_writable_and_executable(objects):
     a = ld.link(objects["a"])
     b = ld.link(objects["b"])
     ld.reload(b, objects["b2"])
-    for line in open("/proc/self/maps"):
+    for line in MAPS.read_text().splitlines():
         assert "rwx" not in line.split()[1], line
     text = a.section_address(".text")
     page = text - text % os.sysconf("SC_PAGE_SIZE")
-    perms = [line.split()[1] for line in open("/proc/self/maps")
+    perms = [line.split()[1] for line in MAPS.read_text().splitlines()
              if int(line.split("-")[0], 16) <= page < int(line.split()[0].split("-")[1], 16)]
     assert perms == ["r-xp"]

@@ -31,7 +31,7 @@ class _Block:
     base: int
     half: int  # bytes of code; the data starts at base + half
     slots: int
-    free: list[int] = field(default_factory=list)
+    free: list[int] = field(default_factory=list)  # never-used slots
     register_form: set[int] = field(default_factory=set)
     used: set[int] = field(default_factory=set)
 
@@ -45,7 +45,9 @@ class TrampolinePool:
         self.space = space
         self.arch = arch
         self.pages = pages_per_block
-        self._blocks: list[_Block] = []
+        self._blocks: list[_Block] = []  # sorted by address
+        self._fresh: list[_Block] = []  # blocks with never-used slots
+        self._recycled: list[tuple[_Block, int]] = []  # freed slots
         self._starts: list[int] = []
         self._word = struct.Struct(arch.byteorder + ("Q" if arch.bits == 64 else "I"))
 
@@ -66,8 +68,13 @@ class TrampolinePool:
         return self._alloc(function, None, data, register_form=True)
 
     def _alloc(self, function: int, variable: int | None, data: int, *, register_form: bool) -> int:
-        block = next((b for b in self._blocks if b.free), None) or self._new_block()
-        slot = block.free.pop()
+        if self._recycled:  # freed slots first, most recently freed first
+            block, slot = self._recycled.pop()
+        else:
+            block = self._fresh[-1] if self._fresh else self._new_block()
+            slot = block.free.pop()
+            if not block.free:
+                self._fresh.pop()
         address = block.base + slot * self.arch.trampoline_slot
         record = block.base + block.half + slot * self.arch.trampoline_slot
         if variable is None:
@@ -96,6 +103,7 @@ class TrampolinePool:
         i = bisect.bisect(self._starts, base)
         self._starts.insert(i, base)
         self._blocks.insert(i, block)
+        self._fresh.append(block)
         return block
 
     def free(self, trampoline: int) -> None:
@@ -105,7 +113,7 @@ class TrampolinePool:
         self.space.write(record, bytes(self.arch.trampoline_slot))
         block.used.discard(slot)
         block.register_form.discard(slot)
-        block.free.append(slot)
+        self._recycled.append((block, slot))
 
     # -- queries ---------------------------------------------------------------------------
     def is_trampoline(self, address: int) -> bool:
