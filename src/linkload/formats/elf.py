@@ -112,11 +112,13 @@ class ElfFile:
         self.header = self._read_header()
         self.dt = _dtypes(self.header.bits, self.header.byteorder)
         self.sections = self._read_section_headers()
+        self.names = [f"section {i}" for i in range(len(self.sections))]  # until decoded
+        self._check_section_bounds()
         self._shstrtab = self._string_table(self.header.shstrndx) if len(self.sections) else b""
         self.names = [self._name(self._shstrtab, int(n), "section name", i)
                       for i, n in enumerate(self.sections["name"])]
         self.symtab_index = self._find_symtab()
-        self.symbols, self.strtab, self.symbol_shndx = self._read_symbols()
+        self.symbols, self.strtab, self.symbol_shndx, self.symbol_special = self._read_symbols()
 
     # -- checked primitives ----------------------------------------------------------------
     def error(self, message: str, section: str | None = None, offset: int | None = None):
@@ -153,8 +155,13 @@ class ElfFile:
         size = struct.calcsize(fmt)
         if len(d) < 16 + size:
             raise self.error("truncated ELF header", offset=16)
-        (etype, machine, _version, entry, phoff, shoff, flags, ehsize, phentsize, phnum,
+        (etype, machine, version, entry, phoff, shoff, flags, ehsize, phentsize, phnum,
          shentsize, shnum, shstrndx) = struct.unpack_from(fmt, d, 16)
+        if d[6] != 1 or version != 1:
+            raise self.error(f"bad ELF version {d[6]}/{version}", offset=6)
+        if ehsize != 16 + size:
+            raise self.error(f"ELF header size {ehsize} does not match ELFCLASS{bits} "
+                             f"({16 + size})", offset=4)
         return ElfHeader(bits, order, etype, machine, entry, phoff, shoff, flags, phentsize,
                          phnum, shentsize, shnum, shstrndx)
 
@@ -176,15 +183,25 @@ class ElfFile:
             h.shstrndx = int(table["link"][0])
         if h.shstrndx >= shnum:
             raise self.error(f"section name table index {h.shstrndx} out of range", offset=h.shoff)
+        return table
+
+    def _check_section_bounds(self) -> None:
+        """Every section's bytes lie inside the file. The culprit is named when the section
+        name table itself is intact, else numbered."""
+        table = self.sections
         nobits = table["type"] == SHT_NOBITS
         ends = table["offset"].astype(np.uint64) + np.where(nobits, 0, table["size"]).astype(np.uint64)
         bad = np.flatnonzero((ends > len(self.data)) | (ends < table["offset"]))
-        if len(bad):
-            i = int(bad[0])
-            raise self.error(
-                f"section {i} data at {int(table['offset'][i]):#x} size {int(table['size'][i]):#x} "
-                f"lies outside the file ({len(self.data):#x} bytes)", offset=int(table["offset"][i]))
-        return table
+        if not len(bad):
+            return
+        i = int(bad[0])
+        name = f"section {i}"
+        if self.header.shstrndx not in bad.tolist():
+            self._shstrtab = self._string_table(self.header.shstrndx)
+            name = self._name(self._shstrtab, int(table["name"][i]), "section name", i) or name
+        raise self.error(
+            f"data at file offset {int(table['offset'][i]):#x}, size {int(table['size'][i]):#x}, "
+            f"lies outside the file ({len(self.data):#x} bytes)", name)
 
     def _string_table(self, index: int) -> bytes:
         if index <= 0 or index >= len(self.sections):
@@ -192,7 +209,8 @@ class ElfFile:
         sh = self.sections[index]
         if int(sh["type"]) != SHT_STRTAB:
             raise self.error(f"section {index} is not a string table")
-        return bytes(self._slice(int(sh["offset"]), int(sh["size"]), "string table"))
+        return bytes(self._slice(int(sh["offset"]), int(sh["size"]), "string table",
+                                 f"section {index}"))
 
     def _name(self, table: bytes, offset: int, what: str, index: int) -> str:
         if offset >= len(table) and offset:
@@ -213,7 +231,7 @@ class ElfFile:
     def _read_symbols(self):
         dtype = self.dt["sym"]
         if self.symtab_index < 0:
-            return np.zeros(0, dtype), b"\0", np.zeros(0, np.uint32)
+            return np.zeros(0, dtype), b"\0", np.zeros(0, np.uint32), np.zeros(0, bool)
         sh = self.sections[self.symtab_index]
         name = self.names[self.symtab_index]
         syms = self._table(int(sh["offset"]), int(sh["size"]), int(sh["entsize"]), dtype,
@@ -223,7 +241,7 @@ class ElfFile:
         if len(bad):
             i = int(bad[0])
             raise self.error(f"symbol {i} name offset {int(syms['name'][i]):#x} is outside the "
-                             f"string table", name, int(sh["offset"]) + i * dtype.itemsize)
+                             f"string table", name, i * dtype.itemsize)
         shndx = syms["shndx"].astype(np.uint32)
         xindex = shndx == SHN_XINDEX
         if xindex.any():
@@ -242,8 +260,8 @@ class ElfFile:
         if len(bad):
             i = int(bad[0])
             raise self.error(f"symbol {i} section index {int(shndx[i])} out of range",
-                             name, int(sh["offset"]) + i * dtype.itemsize)
-        return syms, strtab, shndx
+                             name, i * dtype.itemsize)
+        return syms, strtab, shndx, special
 
     def symbol_name(self, index: int) -> str:
         return self._name(self.strtab, int(self.symbols["name"][index]), "symbol name", index)
@@ -279,7 +297,7 @@ class ElfFile:
         if len(bad):
             i = int(bad[0])
             raise self.error(f"relocation {i} refers to symbol {int(sym[i])}, but there are only "
-                             f"{len(self.symbols)}", name, int(sh["offset"]) + i * dtype.itemsize)
+                             f"{len(self.symbols)}", name, i * dtype.itemsize)
         addend = table["addend"].astype(np.int64) if rela else np.zeros(len(table), np.int64)
         return table["offset"].astype(np.uint64), typ.astype(np.uint32), sym.astype(np.uint32), addend
 
@@ -297,10 +315,10 @@ class ElfFile:
             if sig >= len(self.symbols):
                 raise self.error(f"group signature symbol {sig} out of range", self.names[gi])
             signature = self.symbol_name(sig)
-            for member in words[1:]:
-                if int(member) >= len(self.sections):
-                    raise self.error(f"group member {int(member)} out of range", self.names[gi])
-                member_of[int(member)] = signature
+            for k, member in enumerate(words[1:].tolist(), start=1):
+                if member >= len(self.sections):
+                    raise self.error(f"group member {member} out of range", self.names[gi], 4 * k)
+                member_of[member] = signature
         return member_of
 
     def segments(self) -> list[Segment]:
@@ -354,12 +372,10 @@ def read(source: str | os.PathLike | bytes | bytearray | memoryview, name: str |
     ``source`` is a path or the file's bytes; ``name`` names the module (default: the file's
     base name without extension); ``file`` names the bytes in messages.
     """
-    if isinstance(source, (str, os.PathLike)):
-        file = os.fspath(source)
-        with open(file, "rb") as f:
-            data = f.read()
-    else:
-        data, file = source, file or "<bytes>"
+    from . import read_bytes
+
+    data, default_name = read_bytes(source)
+    file = default_name if isinstance(source, (str, os.PathLike)) else (file or default_name)
     elf = ElfFile(data, file)
     machine = MACHINES.get(elf.header.machine)
     if machine is None:
@@ -409,11 +425,15 @@ def _symbols(elf: ElfFile, section_map: np.ndarray) -> np.ndarray:
     out["bind"] = raw["info"] >> 4
     out["type"] = raw["info"] & 0xF
     out["visibility"] = raw["other"] & 0x3
-    section = np.where(shndx < SHN_LORESERVE, section_map[np.minimum(shndx, len(section_map) - 1)]
-                       if len(section_map) else NOT_LOADED, NOT_LOADED).astype(np.int32)
+    special = elf.symbol_special
+    section = np.full(len(raw), NOT_LOADED, np.int32)
+    regular = ~special & (shndx != SHN_UNDEF)
+    if len(section_map):
+        section[regular] = section_map[shndx[regular]]
     section[shndx == SHN_UNDEF] = UNDEF
-    section[shndx == SHN_ABS] = ABS
-    section[(shndx == SHN_COMMON) | ((shndx == SHN_X86_64_LCOMMON) & (elf.header.machine == 62))] = COMMON
+    section[special & (shndx == SHN_ABS)] = ABS
+    large_common = (shndx == SHN_X86_64_LCOMMON) & (elf.header.machine == 62)
+    section[special & ((shndx == SHN_COMMON) | large_common)] = COMMON
     out["section"] = section
     if len(out):
         out[0]["bind"] = LOCAL
@@ -459,7 +479,7 @@ def _read_static(elf: ElfFile, machine: str, name: str) -> Module:
     out["bind"] = raw["info"] >> 4
     out["type"] = raw["info"] & 0xF
     out["visibility"] = raw["other"] & 0x3
-    out["section"] = np.where(shndx == SHN_UNDEF, UNDEF, ABS)
+    out["section"] = np.where((shndx == SHN_UNDEF) & ~elf.symbol_special, UNDEF, ABS)
     sections = []
     for i in range(len(elf.sections)):
         sh = elf.sections[i]

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..arch import Expr
 from ..errors import (
+    FormatError,
     LinkError,
     RelocationOverflowError,
     UndefinedSymbolError,
@@ -114,7 +115,8 @@ class LinkJob:
         # A global defined in a dropped copy is found by name in the kept copy; a local one
         # (a section symbol, for .eh_frame) has no address.
         self.by_name = (section == UNDEF) | (in_dropped & (self.symbols["bind"] != LOCAL))
-        self.by_name[0] = False
+        if len(self.by_name):
+            self.by_name[0] = False  # the null symbol
         self.unplaced = (section == NOT_LOADED) | (in_dropped & (self.symbols["bind"] == LOCAL))
         relocs = module.relocations
         self.relocs = relocs[loaded[relocs["section"]]] if len(relocs) else relocs
@@ -382,7 +384,7 @@ class LinkJob:
             width = kind.field.size
             bad = np.flatnonzero(offset[rows] + width > sizes[rows])
             if len(bad):
-                raise self._error(LinkError, f"a {width}-byte field does not fit in the section",
+                raise self._error(FormatError, f"a {width}-byte field does not fit in the section",
                                   int(rows[bad[0]]))
             pos, P, T = positions[rows], places[rows], targets[rows]
             containers = gather(image, pos, width, order)
@@ -399,7 +401,7 @@ class LinkJob:
             values = kind.field.adjust(values)
             ok = kind.field.fits(values)
             if kind.expr is Expr.BRANCH and not ok.all():
-                values, ok = self._through_veneers(kind, T, A, P, S, values, ok)
+                values, ok = self._through_veneers(kind, rows, T, A, P, S, values, ok)
             ok |= self.unplaced[T]  # .eh_frame entries of dropped code: see _check_targets
             if not ok.all():
                 self._overflow(kind, rows, values, ok)
@@ -433,16 +435,16 @@ class LinkJob:
             row = int(bad[np.flatnonzero(~in_eh)[0]])
             raise self._error(LinkError, "refers to a section that is not loaded", row)
 
-    def _through_veneers(self, kind, T, A, P, S, values, ok):
+    def _through_veneers(self, kind, rows, T, A, P, S, values, ok):
         """Route the branches that cannot reach their target through the veneer of that
         target's symbol, in this module's code segment."""
         far = np.flatnonzero(~ok)
-        rows = np.unique(T[far])
-        missing = rows[~np.isin(rows, self.veneer_rows)]
-        if len(missing):  # an inside target out of reach: the module is larger than the reach
-            self._overflow(kind, np.flatnonzero(missing[0] == T), values, ok)
+        inside = ~ok & ~np.isin(T, self.veneer_rows)
+        if inside.any():  # an inside target out of reach: the module is larger than the reach
+            i = int(np.flatnonzero(inside)[0])
+            raise overflow_error(self, kind, int(rows[i]), int(values[i]), int(inside.sum()) - 1)
         slot_of = {}
-        for row in rows.tolist():
+        for row in np.unique(T[far]).tolist():
             target = int(S[np.flatnonzero(row == T)[0]])
             slot_of[row] = self.veneer_slots[row]
             code = self.arch.veneer(slot_of[row], target)

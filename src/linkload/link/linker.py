@@ -147,9 +147,13 @@ class Linker:
             raise LinkError("nothing to link")
         parts = [read_module(s) for s in sources]
         module = merge(parts, name or parts[0].name)
-        if module.machine != self.arch.name:
-            raise UnsupportedError(f"a {module.machine} module cannot be linked into a "
-                                   f"{self.arch.name} space", file=module.file)
+        arch = self.arch
+        if (module.machine, module.bits, module.byteorder) != (arch.name, arch.bits, arch.byteorder):
+            order = {"<": "little", ">": "big"}
+            raise UnsupportedError(
+                f"a {module.bits}-bit {order[module.byteorder]}-endian {module.machine} module "
+                f"cannot be linked into a {arch.bits}-bit {order[arch.byteorder]}-endian "
+                f"{arch.name} space", file=module.file)
         return module
 
     def _waiting(self, wanted: Callable[[str], bool], uid: int = UNRESOLVED
