@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from linkload import Linker, LinkError
+from linkload import Linker, LinkError, trampoline
 
 HERE = Path(__file__).resolve().parent
 
@@ -35,7 +35,11 @@ def main() -> int:
         mathlib = compile_object(HERE / "mathlib.c", out)
         shapes = compile_object(HERE / "shapes.cpp", out)
 
-        ld = Linker.native(libraries=["libstdc++.so.6"])
+        def on_unresolved(module: str, symbol: str) -> int:
+            print(f"  [unresolved handler] {module} called {symbol}, which is not linked")
+            return -1
+
+        ld = Linker.native(libraries=["libstdc++.so.6"], on_unresolved=on_unresolved)
 
         step("link mathlib.o into this process (its constructor runs now)")
         m = ld.link(mathlib)
@@ -53,14 +57,41 @@ def main() -> int:
         for index in (0, 1, 7):
             print(f"area_milli({index}) =", s.call("area_milli", index))
 
-        step("a module that needs a symbol nobody defines is refused, and nothing changes")
+        step("a module that reads a variable nobody defines is refused, and nothing changes")
         broken = out / "broken.c"
-        broken.write_text("int missing(void); int use(void) { return missing(); }\n")
+        broken.write_text("extern int missing_table[]; int use(void) { return missing_table[0]; }\n")
         try:
             ld.link(compile_object(broken, out))
         except LinkError as e:
             print("LinkError:", e)
         print("still linked:", [mod.name for mod in ld.modules])
+
+        step("modules linked in any order: app calls a plugin that is not linked yet")
+        app = ld.link(compile_object(HERE / "app.c", out))
+        print("pending calls of app:", app.pending())
+        print("run_pipeline(7) ->", app.call("run_pipeline", 7), "(the handler answered)")
+        plugin = ld.link(compile_object(HERE / "plugin_v1.c", out), name="plugin")
+        print("plugin linked; app's call site now calls it directly")
+        app.call("run_pipeline", 7)
+        plugin = ld.reload(plugin, compile_object(HERE / "plugin_v2.c", out))
+        print("plugin reloaded from plugin_v2.c; app re-patched")
+        app.call("run_pipeline", 7)
+        ld.unlink(plugin)
+        print("plugin unlinked; app's call falls back to the handler:", app.call("run_pipeline", 7))
+        ld.unlink(app)
+
+        step("trampolines: two closures over one C comparator, each with its own data")
+        closures = ld.link(compile_object(HERE / "closures.c", out))
+        sort = closures.function("sort_ints", None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+        for descending in (0, 1):
+            order = ctypes.c_int(descending)
+            t = trampoline.alloc(closures.address("compare_ints"), closures.address("current_order"),
+                                 ctypes.addressof(order))
+            values = (ctypes.c_int * 6)(5, 3, 9, 1, 7, 2)
+            sort(values, 6, t)
+            print(f"trampoline {t:#x} (descending={descending}):", list(values))
+            trampoline.free(t)
+        ld.unlink(closures)
 
         step("unlink both (destructors run)")
         ld.unlink(s)

@@ -70,9 +70,11 @@ class LoadedModule:
         c_int)`` (restype first, then the argument types)."""
         return self.linker.space.function(self._resolve(name_or_address), restype, *argtypes)
 
-    def call(self, name_or_address: str | int, *args: int) -> int:
-        """Call a function of this module with integer arguments; its integer result."""
-        return self.linker.space.call(self._resolve(name_or_address), *args)
+    def call(self, name_or_address: str | int, *args: int, restype=ctypes.c_int) -> int:
+        """Call a function of this module with integer arguments (passed as C longs) and
+        return its result, a C ``int`` unless ``restype`` says otherwise."""
+        fn = self.function(name_or_address, restype, *([ctypes.c_long] * len(args)))
+        return fn(*args)
 
     def _resolve(self, name_or_address: str | int) -> int:
         if isinstance(name_or_address, int):

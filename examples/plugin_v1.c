@@ -1,0 +1,1 @@
+int plugin_transform(int x) { return x * 2; }
