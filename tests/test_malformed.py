@@ -812,7 +812,8 @@ def test_overflow_pc_relative_from_a_far_placement(objs):
     ld = Linker.native()
     m = ld.link(path)
     import ctypes
-    assert m.call("read_stdout", restype=ctypes.c_long) == ctypes.c_void_p.in_dll(ctypes.CDLL(None), "stdout").value
+    stdout = ctypes.c_void_p.in_dll(ctypes.CDLL(None), "stdout").value
+    assert m.call("read_stdout", restype=ctypes.c_long) == stdout
     ld.unlink(m)
 
 
