@@ -164,3 +164,23 @@ def toolchain(tmp_path_factory):
 def host(toolchain) -> Toolchain:
     """The host's gcc, g++ and ld."""
     return toolchain("gcc", "g++", "ld")
+
+
+def writable_executable_pages(ranges: Iterable[tuple[int, int]]) -> list[str]:
+    """Lines of /proc/self/maps that overlap ``ranges`` and are writable and executable.
+
+    Only linkload's own memory is checked: ctypes callbacks (libffi closures) that tests
+    create map writable and executable pages of their own."""
+    ranges = list(ranges)
+    bad = []
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+        perms = line.split()[1]
+        if "w" in perms and "x" in perms and any(lo < end and start < hi for start, end in ranges):
+            bad.append(line)
+    return bad
+
+
+def space_ranges(space) -> list[tuple[int, int]]:
+    """The (start, end) of every reservation of a native space."""
+    return [(m.address, m.address + m.size) for m in space._mappings.values()]

@@ -21,6 +21,7 @@ from elftools.elf import enums
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
+
 from elfutil import (
     EM_PPC,
     EM_PPC64,
@@ -41,7 +42,6 @@ from elfutil import (
     run,
     to_big_endian,
 )
-
 from linkload.formats import elf
 from linkload.model import ABS, COMMON, NOT_LOADED, UNDEF, Module, SectionKind
 

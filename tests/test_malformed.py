@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from elftools.elf.elffile import ELFFile
+
 from elfutil import (
     EM_PPC64,
     SHT_GROUP,
@@ -44,7 +45,6 @@ from elfutil import (
     symbol_offset,
     to_big_endian,
 )
-
 from linkload import (
     FormatError,
     Linker,

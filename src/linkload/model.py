@@ -15,6 +15,7 @@ Names live in one bytes string table and are decoded only when asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ class Section:
     reverse: bool = False
     file: str = ""
     address: int | None = None  # fixed address, for sections of executables
+    origin: int = 0  # which of the objects combined into the module it came from
 
     @property
     def executable(self) -> bool:
@@ -237,9 +239,9 @@ def merge(modules: list[Module], name: str) -> Module:
     sections: list[Section] = []
     symbol_parts, reloc_parts, strtabs = [], [], []
     sym_base = str_base = 0
-    for m in modules:
+    for origin, m in enumerate(modules):
         sec_base = len(sections)
-        sections.extend(m.sections)
+        sections.extend(dataclasses.replace(sec, origin=origin) for sec in m.sections)
         syms = m.symbols.copy()
         syms["name"] += np.uint32(str_base)
         inside = syms["section"] >= 0

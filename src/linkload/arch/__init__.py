@@ -123,6 +123,8 @@ class Arch:
     trampoline_register: str = ""  # where alloc_register's data arrives
     python_bridge: Callable | None = None  # (api addresses, callable, format) -> code
     python_api: tuple[str, ...] = ()  # the CPython functions python_bridge calls
+    atexit_stub_size: int = 0
+    atexit_stub: Callable[[int, int, int], bytes] | None = None  # (at, dso handle, __cxa_atexit)
 
     def kind_name(self, kind: int) -> str:
         if kind in self.kinds:

@@ -163,6 +163,18 @@ PYTHON_API = ("PyGILState_Ensure", "PyGILState_Release", "PyObject_CallFunction"
               "Py_DecRef", "PyErr_Print")
 
 
+ATEXIT_STUB_SIZE = 32
+
+
+def atexit_stub(address: int, dso_handle: int, cxa_atexit: int) -> bytes:
+    """A module's own ``atexit(f)``: ``__cxa_atexit(f, 0, &__dso_handle)``, as glibc's
+    libc_nonshared.a defines it, so the handler runs when the module is unlinked."""
+    code = b"\x31\xf6"  # xor esi, esi
+    code += b"\x48\x8d\x15" + struct.pack("<i", dso_handle - (address + 9))  # lea rdx, [rip+]
+    code += b"\x48\xb8" + struct.pack("<Q", cxa_atexit) + b"\xff\xe0"  # movabs rax; jmp rax
+    return code + b"\xcc" * (ATEXIT_STUB_SIZE - len(code))
+
+
 # A trampoline slot is 32 bytes of code whose 32 bytes of data sit exactly one page further on
 # (function, variable, data, scratch). The code is the same in every slot, so a page of it is
 # written once and never again: allocating a trampoline only writes the data page.
@@ -201,5 +213,7 @@ ARCH = Arch(
     trampoline_code=trampoline_code,
     trampoline_register=TRAMPOLINE_REGISTER,
     python_bridge=python_bridge,
+    atexit_stub_size=ATEXIT_STUB_SIZE,
+    atexit_stub=atexit_stub,
     python_api=PYTHON_API,
 )

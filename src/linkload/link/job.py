@@ -32,6 +32,8 @@ AUTO = "auto"
 DSO_HANDLE = "__dso_handle"
 GOT_SYMBOL = "_GLOBAL_OFFSET_TABLE_"
 UNRESOLVED_SYMBOL = "_unresolved"
+ATEXIT = "atexit"  # glibc keeps it out of libc.so; each module gets its own, tied to its handle
+LINKER_DEFINED = (DSO_HANDLE, GOT_SYMBOL, ATEXIT)
 # Expressions whose value depends on where the target is: these are rebound when it moves.
 REBINDABLE = (Expr.ABS, Expr.PCREL, Expr.BRANCH, Expr.GOT_OFF)
 
@@ -96,7 +98,7 @@ class LinkJob:
         """Drop the copies of COMDAT groups linked before (in this module or an earlier one)."""
         module = self.module
         loaded = np.ones(len(module.sections), bool)
-        keeper: dict[str, str] = {}  # group signature -> the object file whose copy is kept
+        keeper: dict[str, int] = {}  # group signature -> the object whose copy is kept
         linked_groups = self.linker._groups
         for i, sec in enumerate(module.sections):
             if sec.group is None:
@@ -104,7 +106,7 @@ class LinkJob:
             owner = linked_groups.get(sec.group)
             if owner is not None and owner.uid not in self.hidden:
                 loaded[i] = False  # linked before, by another module
-            elif keeper.setdefault(sec.group, sec.file) != sec.file:
+            elif keeper.setdefault(sec.group, sec.origin) != sec.origin:
                 loaded[i] = False  # a second copy within this module
         self.new_groups = list(keeper)
         self.loaded = loaded
@@ -140,22 +142,19 @@ class LinkJob:
         rows = np.flatnonzero(self.by_name)
         own = module.exports()
         self.own_rows: dict[int, int] = {}  # row -> defining row in this module (-1: linker's)
+        self.uses_atexit = False
         self.host: dict[int, int] = {}  # row -> address in the static module
         self.bound: dict[int, tuple[int, int]] = {}  # row -> (address, module uid)
         pending: list[int] = []
         cache: dict[str, tuple[int, int] | None] = {}
-        # A common block yields to a real definition of its name elsewhere in the module.
-        commons = np.flatnonzero(self.symbols["section"] == COMMON)
-        for row, name in zip(commons.tolist(), module.symbol_names(commons), strict=True):
-            defining = own.get(name)
-            if defining is not None and int(self.symbols["section"][defining]) >= 0:
-                self.own_rows[row] = defining
+        self._bind_definitions_by_name(own)
         for row, name in zip(rows.tolist(), module.symbol_names(rows), strict=True):
             defining = own.get(name)
             if defining is not None and defining != row and self._placed(defining):
                 self.own_rows[row] = defining
-            elif name in (DSO_HANDLE, GOT_SYMBOL):
+            elif name in LINKER_DEFINED:
                 self.own_rows[row] = -1
+                self.uses_atexit |= name == ATEXIT
             else:
                 if name not in cache:
                     cache[name] = self.linker._resolve_external(name, self.hidden)
@@ -168,6 +167,29 @@ class LinkJob:
                     self.bound[row] = found
         self.pending = np.array(pending, np.int64)
         self._check_pending()
+
+    def _bind_definitions_by_name(self, own: dict[str, int]) -> None:
+        """In a module combined from several objects, every global name has one definition,
+        as after a static link: a weak definition or a common block yields to a global one
+        elsewhere (references to the loser are bound to the winner); two global definitions
+        of one name are an error."""
+        rows = self.module.exported()
+        symbols = self.symbols
+        for row, name in zip(rows.tolist(), self.module.symbol_names(rows), strict=True):
+            winner = own[name]
+            if winner == row or not self._placed(row) or not self._placed(winner):
+                continue
+            strong = [r for r in (row, winner) if symbols["bind"][r] != WEAK
+                      and symbols["section"][r] != COMMON]
+            if len(strong) == 2:
+                files = [self._origin_file(r) for r in (winner, row)]
+                raise LinkError(f"multiple definition (in {files[0]} and {files[1]})",
+                                file=self.module.file, symbol=name)
+            self.own_rows[row] = winner
+
+    def _origin_file(self, row: int) -> str:
+        section = int(self.symbols["section"][row])
+        return self.module.sections[section].file if section >= 0 else self.module.file
 
     def _placed(self, row: int) -> bool:
         section = int(self.symbols["section"][row])
@@ -212,7 +234,8 @@ class LinkJob:
         self.common_rows, self.common_offsets, common_bytes, common_align = _commons(
             self.symbols, common, module.symbol_names(common))
         code_bytes = (len(self.veneer_rows) * arch.veneer_size
-                      + len(self.stub_rows) * arch.unresolved_stub_size)
+                      + len(self.stub_rows) * arch.unresolved_stub_size
+                      + (arch.atexit_stub_size if self.uses_atexit else 0))
         space = self.linker.space
         self.layout = plan_layout(
             module.sections, self.loaded, page_size=space.page_size,
@@ -317,12 +340,26 @@ class LinkJob:
         start += len(self.veneer_rows) * arch.veneer_size
         self.stub_slots = {r: start + i * arch.unresolved_stub_size
                            for i, r in enumerate(self.stub_rows.tolist())}
+        start += len(self.stub_rows) * arch.unresolved_stub_size
+        self.atexit_address = start
+        if self.uses_atexit:
+            self._write_atexit_stub()
         if self.stub_slots:
             handler = self.linker._unresolved_handler()
             for row, address in self.stub_slots.items():
                 code = arch.unresolved_stub((self.uid << 32) | row, handler)
                 offset = address - self.base
                 self.image[offset:offset + len(code)] = np.frombuffer(code, np.uint8)
+
+    def _write_atexit_stub(self) -> None:
+        cxa_atexit = self.linker.space.lookup("__cxa_atexit")
+        if cxa_atexit is None or self.arch.atexit_stub is None:
+            raise UndefinedSymbolError("atexit needs __cxa_atexit, which the static module lacks",
+                                       file=self.module.file, symbol=ATEXIT)
+        dso_handle = self.base + self.layout.dso_handle_offset
+        code = self.arch.atexit_stub(self.atexit_address, dso_handle, cxa_atexit)
+        offset = self.atexit_address - self.base
+        self.image[offset:offset + len(code)] = np.frombuffer(code, np.uint8)
 
     def _symbol_addresses(self) -> None:
         symbols = self.symbols
@@ -335,7 +372,7 @@ class LinkJob:
         address[absolute] = value[absolute]
         address[self.common_rows] = self.base + self.layout.common_offset + self.common_offsets
         linker_defined = {DSO_HANDLE: self.base + self.layout.dso_handle_offset,
-                          GOT_SYMBOL: self.got_base}
+                          GOT_SYMBOL: self.got_base, ATEXIT: self.atexit_address}
         for row, own in self.own_rows.items():
             address[row] = address[own] if own >= 0 else linker_defined[self.module.symbol_name(row)]
         for row, target in self.host.items():
@@ -402,7 +439,10 @@ class LinkJob:
             ok = kind.field.fits(values)
             if kind.expr is Expr.BRANCH and not ok.all():
                 values, ok = self._through_veneers(kind, rows, T, A, P, S, values, ok)
-            ok |= self.unplaced[T]  # .eh_frame entries of dropped code: see _check_targets
+            dropped = self.unplaced[T]  # .eh_frame entries of dropped code: see _check_targets
+            if dropped.any():
+                values = np.where(dropped, 0, values)
+                ok |= dropped
             if not ok.all():
                 self._overflow(kind, rows, values, ok)
             scatter(image, pos, width, order, kind.field.encode(containers, values))
@@ -424,8 +464,8 @@ class LinkJob:
         return np.where(relaxed, direct, values)
 
     def _check_targets(self, targets: np.ndarray) -> None:
-        """Only ``.eh_frame`` may refer to code that is not loaded (a dropped COMDAT copy): its
-        FDE then gets pc_begin 0, which the unwinder skips."""
+        """Only ``.eh_frame`` may refer to code that is not loaded (a dropped COMDAT copy): the
+        field is then 0, and libgcc skips an FDE whose pc_begin field is 0."""
         bad = np.flatnonzero(self.unplaced[targets])
         if not len(bad):
             return
