@@ -57,7 +57,8 @@ SYMBOL_DTYPE = np.dtype(
         ("bind", "u1"),
         ("type", "u1"),
         ("visibility", "u1"),
-    ]
+    ],
+    align=True,  # aligned columns are faster to compute with
 )
 
 RELOC_DTYPE = np.dtype(
@@ -68,7 +69,8 @@ RELOC_DTYPE = np.dtype(
         ("target", "<u4"),  # row of Module.symbols
         ("addend", "<i8"),
         ("implicit", "u1"),  # 1: the addend is stored in the field itself (ELF REL tables)
-    ]
+    ],
+    align=True,
 )
 
 
@@ -141,31 +143,39 @@ class Module:
     entry: int = 0
 
     @cached_property
-    def names(self) -> list[str]:
-        """The name of every symbol row, decoded once for the whole table."""
-        offsets = self.symbols["name"].astype(np.int64)
-        table = self.strtab
-        # Split the table once; a name that starts inside another (a shared tail) is the rare
-        # case and is sliced out on its own.
-        pieces = table.split(b"\0")
-        starts = np.zeros(len(pieces), np.int64)
-        np.cumsum([len(p) + 1 for p in pieces[:-1]], out=starts[1:])
+    def _string_pieces(self) -> tuple[list[str], np.ndarray]:
+        """The string table decoded and split at its NULs (both in C, once), and the offset
+        where each piece starts."""
+        pieces = self.strtab.decode("utf-8", "surrogateescape").split("\0")
+        nuls = np.flatnonzero(np.frombuffer(self.strtab, np.uint8) == 0)
+        starts = np.concatenate([[0], nuls + 1])[:len(pieces)]
+        return pieces, starts
+
+    def symbol_names(self, rows: np.ndarray) -> list[str]:
+        """Names of many symbol rows at once (decoded only for those rows)."""
+        offsets = self.symbols["name"][rows].astype(np.int64)
+        pieces, starts = self._string_pieces
         slot = np.minimum(np.searchsorted(starts, offsets), len(starts) - 1)
         exact = starts[slot] == offsets
-        decoded = [p.decode("utf-8", "replace") for p in pieces]
-        out = [decoded[i] for i in slot.tolist()]
-        for row in np.flatnonzero(~exact).tolist():
-            out[row] = _c_string(table, int(offsets[row]))
+        out = [pieces[i] for i in slot.tolist()]
+        for i in np.flatnonzero(~exact).tolist():  # a name sharing another's tail
+            out[i] = _c_string(self.strtab, int(offsets[i]))
         return out
+
+    @cached_property
+    def names(self) -> list[str]:
+        """The name of every symbol row."""
+        return self.symbol_names(np.arange(len(self.symbols)))
 
     def symbol_name(self, index: int) -> str:
         """The name of symbol row ``index``."""
-        return self.names[index]
+        if "names" in self.__dict__:
+            return self.names[index]
+        return self.symbol_names(np.array([index]))[0]
 
-    def symbol_names(self, rows: np.ndarray) -> list[str]:
-        """Names of many symbol rows at once."""
-        names = self.names
-        return [names[i] for i in rows.tolist()]
+    def has_name(self, name: str) -> bool:
+        """Cheap test: could some symbol be called ``name``? (False means certainly not.)"""
+        return name.encode() + b"\0" in self.strtab  # may end another name: tails are shared
 
     def exported(self) -> np.ndarray:
         """Rows of the symbols this module defines for others (global or weak, named)."""
@@ -178,11 +188,17 @@ class Module:
     @cached_property
     def _exports(self) -> dict[str, int]:
         rows = self.exported()
-        # A weak definition or a common block yields to a global definition.
+        names = self.symbol_names(rows)
+        # The common case, every name defined once, is one dict built in C.
+        out = dict(zip(names, rows.tolist(), strict=True))
+        if len(out) == len(names):
+            return out
+        # A weak definition or a common block yields to a global definition; among equals
+        # the first stays.
         weak = ((self.symbols["bind"][rows] == WEAK) | (self.symbols["section"][rows] == COMMON)).tolist()
-        out: dict[str, int] = {}
+        out.clear()
         out_weak: dict[str, bool] = {}
-        for name, row, is_weak in zip(self.symbol_names(rows), rows.tolist(), weak, strict=True):
+        for name, row, is_weak in zip(names, rows.tolist(), weak, strict=True):
             if name not in out or (out_weak[name] and not is_weak):
                 out[name] = row
                 out_weak[name] = is_weak
@@ -192,8 +208,35 @@ class Module:
         """Exported names mapped to their symbol rows; a global definition beats a weak one."""
         return self._exports
 
+    def definitions_of(self, names: list[str]) -> dict[str, int]:
+        """The exported rows defining ``names`` (those defined), as :meth:`exports` would give,
+        without decoding the whole table when only a few names are asked for."""
+        if len(names) > 64 or "_exports" in self.__dict__:
+            table = self.exports()
+            return {n: table[n] for n in names if n in table}
+        exported = self.exported()
+        offsets = self.symbols["name"][exported]
+        weak = (self.symbols["bind"][exported] == WEAK) | (self.symbols["section"][exported] == COMMON)
+        out = {}
+        for name in names:
+            key = name.encode() + b"\0"
+            hits = []
+            at = self.strtab.find(key)
+            while at >= 0:  # every occurrence: a name may be the tail of another
+                hits.append(at)
+                at = self.strtab.find(key, at + 1)
+            if not hits:
+                continue
+            rows = np.flatnonzero(np.isin(offsets, hits))
+            if len(rows):
+                strong = rows[~weak[rows]]
+                out[name] = int(exported[strong[0] if len(strong) else rows[0]])
+        return out
+
     def find_symbol(self, name: str) -> int | None:
         """Row of the defining symbol called ``name`` (global first, then any), or None."""
+        if not self.has_name(name):
+            return None
         row = self.exports().get(name)
         if row is not None:
             return row

@@ -9,6 +9,7 @@ column at a time; an arch file only describes them, plus its veneer and trampoli
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,11 @@ class Field:
     round_ha: bool = False
     align: int = 1
 
+    @property
+    def whole(self) -> bool:
+        """True if the value fills the whole container, so its old contents do not matter."""
+        return self.mask == (1 << (8 * self.size)) - 1
+
     def adjust(self, values: np.ndarray) -> np.ndarray:
         if self.round_ha:
             values = values + np.int64(0x8000)
@@ -76,7 +82,10 @@ class Field:
             ok &= (values & np.int64(self.align - 1)) == 0
         return ok
 
-    def encode(self, containers: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def encode(self, containers: np.ndarray | None, values: np.ndarray) -> np.ndarray:
+        """New container contents; ``containers`` may be None for a :attr:`whole` field."""
+        if containers is None:
+            return values
         mask = np.uint64(self.mask)
         return (containers & ~mask) | (values.astype(np.uint64) & mask)
 
@@ -97,6 +106,37 @@ class Kind:
     expr: Expr
     field: Field | None
     relaxable: bool = False  # the arch may rewrite the instruction to a direct form
+
+
+EXPR_CODES = {expr: i for i, expr in enumerate(Expr)}
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class KindTables:
+    """Per-kind properties as arrays indexed by kind number, so that a whole relocation table
+    is evaluated with a few column operations instead of a pass per kind."""
+
+    known: np.ndarray  # bool
+    expr: np.ndarray  # EXPR_CODES
+    width: np.ndarray  # container bytes (0: nothing written)
+    low: np.ndarray  # smallest value the adjusted value may take
+    high: np.ndarray  # largest
+    mask: np.ndarray  # uint64 bits of the container that receive the value
+    shift: np.ndarray
+    round: np.ndarray  # added before the shift (0x8000 for @ha)
+    align: np.ndarray
+    whole: np.ndarray  # bool: the value fills the container
+    plain: np.ndarray  # bool: the generic Field (no scattered bits)
+
+
+def _bounds(field: Field) -> tuple[int, int]:
+    if field.check is Check.NONE or field.bits >= 64:
+        return INT64_MIN, INT64_MAX
+    b = field.bits
+    low = 0 if field.check is Check.UNSIGNED else -(1 << (b - 1))
+    high = (1 << (b - 1)) - 1 if field.check is Check.SIGNED else (1 << b) - 1
+    return low, high
 
 
 @dataclass
@@ -125,6 +165,31 @@ class Arch:
     python_api: tuple[str, ...] = ()  # the CPython functions python_bridge calls
     atexit_stub_size: int = 0
     atexit_stub: Callable[[int, int, int], bytes] | None = None  # (at, dso handle, __cxa_atexit)
+
+    @functools.cached_property
+    def tables(self) -> KindTables:
+        size = max(max(self.kinds), max(self.unsupported, default=0)) + 1
+        t = {name: np.zeros(size, dtype) for name, dtype in (
+            ("known", bool), ("expr", np.int64), ("width", np.int64), ("low", np.int64),
+            ("high", np.int64), ("mask", np.uint64), ("shift", np.int64), ("round", np.int64),
+            ("align", np.int64), ("whole", bool), ("plain", bool))}
+        t["align"][:] = 1
+        for number, kind in self.kinds.items():
+            t["known"][number] = True
+            t["expr"][number] = EXPR_CODES[kind.expr]
+            f = kind.field
+            if f is None or kind.expr is Expr.NONE:
+                t["expr"][number] = EXPR_CODES[Expr.NONE]
+                continue
+            t["width"][number] = f.size
+            t["low"][number], t["high"][number] = _bounds(f)
+            t["mask"][number] = f.mask
+            t["shift"][number] = f.shift
+            t["round"][number] = 0x8000 if f.round_ha else 0
+            t["align"][number] = f.align
+            t["whole"][number] = f.whole
+            t["plain"][number] = type(f) is Field
+        return KindTables(**t)
 
     def kind_name(self, kind: int) -> str:
         if kind in self.kinds:

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 
 from ..errors import FormatError
 from ..model import Module
 
 Source = str | os.PathLike | bytes | bytearray | memoryview
+MAP_THRESHOLD = 1 << 20
 
 
 def read_bytes(source: Source) -> tuple[bytes | bytearray | memoryview, str]:
@@ -17,7 +19,11 @@ def read_bytes(source: Source) -> tuple[bytes | bytearray | memoryview, str]:
         path = os.fspath(source)
         try:
             with open(path, "rb") as f:
-                return f.read(), path
+                size = os.fstat(f.fileno()).st_size
+                if size < MAP_THRESHOLD:
+                    return f.read(), path
+                # Large files are mapped, not copied: readers slice them with memoryviews.
+                return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)), path
         except OSError as e:
             raise FormatError(f"cannot read: {e.strerror}", file=path) from None
     return source, "<bytes>"

@@ -108,7 +108,7 @@ class ElfFile:
 
     def __init__(self, data: bytes | bytearray | memoryview, file: str = "<bytes>") -> None:
         self.file = file
-        self.data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+        self.data = memoryview(data).cast("B")  # slices of a memoryview are not copies
         self.header = self._read_header()
         self.dt = _dtypes(self.header.bits, self.header.byteorder)
         self.sections = self._read_section_headers()
@@ -285,11 +285,11 @@ class ElfFile:
         dtype = self.dt["rela" if rela else "rel"]
         table = self._table(int(sh["offset"]), int(sh["size"]), int(sh["entsize"]), dtype,
                             "relocation table", name)
-        info = table["info"].astype(np.uint64)
+        info = table["info"]
         if self.header.bits == 64:
-            sym, typ = info >> np.uint64(32), info & np.uint64(0xFFFFFFFF)
+            sym, typ = (info >> np.uint64(32)).astype(np.uint32), info.astype(np.uint32)
         else:
-            sym, typ = info >> np.uint64(8), info & np.uint64(0xFF)
+            sym, typ = info >> np.uint32(8), info & np.uint32(0xFF)
         if int(sh["link"]) != self.symtab_index and len(table):
             raise self.error(f"relocations refer to section {int(sh['link'])}, not the symbol table",
                              name)
@@ -298,8 +298,8 @@ class ElfFile:
             i = int(bad[0])
             raise self.error(f"relocation {i} refers to symbol {int(sym[i])}, but there are only "
                              f"{len(self.symbols)}", name, i * dtype.itemsize)
-        addend = table["addend"].astype(np.int64) if rela else np.zeros(len(table), np.int64)
-        return table["offset"].astype(np.uint64), typ.astype(np.uint32), sym.astype(np.uint32), addend
+        addend = table["addend"] if rela else np.zeros(len(table), np.int64)
+        return table["offset"], typ, sym, addend
 
     def groups(self) -> dict[int, str]:
         """Section index -> COMDAT signature, for every member of a COMDAT group."""
@@ -442,7 +442,8 @@ def _symbols(elf: ElfFile, section_map: np.ndarray) -> np.ndarray:
 
 
 def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section]) -> np.ndarray:
-    parts = []
+    """All relocations of loaded sections, in one table (filled in place, column by column)."""
+    tables = []
     for ri in elf.relocation_sections():
         target = int(elf.sections["info"][ri])
         if target >= len(section_map):
@@ -452,20 +453,25 @@ def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section])
             continue  # relocations of debug info and other unloaded sections
         offset, typ, sym, addend = elf.relocations(ri)
         sec = sections[section_map[target]]
-        bad = np.flatnonzero(offset >= max(sec.size, 1) if sec.size else offset >= 0)
+        bad = np.flatnonzero(offset >= sec.size)
         if len(bad):
             i = int(bad[0])
             raise elf.error(f"relocation {i} patches offset {int(offset[i]):#x}, beyond the "
                             f"section's {sec.size:#x} bytes", sec.name, int(offset[i]))
-        part = np.zeros(len(offset), RELOC_DTYPE)
-        part["section"] = section_map[target]
+        tables.append((section_map[target], int(elf.sections["type"][ri]) == SHT_REL,
+                       offset, typ, sym, addend))
+    out = np.empty(sum(len(t[2]) for t in tables), RELOC_DTYPE)
+    start = 0
+    for section, implicit, offset, typ, sym, addend in tables:
+        part = out[start:start + len(offset)]
+        part["section"] = section
         part["offset"] = offset
         part["kind"] = typ
         part["target"] = sym
         part["addend"] = addend
-        part["implicit"] = int(elf.sections["type"][ri]) == SHT_REL
-        parts.append(part)
-    return np.concatenate(parts) if parts else np.zeros(0, RELOC_DTYPE)
+        part["implicit"] = implicit
+        start += len(offset)
+    return out
 
 
 def _read_static(elf: ElfFile, machine: str, name: str) -> Module:

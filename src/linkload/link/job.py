@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..arch import Expr
+from ..arch import EXPR_CODES, Expr
 from ..errors import (
     FormatError,
     LinkError,
@@ -121,16 +121,22 @@ class LinkJob:
             self.by_name[0] = False  # the null symbol
         self.unplaced = (section == NOT_LOADED) | (in_dropped & (self.symbols["bind"] == LOCAL))
         relocs = module.relocations
-        self.relocs = relocs[loaded[relocs["section"]]] if len(relocs) else relocs
+        self.relocs = relocs if loaded.all() else relocs[loaded[relocs["section"]]]
 
     def _check_kinds(self) -> None:
-        kinds = np.unique(self.relocs["kind"])
-        for k in kinds.tolist():
-            if k not in self.arch.kinds:
-                row = int(np.flatnonzero(self.relocs["kind"] == k)[0])
+        """Every relocation kind must be known to the arch; note which kinds occur."""
+        column = self.relocs["kind"]
+        known = self.arch.tables.known
+        beyond = np.flatnonzero(column >= len(known))
+        if len(beyond):
+            raise self._error(UnsupportedError, "unknown relocation type", int(beyond[0]))
+        present = np.flatnonzero(np.bincount(column, minlength=len(known)))
+        for k in present.tolist():
+            if not known[k]:
+                row = int(np.flatnonzero(column == k)[0])
                 why = self.arch.unsupported.get(k, "unknown relocation type").split(": ", 1)[-1]
                 raise self._error(UnsupportedError, why, row)
-        self.kinds = kinds.tolist()
+        self.kinds = present.tolist()
         exprs = {k: self.arch.kinds[k].expr for k in self.kinds}
         self.branch_kinds = [k for k, e in exprs.items() if e is Expr.BRANCH]
         self.rebindable_kinds = [k for k, e in exprs.items() if e in REBINDABLE]
@@ -140,15 +146,16 @@ class LinkJob:
         symbols, the static module (host), other modules, or pending (not linked yet)."""
         module = self.module
         rows = np.flatnonzero(self.by_name)
-        own = module.exports()
+        names = module.symbol_names(rows)
+        own = module.definitions_of(names)
         self.own_rows: dict[int, int] = {}  # row -> defining row in this module (-1: linker's)
         self.uses_atexit = False
         self.host: dict[int, int] = {}  # row -> address in the static module
         self.bound: dict[int, tuple[int, int]] = {}  # row -> (address, module uid)
         pending: list[int] = []
         cache: dict[str, tuple[int, int] | None] = {}
-        self._bind_definitions_by_name(own)
-        for row, name in zip(rows.tolist(), module.symbol_names(rows), strict=True):
+        self._bind_definitions_by_name()
+        for row, name in zip(rows.tolist(), names, strict=True):
             defining = own.get(name)
             if defining is not None and defining != row and self._placed(defining):
                 self.own_rows[row] = defining
@@ -168,11 +175,14 @@ class LinkJob:
         self.pending = np.array(pending, np.int64)
         self._check_pending()
 
-    def _bind_definitions_by_name(self, own: dict[str, int]) -> None:
+    def _bind_definitions_by_name(self) -> None:
         """In a module combined from several objects, every global name has one definition,
         as after a static link: a weak definition or a common block yields to a global one
         elsewhere (references to the loser are bound to the winner); two global definitions
         of one name are an error."""
+        if len({s.origin for s in self.module.sections}) < 2:
+            return  # one object: its names are already unique (a compiler or ld -r saw to it)
+        own = self.module.exports()
         rows = self.module.exported()
         symbols = self.symbols
         for row, name in zip(rows.tolist(), self.module.symbol_names(rows), strict=True):
@@ -217,10 +227,10 @@ class LinkJob:
                               f"for a module linked later)", int(bad[0]))
 
     def _plan(self) -> None:
-        arch, relocs, module = self.arch, self.relocs, self.module
+        arch, module = self.arch, self.module
         got_kinds = [k for k in self.kinds if arch.kinds[k].expr in (Expr.GOT_PCREL, Expr.GOT_SLOT)]
-        self.got_targets = np.unique(relocs["target"][np.isin(relocs["kind"], got_kinds)]).astype(np.int64)
-        called = np.unique(relocs["target"][np.isin(relocs["kind"], self.branch_kinds)]).astype(np.int64)
+        self.got_targets = self._targets_of(got_kinds)
+        called = self._targets_of(self.branch_kinds)
         outside = np.array(sorted(set(self.host) | set(self.bound)) + self.pending.tolist(), np.int64)
         changeable = np.array(sorted(self.bound) + self.pending.tolist(), np.int64)
         self.veneer_rows = called[np.isin(called, outside)]
@@ -243,6 +253,19 @@ class LinkJob:
             got_bytes=len(self.got_targets) * arch.got_entry_size, got_align=arch.got_entry_size,
             common_bytes=common_bytes, common_align=common_align,
             code_alignment=arch.code_alignment)
+
+    def _kind_mask(self, kinds: list[int]) -> np.ndarray:
+        """Which relocations are of one of ``kinds``."""
+        flags = np.zeros(len(self.arch.tables.known), bool)
+        flags[kinds] = True
+        return flags[self.relocs["kind"]]
+
+    def _targets_of(self, kinds: list[int]) -> np.ndarray:
+        """The distinct symbol rows that relocations of ``kinds`` refer to, ascending."""
+        seen = np.zeros(len(self.symbols), bool)
+        if kinds:
+            seen[self.relocs["target"][self._kind_mask(kinds)]] = True
+        return np.flatnonzero(seen)
 
     def _place(self) -> int:
         """Reserve memory within reach of the module's outside targets, where possible."""
@@ -316,10 +339,10 @@ class LinkJob:
         refs = self._relocate()
         self._write_got()
         self._collect_initialisers()
-        exports = self._exports()
         addresses = [int(a) if a >= 0 else None for a in self.section_base]
         loaded = LoadedModule(module.name, module, self.linker, base, layout.size, layout,
-                              addresses, exports, uid=self.uid)
+                              addresses, None, uid=self.uid)
+        loaded.export_table = self._exports  # built when first asked for
         loaded.refs = np.concatenate([refs, self._got_refs()])
         loaded.veneer_slots = self.veneer_slots
         loaded.stub_slots = self.stub_slots
@@ -397,56 +420,127 @@ class LinkJob:
         return self.stub_slots.get(row, 0)  # a weak name that is never called
 
     def _relocate(self) -> np.ndarray:
-        """Apply every relocation to the image, a kind at a time; returns the references to
-        record for rebinding."""
-        relocs, arch, image = self.relocs, self.arch, self.image
+        """Apply every relocation to the image. The common work is a few column operations
+        over the whole table, with each kind's properties looked up in the arch's tables; only
+        rare kinds (GOT, size, relaxable, scattered fields) and far branches take a pass of
+        their own. Returns the references to record for rebinding."""
+        relocs, t = self.relocs, self.arch.tables
         if not len(relocs):
             return np.zeros(0, REF_DTYPE)
-        order = self.module.byteorder
-        sec = relocs["section"]
+        # Contiguous machine-word columns: indexing with them is several times faster than
+        # with the table's strided 32-bit columns.
+        kind = relocs["kind"].astype(np.intp)
+        sec = relocs["section"].astype(np.intp)
         offset = relocs["offset"].astype(np.int64)
+        targets = relocs["target"].astype(np.intp)
         positions = self.layout.section_offsets[sec] + offset
         places = self.section_base[sec] + offset
-        targets = relocs["target"].astype(np.int64)
-        self._check_targets(targets)
-        sizes = np.array([s.size for s in self.module.sections], np.int64)[sec]
-        got_slot = self.got_base + np.searchsorted(self.got_targets, targets) * arch.got_entry_size
-        kind_column = relocs["kind"]
-        addends = relocs["addend"].copy()
-        for k in self.kinds:
-            kind = arch.kinds[k]
-            if kind.field is None or kind.expr is Expr.NONE:
+        width = t.width[kind]
+        self._check_fields(offset, width, sec)
+        if self.unplaced.any():
+            self._check_targets(targets)
+        addends = relocs["addend"]
+        implicit = relocs["implicit"].astype(bool)
+        if implicit.any():
+            addends = self._implicit_addends(addends.copy(), implicit, positions)
+        values = self._values(kind, targets, addends, places, positions)
+        present = self.kinds
+        if t.round[present].any() or t.shift[present].any():
+            values = (values + t.round[kind]) >> t.shift[kind]
+        ok = (values >= t.low[kind]) & (values <= t.high[kind])
+        if (t.align[present] > 1).any():
+            ok &= (values & (t.align[kind] - 1)) == 0
+        if not ok.all():
+            values, ok = self._through_veneers(kind, targets, addends, places, values, ok)
+        if self.unplaced.any():
+            dropped = self.unplaced[targets]  # .eh_frame entries of dropped code
+            values[dropped] = 0
+            ok |= dropped
+        if not ok.all():
+            self._overflow(values, ok)
+        self._write_fields(kind, width, positions, values)
+        return self._references(places, targets, addends)
+
+    def _check_fields(self, offset: np.ndarray, width: np.ndarray, sec: np.ndarray) -> None:
+        """Every field lies inside its section."""
+        section_sizes = np.array([s.size for s in self.module.sections], np.int64)
+        bad = np.flatnonzero(offset + width > section_sizes[sec])
+        if len(bad):
+            i = int(bad[0])
+            raise self._error(FormatError, f"a {int(width[i])}-byte field does not fit in the "
+                              "section", i)
+
+    def _implicit_addends(self, addends, implicit, positions) -> np.ndarray:
+        """Addends stored in the fields themselves (ELF REL tables), decoded per kind."""
+        kind = self.relocs["kind"]
+        for k in sorted(set(kind[implicit].tolist())):
+            field = self.arch.kinds[k].field
+            if field is None:
                 continue
-            rows = np.flatnonzero(kind_column == k)
-            width = kind.field.size
-            bad = np.flatnonzero(offset[rows] + width > sizes[rows])
-            if len(bad):
-                raise self._error(FormatError, f"a {width}-byte field does not fit in the section",
-                                  int(rows[bad[0]]))
-            pos, P, T = positions[rows], places[rows], targets[rows]
-            containers = gather(image, pos, width, order)
-            A = addends[rows]
-            implicit = relocs["implicit"][rows].astype(bool)
-            if implicit.any():
-                A = np.where(implicit, kind.field.decode(containers), A)
-                addends[rows] = A
-            S = (self.call_address if kind.expr is Expr.BRANCH else self.address)[T]
-            values = evaluate(kind.expr, S, A, P, got=self.got_base, slot=got_slot[rows],
-                              size=self.symbols["size"].astype(np.int64)[T])
-            if kind.relaxable and arch.relax is not None:
-                values = self._relax(k, kind, S, A, P, T, pos, values)
-            values = kind.field.adjust(values)
-            ok = kind.field.fits(values)
-            if kind.expr is Expr.BRANCH and not ok.all():
-                values, ok = self._through_veneers(kind, rows, T, A, P, S, values, ok)
-            dropped = self.unplaced[T]  # .eh_frame entries of dropped code: see _check_targets
-            if dropped.any():
-                values = np.where(dropped, 0, values)
-                ok |= dropped
-            if not ok.all():
-                self._overflow(kind, rows, values, ok)
-            scatter(image, pos, width, order, kind.field.encode(containers, values))
-        keep = np.isin(kind_column, self.rebindable_kinds) & (self.bound_to[targets] != -2)
+            rows = np.flatnonzero(implicit & (kind == k))
+            containers = gather(self.image, positions[rows], field.size, self.module.byteorder)
+            addends[rows] = field.decode(containers)
+        return addends
+
+    def _values(self, kind, targets, A, P, positions) -> np.ndarray:
+        """Every relocation's value: S+A, minus P for PC-relative kinds; GOT and size kinds
+        are computed on their own rows."""
+        t, codes = self.arch.tables, EXPR_CODES
+        expr = t.expr[kind]
+        S = self.address[targets]
+        if len(self.pending) and self.branch_kinds:  # calls to pending names reach a fallback
+            calls = (expr == codes[Expr.BRANCH]) & np.isin(targets, self.pending)
+            S[calls] = self.call_address[targets[calls]]
+        values = S + A
+        pcrel = (expr == codes[Expr.PCREL]) | (expr == codes[Expr.BRANCH])
+        np.subtract(values, P, out=values, where=pcrel)
+        for k in self.kinds:
+            field_kind = self.arch.kinds[k]
+            if field_kind.expr in (Expr.ABS, Expr.PCREL, Expr.BRANCH) and not field_kind.relaxable:
+                continue
+            rows = np.flatnonzero(kind == k)
+            values[rows] = self._special_values(k, field_kind, rows, S[rows], A[rows], P[rows],
+                                                targets[rows], positions[rows])
+        return values
+
+    def _special_values(self, k, kind, rows, S, A, P, T, pos) -> np.ndarray:
+        expr = kind.expr
+        if expr is Expr.NONE:
+            return np.zeros(len(rows), np.int64)
+        slot = size = None
+        if expr in (Expr.GOT_PCREL, Expr.GOT_SLOT):
+            slot = self.got_base + np.searchsorted(self.got_targets, T) * self.arch.got_entry_size
+        elif expr is Expr.SIZE:
+            size = self.symbols["size"][T].astype(np.int64)
+        values = evaluate(expr, S, A, P, got=self.got_base, slot=slot, size=size)
+        if kind.relaxable and self.arch.relax is not None:
+            values = self._relax(k, kind, S, A, P, T, pos, values)
+        return values
+
+    def _write_fields(self, kind, width, positions, values) -> None:
+        """Store the values, one pass per field width; masked fields keep their other bits,
+        scattered fields (Thumb-2 and the like) are encoded by their Field."""
+        t, order = self.arch.tables, self.module.byteorder
+        for w in sorted({int(t.width[k]) for k in self.kinds} - {0}):
+            rows = np.flatnonzero(width == w)
+            k = kind[rows]
+            pos, new = positions[rows], values[rows]
+            if not t.whole[k].all():
+                containers = gather(self.image, pos, w, order)
+                mask = t.mask[k]
+                new = (containers & ~mask) | (new.astype(np.uint64) & mask)
+                custom = ~t.plain[k]
+                for c in np.unique(k[custom]).tolist():
+                    sel = np.flatnonzero(k == c)
+                    new[sel] = self.arch.kinds[c].field.encode(containers[sel], values[rows][sel])
+            scatter(self.image, pos, w, order, new)
+
+    def _references(self, places, targets, addends) -> np.ndarray:
+        """The fields that point at other modules or at nothing yet, for later rebinding."""
+        if not (self.bound_to != -2).any():
+            return np.zeros(0, REF_DTYPE)
+        kind_column = self.relocs["kind"]
+        keep = self._kind_mask(self.rebindable_kinds) & (self.bound_to[targets] != -2)
         refs = np.zeros(int(keep.sum()), REF_DTYPE)
         refs["site"] = places[keep]
         refs["kind"] = kind_column[keep]
@@ -475,30 +569,32 @@ class LinkJob:
             row = int(bad[np.flatnonzero(~in_eh)[0]])
             raise self._error(LinkError, "refers to a section that is not loaded", row)
 
-    def _through_veneers(self, kind, rows, T, A, P, S, values, ok):
+    def _through_veneers(self, kind, T, A, P, values, ok):
         """Route the branches that cannot reach their target through the veneer of that
         target's symbol, in this module's code segment."""
-        far = np.flatnonzero(~ok)
-        inside = ~ok & ~np.isin(T, self.veneer_rows)
-        if inside.any():  # an inside target out of reach: the module is larger than the reach
-            i = int(np.flatnonzero(inside)[0])
-            raise overflow_error(self, kind, int(rows[i]), int(values[i]), int(inside.sum()) - 1)
+        t = self.arch.tables
+        far = np.flatnonzero(~ok & (t.expr[kind] == EXPR_CODES[Expr.BRANCH])
+                             & np.isin(T, self.veneer_rows))
+        if not len(far):
+            return values, ok
+        values, ok = values.copy(), ok.copy()
         slot_of = {}
         for row in np.unique(T[far]).tolist():
-            target = int(S[np.flatnonzero(row == T)[0]])
-            slot_of[row] = self.veneer_slots[row]
-            code = self.arch.veneer(slot_of[row], target)
-            offset = slot_of[row] - self.base
-            self.image[offset:offset + len(code)] = np.frombuffer(code, np.uint8)
+            slot_of[row] = slot = self.veneer_slots[row]
+            code = self.arch.veneer(slot, int(self.call_address[row]))
+            self.image[slot - self.base:slot - self.base + len(code)] = np.frombuffer(code, np.uint8)
         slots = np.array([slot_of[r] for r in T[far].tolist()], np.int64)
-        values, ok = values.copy(), ok.copy()
-        values[far] = kind.field.adjust(slots + A[far] - P[far])
-        ok[far] = kind.field.fits(values[far])
+        k = kind[far]
+        v = ((slots + A[far] - P[far]) + t.round[k]) >> t.shift[k]
+        values[far] = v
+        ok[far] = (v >= t.low[k]) & (v <= t.high[k]) & ((v & (t.align[k] - 1)) == 0)
         return values, ok
 
-    def _overflow(self, kind, rows, values, ok) -> None:
+    def _overflow(self, values, ok) -> None:
         bad = np.flatnonzero(~ok)
-        raise overflow_error(self, kind, int(rows[bad[0]]), int(values[bad[0]]), len(bad) - 1)
+        i = int(bad[0])
+        kind = self.arch.kinds[int(self.relocs["kind"][i])]
+        raise overflow_error(self, kind, i, int(values[i]), len(bad) - 1)
 
     def _write_got(self) -> None:
         if not len(self.got_targets):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ REF_DTYPE = np.dtype([
     ("row", "<i4"),  # symbol row in the referencing module (its name)
     ("addend", "<i8"),
     ("bound", "<i4"),  # uid of the module it points into, or UNRESOLVED
-])
+], align=True)
 UNRESOLVED = -1
 
 
@@ -38,7 +39,7 @@ class LoadedModule:
     size: int
     layout: Layout
     section_addresses: list[int | None]
-    exports: dict[str, int]
+    _exports: dict[str, int] | None
     uid: int = 0
     refs: np.ndarray = field(default_factory=lambda: np.zeros(0, REF_DTYPE))
     veneer_slots: dict[int, int] = field(default_factory=dict)  # symbol row -> veneer address
@@ -49,6 +50,15 @@ class LoadedModule:
     eh_frames: list[int] = field(default_factory=list)
     image: np.ndarray | None = None  # the built image, until it is written
     linked: bool = True
+    export_table: Callable[[], dict[str, int]] | None = None  # computes exports on demand
+
+    @property
+    def exports(self) -> dict[str, int]:
+        """Names this module defines for others, with their addresses."""
+        if self._exports is None:
+            self._exports = self.export_table() if self.export_table else {}
+            self.export_table = None  # the job behind it can go
+        return self._exports
 
     def address(self, name: str) -> int:
         """Address of the symbol ``name`` defined by this module (exported or local)."""

@@ -9,26 +9,28 @@ from __future__ import annotations
 import numpy as np
 
 
-def _index(positions: np.ndarray, size: int) -> np.ndarray:
-    return positions.astype(np.int64)[:, None] + np.arange(size, dtype=np.int64)
+def window(image: np.ndarray, size: int, byteorder: str) -> np.ndarray:
+    """A view of ``image`` (uint8) whose element ``i`` is the ``size``-byte word starting at
+    byte ``i``: unaligned fields are then read and written with one fancy index."""
+    count = max(len(image) - size + 1, 0)
+    return np.ndarray((count,), dtype=f"{byteorder}u{size}", buffer=image, strides=(1,))
 
 
 def gather(image: np.ndarray, positions: np.ndarray, size: int, byteorder: str) -> np.ndarray:
     """The ``size``-byte fields at ``positions`` of ``image`` (uint8), as uint64 values."""
     if not len(positions):
         return np.zeros(0, np.uint64)
-    raw = np.ascontiguousarray(image[_index(positions, size)])
-    return raw.view(f"{byteorder}u{size}").reshape(-1).astype(np.uint64)
+    return window(image, size, byteorder)[positions].astype(np.uint64)
 
 
 def scatter(image: np.ndarray, positions: np.ndarray, size: int, byteorder: str,
             values: np.ndarray) -> None:
-    """Store the low ``size`` bytes of each of ``values`` at ``positions`` of ``image``."""
+    """Store the low ``size`` bytes of each of ``values`` at ``positions`` of ``image``
+    (fields must not overlap)."""
     if not len(positions):
         return
-    mask = np.uint64((1 << (8 * size)) - 1)
-    narrow = (values.astype(np.uint64) & mask).astype(f"{byteorder}u{size}")
-    image[_index(positions, size)] = narrow.view(np.uint8).reshape(-1, size)
+    window(image, size, byteorder)[positions] = values.astype(f"{byteorder}u{size}",
+                                                              casting="unsafe")
 
 
 def evaluate(expr, S: np.ndarray, A: np.ndarray, P: np.ndarray, *, got: int = 0,
