@@ -175,7 +175,7 @@ class Module:
 
     def has_name(self, name: str) -> bool:
         """Cheap test: could some symbol be called ``name``? (False means certainly not.)"""
-        return name.encode() + b"\0" in self.strtab  # may end another name: tails are shared
+        return name.encode("utf-8", "surrogateescape") + b"\0" in self.strtab  # may end another name: tails are shared
 
     def exported(self) -> np.ndarray:
         """Rows of the symbols this module defines for others (global or weak, named)."""
@@ -219,7 +219,7 @@ class Module:
         weak = (self.symbols["bind"][exported] == WEAK) | (self.symbols["section"][exported] == COMMON)
         out = {}
         for name in names:
-            key = name.encode() + b"\0"
+            key = name.encode("utf-8", "surrogateescape") + b"\0"
             hits = []
             at = self.strtab.find(key)
             while at >= 0:  # every occurrence: a name may be the tail of another

@@ -127,8 +127,7 @@ class Linker:
         waiting for it, and run its initialisers. ``place_near`` overrides the linker's
         placement for this module."""
         module = self._read(objects, name)
-        exports = module.exports()
-        waiting = self._waiting(lambda n: n in exports)
+        waiting = self._waiting_for(module)
         near = self.place_near if place_near is ... else place_near
         job = LinkJob(self, module, next(self._uids), callers=_sites(waiting), place_near=near)
         loaded = job.build()
@@ -155,6 +154,18 @@ class Linker:
                 f"cannot be linked into a {arch.bits}-bit {order[arch.byteorder]}-endian "
                 f"{arch.name} space", file=module.file)
         return module
+
+    def _waiting_for(self, module: Module) -> list[tuple[LoadedModule, np.ndarray]]:
+        """The pending references of linked modules that ``module`` would satisfy."""
+        names: set[str] = set()
+        for m in self.modules:
+            pending = m.refs["row"][m.refs["bound"] == UNRESOLVED]
+            if len(pending):
+                names.update(m.module.symbol_names(np.unique(pending)))
+        if not names:
+            return []
+        defined = module.definitions_of(sorted(names))
+        return self._waiting(lambda n: n in defined)
 
     def _waiting(self, wanted: Callable[[str], bool], uid: int = UNRESOLVED
                  ) -> list[tuple[LoadedModule, np.ndarray]]:
@@ -230,9 +241,8 @@ class Linker:
         """
         self._check_linked(module)
         new_module = self._read(objects, name or module.name)
-        exports = new_module.exports()
         rebound = self._waiting(lambda _n: True, module.uid)
-        waiting = self._waiting(lambda n: n in exports)
+        waiting = self._waiting_for(new_module)
         job = LinkJob(self, new_module, next(self._uids), hidden=frozenset({module.uid}),
                       callers=_sites(rebound + waiting), place_near=self.place_near)
         loaded = job.build()

@@ -122,7 +122,7 @@ class NativeSpace(Space):
 
     # -- symbols ---------------------------------------------------------------------------
     def lookup(self, name: str) -> int | None:
-        key = name.encode()
+        key = name.encode("utf-8", "surrogateescape")
         address = _dlsym(RTLD_DEFAULT, key)
         if address:
             return address
