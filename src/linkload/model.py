@@ -175,7 +175,8 @@ class Module:
 
     def has_name(self, name: str) -> bool:
         """Cheap test: could some symbol be called ``name``? (False means certainly not.)"""
-        return name.encode("utf-8", "surrogateescape") + b"\0" in self.strtab  # may end another name: tails are shared
+        # A name may also be the tail of another: tails are shared in string tables.
+        return name.encode("utf-8", "surrogateescape") + b"\0" in self.strtab
 
     def exported(self) -> np.ndarray:
         """Rows of the symbols this module defines for others (global or weak, named)."""
