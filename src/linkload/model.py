@@ -97,6 +97,7 @@ class Section:
     file: str = ""
     address: int | None = None  # fixed address, for sections of executables
     origin: int = 0  # which of the objects combined into the module it came from
+    image_offset: int | None = None  # where it sits in Module.image (REL: its file offset)
 
     @property
     def executable(self) -> bool:
@@ -124,9 +125,10 @@ class Module:
     """A relocatable module, independent of the file it came from.
 
     ``machine`` names the CPU (``"x86_64"``, ``"i386"``, ``"ppc"``, ``"arm"``, ``"aarch64"``);
-    ``byteorder`` is ``"<"`` or ``">"``. ``kind`` is ``"relocatable"`` for object files and
-    modules, ``"executable"`` or ``"shared"`` for static modules, whose defined symbols are
-    ``ABS`` rows holding their addresses (relative to the load base for ``"shared"``).
+    ``byteorder`` is ``"<"`` or ``">"``. ``kind`` is ``"relocatable"`` for object files,
+    ``"rel"`` for REL modules, ``"executable"`` or ``"shared"`` for static modules, whose
+    defined symbols are ``ABS`` rows holding their addresses (relative to the load base for
+    ``"shared"``).
     """
 
     name: str
@@ -141,6 +143,13 @@ class Module:
     kind: str = "relocatable"
     segments: list[Segment] = field(default_factory=list)
     entry: int = 0
+    # A module loaded as one block, as a REL is (the whole file, header included): its
+    # sections sit at their ``image_offset`` in it, and its bss is placed separately.
+    image: bytes | memoryview | None = None
+    # References to names nobody defines yet may be data too (REL: patched when the module
+    # defining them is linked, 0 until then), not only calls.
+    lazy_data: bool = False
+    meta: dict[str, object] = field(default_factory=dict)  # format-specific header values
 
     @cached_property
     def _string_pieces(self) -> tuple[list[str], np.ndarray]:

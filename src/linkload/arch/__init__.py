@@ -199,7 +199,7 @@ class Arch:
         return f"relocation type {kind}"
 
 
-_ARCH_MODULES = {"x86_64": "x86_64"}
+_ARCH_MODULES = {"x86_64": "x86_64", "ppc": "ppc"}
 
 
 def get(name: str) -> Arch:
