@@ -152,7 +152,9 @@ class Arch:
     veneer_size: int
     veneer: Callable[[int, int], bytes]  # (veneer address, target) -> code
     got_entry_size: int
-    pointer_kind: int  # the kind that stores a whole address (GOT slots are rebound with it)
+    pointer_kind: int
+    # A branch field's value is measured from P + branch_bias (x86-64: the end of the rel32).
+    branch_bias: int = 0  # the kind that stores a whole address (GOT slots are rebound with it)
     code_alignment: int = 16
     relax: Callable | None = None  # (kind, image, field positions, candidates) -> rewritten mask
     unsupported: dict[int, str] = field(default_factory=dict)  # kind -> why it is not supported

@@ -106,7 +106,7 @@ VENEER_SIZE = 16
 
 def veneer(address: int, target: int) -> bytes:
     """``jmp *0(%rip)`` followed by the target's address: reaches anywhere, clobbers nothing."""
-    return b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", target) + b"\xcc\xcc"
+    return b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", target & (1 << 64) - 1) + b"\xcc\xcc"
 
 
 UNRESOLVED_STUB_SIZE = 32
@@ -204,6 +204,7 @@ ARCH = Arch(
     veneer=veneer,
     got_entry_size=8,
     pointer_kind=1,
+    branch_bias=4,
     code_alignment=16,
     relax=relax,
     unsupported=UNSUPPORTED,

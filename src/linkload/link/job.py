@@ -21,7 +21,7 @@ from ..errors import (
 )
 from ..model import ABS, COMMON, LOCAL, NOT_LOADED, UNDEF, WEAK, Module, SectionKind
 from ..space import Window
-from .layout import EH_FRAME, EH_FRAME_TERMINATOR, plan_layout
+from .layout import EH_FRAME, EH_FRAME_TERMINATOR, plan_image_layout, plan_layout
 from .module import REF_DTYPE, UNRESOLVED, LoadedModule
 from .relocate import evaluate, gather, scatter
 
@@ -45,9 +45,11 @@ class LinkJob:
 
     def __init__(self, linker: Linker, module: Module, uid: int, *,
                  hidden: frozenset[int] = frozenset(), callers: np.ndarray | None = None,
-                 place_near: str | int | None = AUTO) -> None:
+                 place_near: str | int | None = AUTO, at: int | None = None,
+                 bss: int | None = None, fixed: bool = False) -> None:
         self.linker = linker
         self.place_near = place_near
+        self.at, self.bss_address, self.fixed = at, bss, fixed
         self.arch = linker.arch
         self.module = module
         self.uid = uid
@@ -212,8 +214,8 @@ class LinkJob:
     def _check_pending(self) -> None:
         """A name nobody defines may only be called (it then reaches the unresolved handler
         until a module defines it) or be weak; any other use is an error listing them all."""
-        if not len(self.pending):
-            self.pending_weak = np.zeros(0, np.int64)
+        if not len(self.pending) or self.module.lazy_data:
+            self.pending_weak = self.pending if self.module.lazy_data else np.zeros(0, np.int64)
             return
         targets = self.relocs["target"].astype(np.int64)
         used = np.isin(targets, self.pending)
@@ -236,8 +238,9 @@ class LinkJob:
         self.got_targets = self._targets_of(got_kinds)
         called = self._targets_of(self.branch_kinds)
         outside = np.array(sorted(set(self.host) | set(self.bound)) + self.pending.tolist(), np.int64)
+        outside = np.union1d(outside, np.flatnonzero(self.symbols["section"] == ABS))
         changeable = np.array(sorted(self.bound) + self.pending.tolist(), np.int64)
-        self.veneer_rows = called[np.isin(called, outside)]
+        self.veneer_keys = self._veneer_keys(outside)
         row = module.find_symbol(UNRESOLVED_SYMBOL)
         self.unresolved_row = row if row is not None and self._placed(row) and \
             int(self.symbols["section"][row]) >= 0 else None
@@ -247,16 +250,53 @@ class LinkJob:
         common = common[~np.isin(common, np.fromiter(self.own_rows, np.int64, len(self.own_rows)))]
         self.common_rows, self.common_offsets, common_bytes, common_align = _commons(
             self.symbols, common, module.symbol_names(common))
-        code_bytes = (len(self.veneer_rows) * arch.veneer_size
+        code_bytes = (len(self.veneer_keys) * arch.veneer_size
                       + len(self.stub_rows) * arch.unresolved_stub_size
                       + (arch.atexit_stub_size if self.uses_atexit else 0))
         space = self.linker.space
+        got_bytes = len(self.got_targets) * arch.got_entry_size
+        if module.image is not None:
+            self.layout = plan_image_layout(
+                module.sections, len(module.image), page_size=space.page_size,
+                bss_offset=self._bss_offset(), bss_align=self._rel_value("bss_align", 1),
+                aux_bytes=code_bytes, got_bytes=got_bytes, got_align=arch.got_entry_size,
+                common_bytes=common_bytes, common_align=common_align,
+                align=self._rel_value("align", 1))
+            return
         self.layout = plan_layout(
             module.sections, self.loaded, page_size=space.page_size,
             veneer_bytes=code_bytes, veneer_size=arch.veneer_size,
-            got_bytes=len(self.got_targets) * arch.got_entry_size, got_align=arch.got_entry_size,
+            got_bytes=got_bytes, got_align=arch.got_entry_size,
             common_bytes=common_bytes, common_align=common_align,
             code_alignment=arch.code_alignment)
+
+    def _veneer_keys(self, outside: np.ndarray) -> list[tuple[int, int]]:
+        """The distinct (symbol row, addend) pairs of branches to outside targets: each may
+        need a veneer of its own (REL addends select different functions of one target)."""
+        mask = self._kind_mask(self.branch_kinds) & np.isin(self.target_col, outside)
+        if not mask.any():
+            return []
+        pairs = np.unique(np.stack([self.target_col[mask], self.relocs["addend"][mask]]), axis=1)
+        return list(zip(pairs[0].tolist(), pairs[1].tolist(), strict=True))
+
+    def _rel_value(self, name: str, default: int) -> int:
+        """A value of the module's REL header (``meta["rel"]``), or ``default``."""
+        header = self.module.meta.get("rel")
+        return int(getattr(header, name, default) or default) if header is not None else default
+
+    def _bss_offset(self) -> int | None:
+        """Where the bss of an image module goes: in the freed tail from fixSize on
+        (OSLinkFixed), at an address the caller gave (-1: outside the reservation), or after
+        the image (None)."""
+        if self.bss_address is not None:
+            return -1
+        if self.fixed:
+            fix_size = self._rel_value("fix_size", 0)
+            if self._rel_value("version", 0) < 3 or not fix_size:
+                raise LinkError("OSLinkFixed needs a version 3 module with fixSize",
+                                file=self.module.file)
+            return (fix_size + 31) // 32 * 32
+        return None
 
     def _kind_mask(self, kinds: list[int]) -> np.ndarray:
         """Which relocations are of one of ``kinds``."""
@@ -275,6 +315,9 @@ class LinkJob:
         """Reserve memory within reach of the module's outside targets, where possible."""
         space, layout = self.linker.space, self.layout
         near = self.place_near
+        if self.at is not None:  # the caller chose the address, as OSLink's caller does
+            self._check_alignment("module", self.at, self._rel_value("align", 1))
+            return space.reserve(layout.size, 1, Window(self.at, self.at + layout.size, self.at))
         limit = self._absolute_limit()
         window = None
         if near == AUTO:
@@ -285,6 +328,12 @@ class LinkJob:
         if window is None and limit is not None:
             window = Window(0, limit, limit // 2)
         return space.reserve(layout.size, layout.align, window)
+
+    def _check_alignment(self, what: str, address: int, align: int) -> None:
+        """OSLink of a version >= 2 module rejects a module or bss address off its alignment."""
+        if self._rel_value("version", 0) >= 2 and align > 1 and address % align:
+            raise LinkError(f"{what} address {address:#x} is not aligned to {align} bytes",
+                            file=self.module.file)
 
     def _absolute_limit(self) -> int | None:
         """Highest end address allowed by absolute fields narrower than a pointer (-fno-pic
@@ -330,11 +379,15 @@ class LinkJob:
         module, layout, base = self.module, self.layout, self.base
         image = np.zeros(layout.size, np.uint8)
         offsets = layout.section_offsets
-        for i, sec in enumerate(module.sections):
-            if offsets[i] >= 0 and sec.data is not None and sec.size:
-                image[offsets[i]:offsets[i] + sec.size] = np.frombuffer(sec.data, np.uint8)
+        if module.image is not None:
+            image[:len(module.image)] = np.frombuffer(module.image, np.uint8)
+        else:
+            for i, sec in enumerate(module.sections):
+                if offsets[i] >= 0 and sec.data is not None and sec.size:
+                    image[offsets[i]:offsets[i] + sec.size] = np.frombuffer(sec.data, np.uint8)
         self.image = image
         self.section_base = np.where(offsets >= 0, offsets + base, -1).astype(np.int64)
+        self._place_bss(base)
         self.got_base = base + layout.got_offset
         self._slots()
         self._symbol_addresses()
@@ -353,16 +406,30 @@ class LinkJob:
         loaded.got = self.got_base
         loaded.image = image
         loaded.fini = self.fini
+        loaded.bss_range = self.bss_range
         return loaded
+
+    def _place_bss(self, base: int) -> None:
+        """The bss of an image module: its address, checked against bssAlign; it is zeroed
+        when the module is committed, after relocation, as OSLink does."""
+        self.bss_range = None
+        for i, sec in enumerate(self.module.sections):
+            if sec.kind != SectionKind.BSS or self.module.image is None:
+                continue
+            if self.bss_address is not None:
+                self.section_base[i] = self.bss_address
+            address = int(self.section_base[i])
+            self._check_alignment("bss", address, self._rel_value("bss_align", 1))
+            self.bss_range = (address, sec.size)
 
     def _slots(self) -> None:
         """Addresses of the veneer slot of every called outside symbol and of the unresolved
         stub of every called symbol that another module may come and go for."""
         arch = self.arch
         start = self.base + self.layout.veneer_offset
-        self.veneer_slots = {r: start + i * arch.veneer_size
-                             for i, r in enumerate(self.veneer_rows.tolist())}
-        start += len(self.veneer_rows) * arch.veneer_size
+        self.veneer_slots = {key: start + i * arch.veneer_size
+                             for i, key in enumerate(self.veneer_keys)}
+        start += len(self.veneer_keys) * arch.veneer_size
         self.stub_slots = {r: start + i * arch.unresolved_stub_size
                            for i, r in enumerate(self.stub_rows.tolist())}
         start += len(self.stub_rows) * arch.unresolved_stub_size
@@ -487,12 +554,13 @@ class LinkJob:
         t, codes = self.arch.tables, EXPR_CODES
         expr = t.expr[kind]
         S = self.address[targets]
-        if len(self.pending) and self.branch_kinds:  # calls to pending names reach a fallback
-            calls = (expr == codes[Expr.BRANCH]) & np.isin(targets, self.pending)
-            S[calls] = self.call_address[targets[calls]]
         values = S + A
         pcrel = (expr == codes[Expr.PCREL]) | (expr == codes[Expr.BRANCH])
         np.subtract(values, P, out=values, where=pcrel)
+        if len(self.pending) and self.branch_kinds:  # calls to pending names reach a fallback
+            calls = np.flatnonzero((expr == codes[Expr.BRANCH]) & np.isin(targets, self.pending))
+            bias = self.arch.branch_bias
+            values[calls] = self.call_address[targets[calls]] - bias - P[calls]
         for k in self.kinds:
             field_kind = self.arch.kinds[k]
             if field_kind.expr in (Expr.ABS, Expr.PCREL, Expr.BRANCH) and not field_kind.relaxable:
@@ -570,21 +638,23 @@ class LinkJob:
 
     def _through_veneers(self, kind, T, A, P, values, ok):
         """Route the branches that cannot reach their target through the veneer of that
-        target's symbol, in this module's code segment."""
-        t = self.arch.tables
-        far = np.flatnonzero(~ok & (t.expr[kind] == EXPR_CODES[Expr.BRANCH])
-                             & np.isin(T, self.veneer_rows))
+        (symbol, addend), in this module's code area."""
+        t, bias = self.arch.tables, self.arch.branch_bias
+        far = np.flatnonzero(~ok & (t.expr[kind] == EXPR_CODES[Expr.BRANCH]))
+        keys = [(r, a) for r, a in zip(T[far].tolist(), A[far].tolist(), strict=True)]
+        usable = np.array([key in self.veneer_slots for key in keys], bool)
+        far, keys = far[usable], [k for k, u in zip(keys, usable.tolist(), strict=True) if u]
         if not len(far):
             return values, ok
         values, ok = values.copy(), ok.copy()
-        slot_of = {}
-        for row in np.unique(T[far]).tolist():
-            slot_of[row] = slot = self.veneer_slots[row]
-            code = self.arch.veneer(slot, int(self.call_address[row]))
+        slots = np.zeros(len(far), np.int64)
+        for i, (row, addend) in enumerate(keys):
+            slots[i] = slot = self.veneer_slots[(row, addend)]
+            destination = int(P[far[i]]) + bias + int(values[far[i]])  # where it had to go
+            code = self.arch.veneer(slot, destination)
             self.image[slot - self.base:slot - self.base + len(code)] = np.frombuffer(code, np.uint8)
-        slots = np.array([slot_of[r] for r in T[far].tolist()], np.int64)
         k = kind[far]
-        v = ((slots + A[far] - P[far]) + t.round[k]) >> t.shift[k]
+        v = ((slots - bias - P[far]) + t.round[k]) >> t.shift[k]
         values[far] = v
         ok[far] = (v >= t.low[k]) & (v <= t.high[k]) & ((v & (t.align[k] - 1)) == 0)
         return values, ok

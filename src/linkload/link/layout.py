@@ -100,3 +100,48 @@ def plan_layout(sections: list[Section], loaded: np.ndarray, *, page_size: int,
     return Layout(offsets, segments, size, max_align, areas["veneer"],
                   veneer_bytes // veneer_size if veneer_size else 0, areas["got"],
                   areas["common"], areas["dso_handle"])
+
+
+def plan_image_layout(sections: list[Section], image_size: int, *, page_size: int,
+                      bss_offset: int | None, bss_align: int, aux_bytes: int, got_bytes: int,
+                      got_align: int, common_bytes: int, common_align: int, align: int) -> Layout:
+    """Lay out a module that is loaded as one block (a REL: the whole file): its sections
+    stay at their offsets in the block; the bss goes at ``bss_offset`` (inside the block's
+    freed tail, for OSLinkFixed), after the block, or nowhere in it (``-1``: the caller gives
+    its address); linkload's own areas (veneers and stubs, GOT, ``__dso_handle``, commons)
+    follow on a page of their own."""
+    offsets = np.full(len(sections), -1, np.int64)
+    bss_size = 0
+    for i, sec in enumerate(sections):
+        if sec.kind == SectionKind.BSS:
+            bss_size = sec.size
+        elif sec.image_offset is not None:
+            offsets[i] = sec.image_offset
+    cursor = image_size
+    if bss_offset is None:  # right after the image
+        bss_offset = align_up(image_size, max(bss_align, 1))
+    if bss_offset >= 0:
+        for i, sec in enumerate(sections):
+            if sec.kind == SectionKind.BSS:
+                offsets[i] = bss_offset
+        cursor = max(cursor, bss_offset + bss_size)
+    segments = [(0, cursor, Protection.READ_WRITE)]  # a REL mixes code and data in its pages
+    cursor = align_up(cursor, page_size)
+    areas = {}
+    start = cursor
+    areas["veneer"] = cursor
+    cursor += aux_bytes
+    if cursor > start:
+        segments.append((start, cursor - start, Protection.READ_EXECUTE))
+    cursor = align_up(cursor, page_size)
+    start = cursor
+    areas["got"] = cursor = align_up(cursor, got_align)
+    cursor += got_bytes
+    areas["dso_handle"] = cursor = align_up(cursor, 16)
+    cursor += 16
+    areas["common"] = cursor = align_up(cursor, common_align)
+    cursor += common_bytes
+    segments.append((start, cursor - start, Protection.READ_WRITE))
+    size = align_up(cursor, page_size)
+    return Layout(offsets, segments, size, max(align, page_size), areas["veneer"], 0,
+                  areas["got"], areas["common"], areas["dso_handle"])

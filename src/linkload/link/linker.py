@@ -309,22 +309,12 @@ class Linker:
             kind = self.arch.kinds[k]
             sel = np.flatnonzero(refs["kind"] == k)
             rows, P, A = refs["row"][sel], refs["site"][sel], refs["addend"][sel]
-            S = targets[sel].astype(np.int64)
-            pending = bound[sel] == UNRESOLVED
-            if pending.any():
-                S = S.copy()
-                if kind.expr is Expr.BRANCH:
-                    S[pending] = [self._fallback(m, r) for r in rows[pending].tolist()]
-                elif kind.expr is not Expr.ABS:
-                    name = m.module.symbol_name(int(rows[np.flatnonzero(pending)[0]]))
-                    raise ModuleStateError(
-                        f"module {m.name!r} refers to {name!r} with a PC-relative data "
-                        f"reference, which cannot be pointed nowhere (compile with -fPIC)",
-                        kind=kind.name, symbol=name, file=m.module.file)
-            values = kind.field.adjust(_value(kind.expr, S, A, P, m.got))
+            values = self._new_values(m, kind, rows, targets[sel].astype(np.int64), A, P,
+                                      bound[sel] == UNRESOLVED)
+            values = kind.field.adjust(values)
             ok = kind.field.fits(values)
             if kind.expr is Expr.BRANCH and not ok.all():
-                values, ok = self._veneers(patch, kind, rows, S, A, P, values, ok)
+                values, ok = self._veneers(patch, kind, rows, A, P, values, ok)
             if not ok.all():
                 bad = int(np.flatnonzero(~ok)[0])
                 raise overflow_error(None, kind, None, int(values[bad]), int((~ok).sum()) - 1,
@@ -334,18 +324,42 @@ class Linker:
             patch.fields.append((P, kind.field.size, kind.field.encode(containers, values)))
         return patch
 
-    def _fallback(self, m: LoadedModule, row: int) -> int:
-        return m.unresolved if m.unresolved is not None else m.stub_slots[row]
+    def _new_values(self, m: LoadedModule, kind, rows, S, A, P, pending) -> np.ndarray:
+        """Field values for references rebound to targets S; ``pending`` ones point nowhere:
+        calls at m's unresolved handler, addresses at 0, a REL module's PC-relative data
+        references at themselves (displacement 0, as OSUnlink leaves them)."""
+        bias = self.arch.branch_bias
+        values = _value(kind.expr, S, A, P, m.got)
+        if not pending.any():
+            return values
+        if kind.expr is Expr.BRANCH:
+            fallback = np.array([self._fallback(m, r) for r in rows[pending].tolist()], np.int64)
+            values[pending] = fallback - bias - P[pending]
+        elif kind.expr is Expr.ABS or m.module.lazy_data:
+            values[pending] = 0
+        else:
+            name = m.module.symbol_name(int(rows[np.flatnonzero(pending)[0]]))
+            raise ModuleStateError(
+                f"module {m.name!r} refers to {name!r} with a PC-relative data reference, "
+                f"which cannot be pointed nowhere (compile with -fPIC)",
+                kind=kind.name, symbol=name, file=m.module.file)
+        return values
 
-    def _veneers(self, patch: _Patch, kind, rows, S, A, P, values, ok):
+    def _fallback(self, m: LoadedModule, row: int) -> int:
+        return m.unresolved if m.unresolved is not None else m.stub_slots.get(row, 0)
+
+    def _veneers(self, patch: _Patch, kind, rows, A, P, values, ok):
+        """Far branches go through m's veneer for their (symbol, addend)."""
+        bias = self.arch.branch_bias
         far = np.flatnonzero(~ok)
         values, ok = values.copy(), ok.copy()
         for i in far.tolist():
-            slot = patch.module.veneer_slots.get(int(rows[i]))
+            slot = patch.module.veneer_slots.get((int(rows[i]), int(A[i])))
             if slot is None:
                 continue
-            patch.code.append((slot, self.arch.veneer(slot, int(S[i]))))
-            values[i] = kind.field.adjust(np.array([slot + A[i] - P[i]], np.int64))[0]
+            destination = int(P[i]) + bias + int(values[i])
+            patch.code.append((slot, self.arch.veneer(slot, destination)))
+            values[i] = kind.field.adjust(np.array([slot - bias - P[i]], np.int64))[0]
             ok[i] = kind.field.fits(values[i:i + 1])[0]
         return values, ok
 
