@@ -318,3 +318,23 @@ def merge(modules: list[Module], name: str) -> Module:
         np.concatenate(reloc_parts),
         ",".join(m.file for m in modules),
     )
+
+
+def with_symbols(module: Module, names: list[str], sections: np.ndarray, values: np.ndarray,
+                 *, bind: int = LOCAL, kind: int = NOTYPE) -> Module:
+    """A copy of ``module`` with more defined symbols: ``sections`` are section indices (or
+    ABS for absolute addresses), ``values`` offsets in them (or addresses). Used to name the
+    functions of modules whose files carry no symbol table (REL, DOL) for lookups and calls."""
+    extra = np.zeros(len(names), SYMBOL_DTYPE)
+    blob = b"".join(n.encode("utf-8", "surrogateescape") + b"\0" for n in names)
+    lengths = np.array([len(n.encode("utf-8", "surrogateescape")) + 1 for n in names], np.int64)
+    starts = len(module.strtab) + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    extra["name"] = starts
+    extra["section"] = sections
+    extra["value"] = values
+    extra["module"] = -1
+    extra["bind"] = bind
+    extra["type"] = kind
+    copy = dataclasses.replace(module, symbols=np.concatenate([module.symbols, extra]),
+                               strtab=module.strtab + blob)
+    return copy

@@ -21,8 +21,8 @@ import numpy as np
 from .. import arch as arch_registry
 from ..arch import Arch, Expr
 from ..errors import LinkError, ModuleStateError, UnsupportedError
-from ..formats import Source, read_module
-from ..model import Module, merge
+from ..formats import Source, read_bytes, read_module
+from ..model import ABS, FUNC, GLOBAL, SECTION_SYMBOL, Module, merge, with_symbols
 from ..space import Space
 from .job import AUTO, DSO_HANDLE, LinkJob, overflow_error
 from .module import UNRESOLVED, LoadedModule
@@ -91,6 +91,33 @@ class Linker:
                    place_near=place_near, on_unresolved=on_unresolved,
                    unlink_policy=unlink_policy)
 
+    @classmethod
+    def emulated(cls, cpu: str, *, static: Source | None = None, symbols: Source | None = None,
+                 place_near: str | int | None = None,
+                 on_unresolved: UnresolvedCallback | None = None,
+                 unlink_policy: str = REL_POLICY, **space_options) -> Linker:
+        """A linker for an emulated ``cpu`` (unicorn): ``"ppc"`` for REL modules.
+
+        ``static`` is the static module (an ELF executable or a DOL) mapped at its addresses;
+        ``symbols`` names its symbols when the file has none (an ``address:name`` list or a
+        map). Python functions stand in for static functions with :meth:`host_function`.
+        """
+        from ..space.emulated import EmulatedSpace
+
+        space = EmulatedSpace(cpu, **space_options)
+        if static is not None:
+            module = read_module(static)
+            if symbols is not None:
+                module = _with_static_symbols(module, symbols)
+            space.load_static(module)
+        return cls(space, arch_registry.get(cpu), place_near=place_near,
+                   on_unresolved=on_unresolved, unlink_policy=unlink_policy)
+
+    def host_function(self, name: str, function: Callable) -> int:
+        """Let the Python ``function(emu, *args)`` stand in for the static module's ``name``
+        (emulated spaces); returns the address calls to it reach."""
+        return self.space.host_function(name, function)
+
     # -- queries ---------------------------------------------------------------------------
     def lookup(self, name: str) -> int | None:
         """Address of ``name`` in the static module or any linked module, or None."""
@@ -121,15 +148,26 @@ class Linker:
 
     # -- link ------------------------------------------------------------------------------
     def link(self, objects: Source | list[Source], name: str | None = None, *,
-             place_near: str | int | None | object = ...) -> LoadedModule:
+             place_near: str | int | None | object = ..., at: int | None = None,
+             bss: int | None = None, fixed: bool = False,
+             symbols: Source | None = None) -> LoadedModule:
         """Load one object (a path or bytes) or several (linked together as one module), link
         it against the static module and the modules already linked, patch the calls that were
-        waiting for it, and run its initialisers. ``place_near`` overrides the linker's
-        placement for this module."""
+        waiting for it, and run its initialisers.
+
+        ``place_near`` overrides the linker's placement for this module; ``at`` loads it at
+        that address. For a REL module: ``bss`` gives its bss address (default: after the
+        module), ``fixed=True`` links as OSLinkFixed (the bss goes into the memory from fixSize
+        on), ``symbols`` names its functions and data (the ``.plf`` it was built from, or a
+        ``section,offset:name`` list), for :meth:`LoadedModule.address` and ``call``.
+        """
         module = self._read(objects, name)
+        if symbols is not None:
+            module = _with_module_symbols(module, symbols)
         waiting = self._waiting_for(module)
         near = self.place_near if place_near is ... else place_near
-        job = LinkJob(self, module, next(self._uids), callers=_sites(waiting), place_near=near)
+        job = LinkJob(self, module, next(self._uids), callers=_sites(waiting), place_near=near,
+                      at=at, bss=bss, fixed=fixed)
         loaded = job.build()
         try:
             patches = [self._plan(m, idx, _targets(loaded, m, idx), loaded.uid)
@@ -195,6 +233,9 @@ class Linker:
                 space.flush(loaded.base + start, size)
         for patch in patches:
             self._apply(patch)
+        if loaded.bss_range is not None:  # zeroed last, after relocation, as OSLink does
+            address, size = loaded.bss_range
+            space.write(address, bytes(size))
         if replacing is not None:
             self.modules[self.modules.index(replacing)] = loaded
         else:
@@ -406,3 +447,31 @@ def _sites(groups: list[tuple[LoadedModule, np.ndarray]]) -> np.ndarray:
 def _targets(new: LoadedModule, m: LoadedModule, idx: np.ndarray) -> np.ndarray:
     names = m.module.symbol_names(m.refs["row"][idx])
     return np.array([new.exports[n] for n in names], np.int64)
+
+
+def _with_module_symbols(module: Module, source: Source) -> Module:
+    """``module`` with local symbols naming its functions and data: the defined symbols of
+    the partially linked file it was built from (a REL's section numbers are that file's
+    ELF section numbers), or of a ``section,offset:name`` list."""
+    data, _file = read_bytes(source)
+    if bytes(data[:4]) == b"\x7fELF":
+        plf = read_module(source)
+        rows = np.flatnonzero((plf.symbols["section"] >= 0) & (plf.symbols["name"] != 0)
+                              & (plf.symbols["type"] != SECTION_SYMBOL))
+        elf_index = np.array([s.index for s in plf.sections], np.int64)
+        sections = elf_index[plf.symbols["section"][rows]]
+        names, values = plf.symbol_names(rows), plf.symbols["value"][rows].astype(np.int64)
+    else:
+        from ..formats import symtab
+
+        names, sections, values = symtab.section_symbols(source)
+    return with_symbols(module, names, np.asarray(sections), np.asarray(values), kind=FUNC)
+
+
+def _with_static_symbols(module: Module, source: Source) -> Module:
+    """A static module with the symbols of an ``address:name`` list or map added."""
+    from ..formats import symtab
+
+    names, addresses = symtab.absolute_symbols(source)
+    return with_symbols(module, names, np.full(len(names), ABS), np.asarray(addresses),
+                        bind=GLOBAL, kind=FUNC)

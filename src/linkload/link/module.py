@@ -51,6 +51,7 @@ class LoadedModule:
     image: np.ndarray | None = None  # the built image, until it is written
     linked: bool = True
     export_table: Callable[[], dict[str, int]] | None = None  # computes exports on demand
+    bss_range: tuple[int, int] | None = None  # an image module's bss (address, size)
 
     @property
     def exports(self) -> dict[str, int]:
@@ -81,8 +82,14 @@ class LoadedModule:
         return self.linker.space.function(self._resolve(name_or_address), restype, *argtypes)
 
     def call(self, name_or_address: str | int, *args: int, restype=ctypes.c_int) -> int:
-        """Call a function of this module with integer arguments (passed as C longs) and
-        return its result, a C ``int`` unless ``restype`` says otherwise."""
+        """Call a function of this module with integer arguments and return its result.
+
+        Natively the arguments are C longs and the result a C ``int`` unless ``restype`` says
+        otherwise; in an emulated space the CPU's calling convention decides (PowerPC: r3..r10
+        in, r3 out)."""
+        space = self.linker.space
+        if not hasattr(space, "function"):
+            return space.call(self._resolve(name_or_address), *args)
         fn = self.function(name_or_address, restype, *([ctypes.c_long] * len(args)))
         return fn(*args)
 
