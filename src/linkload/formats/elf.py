@@ -415,8 +415,9 @@ def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
                   elf.strtab, relocations, elf.file)
 
 
-def _symbols(elf: ElfFile, section_map: np.ndarray) -> np.ndarray:
-    raw, shndx = elf.symbols, elf.symbol_shndx
+def _symbol_rows(elf: ElfFile) -> np.ndarray:
+    """The ELF symbol table as model rows, all but the ``section`` column."""
+    raw = elf.symbols
     out = np.zeros(len(raw), SYMBOL_DTYPE)
     out["name"] = raw["name"]
     out["value"] = raw["value"]
@@ -425,6 +426,12 @@ def _symbols(elf: ElfFile, section_map: np.ndarray) -> np.ndarray:
     out["bind"] = raw["info"] >> 4
     out["type"] = raw["info"] & 0xF
     out["visibility"] = raw["other"] & 0x3
+    return out
+
+
+def _symbols(elf: ElfFile, section_map: np.ndarray) -> np.ndarray:
+    raw, shndx = elf.symbols, elf.symbol_shndx
+    out = _symbol_rows(elf)
     special = elf.symbol_special
     section = np.full(len(raw), NOT_LOADED, np.int32)
     regular = ~special & (shndx != SHN_UNDEF)
@@ -476,15 +483,8 @@ def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section])
 
 def _read_static(elf: ElfFile, machine: str, name: str) -> Module:
     """An executable or shared object as a static module: its defined symbols, as addresses."""
-    raw, shndx = elf.symbols, elf.symbol_shndx
-    out = np.zeros(len(raw), SYMBOL_DTYPE)
-    out["name"] = raw["name"]
-    out["value"] = raw["value"]
-    out["size"] = raw["size"]
-    out["module"] = -1
-    out["bind"] = raw["info"] >> 4
-    out["type"] = raw["info"] & 0xF
-    out["visibility"] = raw["other"] & 0x3
+    shndx = elf.symbol_shndx
+    out = _symbol_rows(elf)
     out["section"] = np.where((shndx == SHN_UNDEF) & ~elf.symbol_special, UNDEF, ABS)
     sections = []
     for i in range(len(elf.sections)):
