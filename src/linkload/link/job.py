@@ -265,7 +265,7 @@ class LinkJob:
             return
         self.layout = plan_layout(
             module.sections, self.loaded, page_size=space.page_size,
-            veneer_bytes=code_bytes, veneer_size=arch.veneer_size,
+            veneer_bytes=code_bytes,
             got_bytes=got_bytes, got_align=arch.got_entry_size,
             common_bytes=common_bytes, common_align=common_align,
             code_alignment=arch.code_alignment)
@@ -387,7 +387,7 @@ class LinkJob:
                     image[offsets[i]:offsets[i] + sec.size] = np.frombuffer(sec.data, np.uint8)
         self.image = image
         self.section_base = np.where(offsets >= 0, offsets + base, -1).astype(np.int64)
-        self._place_bss(base)
+        self._place_bss()
         self.got_base = base + layout.got_offset
         self._slots()
         self._symbol_addresses()
@@ -409,7 +409,7 @@ class LinkJob:
         loaded.bss_range = self.bss_range
         return loaded
 
-    def _place_bss(self, base: int) -> None:
+    def _place_bss(self) -> None:
         """The bss of an image module: its address, checked against bssAlign; it is zeroed
         when the module is committed, after relocation, as OSLink does."""
         self.bss_range = None

@@ -45,7 +45,6 @@ class Layout:
     size: int
     align: int
     veneer_offset: int
-    veneer_capacity: int
     got_offset: int
     common_offset: int
     dso_handle_offset: int
@@ -53,7 +52,7 @@ class Layout:
 
 
 def plan_layout(sections: list[Section], loaded: np.ndarray, *, page_size: int,
-                veneer_bytes: int, veneer_size: int, got_bytes: int, got_align: int,
+                veneer_bytes: int, got_bytes: int, got_align: int,
                 common_bytes: int, common_align: int, code_alignment: int) -> Layout:
     """Lay out the ``loaded`` sections and the linker's own areas into segments."""
     offsets = np.full(len(sections), -1, np.int64)
@@ -97,8 +96,7 @@ def plan_layout(sections: list[Section], loaded: np.ndarray, *, page_size: int,
         if cursor > start:
             segments.append((start, cursor - start, PROTECTIONS[seg]))
     size = align_up(max(cursor, 1), page_size)
-    return Layout(offsets, segments, size, max_align, areas["veneer"],
-                  veneer_bytes // veneer_size if veneer_size else 0, areas["got"],
+    return Layout(offsets, segments, size, max_align, areas["veneer"], areas["got"],
                   areas["common"], areas["dso_handle"])
 
 
@@ -143,5 +141,5 @@ def plan_image_layout(sections: list[Section], image_size: int, *, page_size: in
     cursor += common_bytes
     segments.append((start, cursor - start, Protection.READ_WRITE))
     size = align_up(cursor, page_size)
-    return Layout(offsets, segments, size, max(align, page_size), areas["veneer"], 0,
+    return Layout(offsets, segments, size, max(align, page_size), areas["veneer"],
                   areas["got"], areas["common"], areas["dso_handle"])
