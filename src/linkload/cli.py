@@ -1,7 +1,8 @@
 """The ``linkload`` command: argument parsing and printing over the Python API.
 
     linkload run a.o [b.o ...] --call SYMBOL [INT ...]   link into this process, call, print
-    linkload dump FILE                                    sections, symbols, relocations
+    linkload dump FILE [--disasm] [--plf PLF]            sections, symbols, relocations
+    linkload makerel STATIC.elf a.plf [b.plf ...]         build RELs, the .str table, import.lst
 
 Errors print as one line on stderr and exit with status 2.
 """
@@ -47,7 +48,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="module name (default: the first object's)")
 
     dump = sub.add_parser("dump", help="show a file's sections, symbols and relocations")
-    dump.add_argument("file")
+    dump.add_argument("file", help="an ELF file, a REL (.rel) or a DOL (.dol)")
+    dump.add_argument("--format", choices=["elf", "rel", "dol"],
+                      help="the file's format (default: from its magic or extension)")
+    dump.add_argument("--disasm", action="store_true",
+                      help="disassemble the executable sections (REL, DOL; needs capstone)")
+    dump.add_argument("--plf", help="REL: the plf it was made from (section names, alignments)")
+
+    mk = sub.add_parser("makerel", help="build REL modules from partially linked PowerPC ELF "
+                        "files (.plf) and a static module")
+    mk.add_argument("inputs", nargs="+", metavar="FILE",
+                    help="STATIC.elf (or .dol) then the plf files; without a static module "
+                         "(and without --symbols) only import.lst is written")
+    mk.add_argument("--version", type=int, choices=[1, 2, 3], default=3, dest="rel_version",
+                    help="REL version (default 3)")
+    mk.add_argument("--base-id", type=_integer, default=1, help="id of the first module (1)")
+    mk.add_argument("--str", dest="str_name", metavar="NAME.str",
+                    help="module name table (default: the static module's name + .str)")
+    mk.add_argument("--import-list", default="import.lst", metavar="FILE",
+                    help="where to write the static-module symbols the modules use")
+    mk.add_argument("--symbols", metavar="FILE",
+                    help="static-module symbols: address:name lines, section,offset:name "
+                         "lines, a CodeWarrior map or a decomp-toolkit symbols.txt")
+    mk.add_argument("-o", "--output-dir", metavar="DIR", help="write every output here")
     return parser
 
 
@@ -73,8 +96,40 @@ def cmd_run(ns: argparse.Namespace) -> int:
 def cmd_dump(ns: argparse.Namespace) -> int:
     from .inspect import dump
 
-    for line in dump(ns.file):
+    for line in dump(ns.file, disasm=ns.disasm, format=ns.format, plf=ns.plf):
         print(line)
+    return 0
+
+
+def _is_static(path: str) -> bool:
+    """True for a DOL or an ELF executable: the first makerel input is then the static module."""
+    if path.lower().endswith(".dol"):
+        return True
+    from .formats import elf as elf_format
+    from .formats import read_bytes
+
+    data, file = read_bytes(path)
+    return bytes(data[:4]) == elf_format.MAGIC and elf_format.ElfFile(data, file).header.type \
+        in (elf_format.ET_EXEC, elf_format.ET_DYN)
+
+
+def cmd_makerel(ns: argparse.Namespace) -> int:
+    from .build import makerel
+
+    inputs = list(ns.inputs)
+    static = inputs.pop(0) if _is_static(inputs[0]) else None
+    if not inputs:
+        raise LinkError("makerel needs at least one plf")
+    result = makerel(static, inputs, version=ns.rel_version, base_id=ns.base_id,
+                     str_name=ns.str_name, import_list=ns.import_list, out_dir=ns.output_dir,
+                     symbols=ns.symbols)
+    for r in result.rels:
+        print(f"{r.path}: module {r.id}, {len(r.data)} bytes, {r.relocations} relocations "
+              f"({r.resolved_in_file} resolved in the file)")
+    if result.str_path:
+        print(f"{result.str_path}: {len(result.rels)} module names")
+    if result.import_path:
+        print(f"{result.import_path}: {len(result.imports)} static-module symbols")
     return 0
 
 
@@ -83,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "dump": cmd_dump}[ns.command](ns)
+        return {"run": cmd_run, "dump": cmd_dump, "makerel": cmd_makerel}[ns.command](ns)
     except LinkError as e:
         print(f"linkload: error: {e}", file=sys.stderr)
         return 2

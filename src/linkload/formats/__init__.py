@@ -29,11 +29,34 @@ def read_bytes(source: Source) -> tuple[bytes | bytearray | memoryview, str]:
     return source, "<bytes>"
 
 
-def read_module(source: Source, name: str | None = None) -> Module:
-    """Read any supported module or object file, recognised by its contents."""
+FORMATS = ("elf", "rel", "dol")
+
+
+def guess_format(data: bytes | bytearray | memoryview, file: str) -> str | None:
+    """``"elf"`` by the magic; ``"rel"`` / ``"dol"`` by the extension (neither has a magic);
+    None otherwise."""
     from . import elf
 
-    data, file = read_bytes(source)
     if bytes(data[:4]) == elf.MAGIC:
-        return elf.read(data, name or os.path.splitext(os.path.basename(file))[0], file)
+        return "elf"
+    extension = os.path.splitext(file)[1].lower()
+    return {".rel": "rel", ".dol": "dol"}.get(extension)
+
+
+def read_module(source: Source, name: str | None = None, format: str | None = None) -> Module:
+    """Read any supported module or object file: ELF recognised by its contents, REL and DOL
+    by their extension or an explicit ``format`` (``"elf"``, ``"rel"``, ``"dol"``)."""
+    from . import dol, elf, rel
+
+    data, file = read_bytes(source)
+    if format is not None and format not in FORMATS:
+        raise FormatError(f"unknown format {format!r} (one of {', '.join(FORMATS)})", file=file)
+    kind = format or guess_format(data, file)
+    module_name = name or os.path.splitext(os.path.basename(file))[0]
+    if kind == "elf":
+        return elf.read(data, module_name, file)
+    if kind == "rel":
+        return rel.read(data, module_name, file)
+    if kind == "dol":
+        return dol.read(data, module_name, file)
     raise FormatError("unrecognised file format", file=file, offset=0)

@@ -258,7 +258,7 @@ class LinkJob:
         if module.image is not None:
             self.layout = plan_image_layout(
                 module.sections, len(module.image), page_size=space.page_size,
-                bss_offset=self._bss_offset(), bss_align=self._rel_value("bss_align", 1),
+                bss_offset=self._bss_offset(), bss_align=self._rel_value("bssAlign", 1),
                 aux_bytes=code_bytes, got_bytes=got_bytes, got_align=arch.got_entry_size,
                 common_bytes=common_bytes, common_align=common_align,
                 align=self._rel_value("align", 1))
@@ -291,7 +291,7 @@ class LinkJob:
         if self.bss_address is not None:
             return -1
         if self.fixed:
-            fix_size = self._rel_value("fix_size", 0)
+            fix_size = self._rel_value("fixSize", 0)
             if self._rel_value("version", 0) < 3 or not fix_size:
                 raise LinkError("OSLinkFixed needs a version 3 module with fixSize",
                                 file=self.module.file)
@@ -419,7 +419,7 @@ class LinkJob:
             if self.bss_address is not None:
                 self.section_base[i] = self.bss_address
             address = int(self.section_base[i])
-            self._check_alignment("bss", address, self._rel_value("bss_align", 1))
+            self._check_alignment("bss", address, self._rel_value("bssAlign", 1))
             self.bss_range = (address, sec.size)
 
     def _slots(self) -> None:

@@ -464,14 +464,21 @@ def _with_module_symbols(module: Module, source: Source) -> Module:
     else:
         from ..formats import symtab
 
-        names, sections, values = symtab.section_symbols(source)
+        entries = [e for e in symtab.parse_file(source) if isinstance(e.section, int)]
+        names = [e.name for e in entries]
+        sections = [e.section for e in entries]
+        values = [e.offset for e in entries]
     return with_symbols(module, names, np.asarray(sections), np.asarray(values), kind=FUNC)
 
 
 def _with_static_symbols(module: Module, source: Source) -> Module:
-    """A static module with the symbols of an ``address:name`` list or map added."""
+    """A static module with the symbols of an ``address:name`` list or map added
+    (``section,offset`` lines are placed with the static module's sections)."""
     from ..formats import symtab
 
-    names, addresses = symtab.absolute_symbols(source)
-    return with_symbols(module, names, np.full(len(names), ABS), np.asarray(addresses),
-                        bind=GLOBAL, kind=FUNC)
+    entries = symtab.resolve(symtab.parse_file(source), symtab.dol_sections(module),
+                             str(source))
+    names = [e.name for e in entries]
+    addresses = np.array([e.address for e in entries], np.int64)
+    return with_symbols(module, names, np.full(len(names), ABS), addresses, bind=GLOBAL,
+                        kind=FUNC)

@@ -1,0 +1,152 @@
+"""makerel speed: build RELs from a large generated PowerPC module.
+
+Generates assembly for a module of ``--functions`` functions (12 relocations each: its own
+data, the static module's data and functions, another module's data and functions, a branch to
+itself resolved in the file, a data table of pointers), a small second module and the static
+module's symbol list, assembles and partially links them with the PowerPC cross binutils, and
+times ``linkload.build.build`` for REL versions 1, 2 and 3. The relocation count is printed
+with the times.
+
+The second half, linking the built RELs in the emulated space, is a hook,
+:func:`link_in_emulated_space`, for the authors of the REL linker to fill in; until then it
+reports that it is not implemented.
+
+Usage: ``python bench/makerel_speed.py [--functions N] [--repeat R] [--profile]
+[--workdir DIR]``. Needs ``powerpc-linux-gnu-as`` and ``powerpc-linux-gnu-ld``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from linkload.build import MakerelResult, build
+from linkload.formats import elf
+
+AS, LD = "powerpc-linux-gnu-as", "powerpc-linux-gnu-ld"
+STATIC_FUNCS, STATIC_VARS, OTHER = 512, 512, 256
+RELOCS_PER_FUNCTION = 12
+
+
+# -- generation ---------------------------------------------------------------------------------
+def big_module(functions: int) -> str:
+    """Assembly of the large module (``RELOCS_PER_FUNCTION`` relocations per function)."""
+    out = ["\t.text"]
+    for i in range(functions):
+        k, j = i % STATIC_FUNCS, i % OTHER
+        out += [f"\t.globl fn_{i}", f"fn_{i}:",
+                f"\tlis 3, table_{i}@ha", f"\taddi 3, 3, table_{i}@l",
+                f"\tlis 4, dol_var{i % STATIC_VARS}@ha", f"\tlwz 4, dol_var{i % STATIC_VARS}@l(4)",
+                f"\tbl dol_func{k}", f"\tbl other_fn_{j}", f"\tbl fn_{(i + 1) % functions}",
+                f"\tlis 5, other_data_{j}@ha", f"\taddi 5, 5, other_data_{j}@l", "\tblr"]
+    out += ["\t.data", "\t.align 2"]
+    for i in range(functions):
+        out += [f"table_{i}:", f"\t.long fn_{i}, dol_var{i % STATIC_VARS}, other_data_{i % OTHER}"]
+    return "\n".join(out) + "\n"
+
+
+def other_module() -> str:
+    """Assembly of the second module: the functions and data the big one calls."""
+    out = ["\t.text"]
+    for j in range(OTHER):
+        out += [f"\t.globl other_fn_{j}", f"other_fn_{j}:", "\tblr"]
+    out += ["\t.data"]
+    for j in range(OTHER):
+        out += [f"\t.globl other_data_{j}", f"other_data_{j}:", f"\t.long {j}"]
+    return "\n".join(out) + "\n"
+
+
+def static_symbols() -> str:
+    """The static module as an ``address:name`` list."""
+    lines = [f"{0x80004000 + 16 * k:08x}:dol_func{k}" for k in range(STATIC_FUNCS)]
+    lines += [f"{0x80200000 + 4 * v:08x}:dol_var{v}" for v in range(STATIC_VARS)]
+    return "\n".join(lines) + "\n"
+
+
+def prepare(workdir: Path, functions: int) -> tuple[list[Path], Path, int]:
+    """The plfs, the symbol list and the number of ELF relocations in the big plf."""
+    for tool in (AS, LD):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed")
+    sources = {"big": big_module(functions), "other": other_module()}
+    plfs = []
+    for name, text in sources.items():
+        (workdir / f"{name}.s").write_text(text)
+        subprocess.run([AS, f"{name}.s", "-o", f"{name}.o"], cwd=workdir, check=True)
+        subprocess.run([LD, "-r", f"{name}.o", "-o", f"{name}.plf"], cwd=workdir, check=True)
+        plfs.append(workdir / f"{name}.plf")
+    symbols = workdir / "static.sym"
+    symbols.write_text(static_symbols())
+    count = len(elf.read(plfs[0]).relocations)
+    return plfs, symbols, count
+
+
+# -- the two halves -----------------------------------------------------------------------------
+def time_makerel(plfs: list[Path], symbols: Path, version: int, repeat: int
+                 ) -> tuple[list[float], MakerelResult]:
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = build(None, plfs, symbols=symbols, version=version)
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def link_in_emulated_space(result: MakerelResult, symbols: Path) -> float | None:
+    """HOOK: link the RELs of ``result`` in the emulated space against the static module of
+    ``symbols``; return the seconds it took, or None while not implemented.
+
+    To be filled in by the REL linker's authors: load the DOL-side symbols, place the modules
+    (``r.data`` of each :class:`~linkload.build.RelOutput`; ``r.read()`` gives the Module),
+    link them with the REL linker and time it."""
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--functions", type=int, default=5000,
+                        help=f"functions in the big module ({RELOCS_PER_FUNCTION} relocations "
+                             "each; default 5000, about 60,000 relocations)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="profile one version-3 build")
+    parser.add_argument("--workdir", type=Path, help="keep the generated files here")
+    ns = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = ns.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        plfs, symbols, count = prepare(workdir, ns.functions)
+        print(f"big module: {ns.functions} functions, {count:,} ELF relocations")
+        result = None
+        for version in (1, 2, 3):
+            times, result = time_makerel(plfs, symbols, version, ns.repeat)
+            big = result.rels[0]
+            print(f"makerel v{version}: {count:,} relocations -> {big.relocations:,} REL entries "
+                  f"+ {big.resolved_in_file:,} resolved in the file, {len(big.data):,} bytes; "
+                  f"best {min(times) * 1e3:.1f} ms, median {statistics.median(times) * 1e3:.1f} "
+                  f"ms ({min(times) / count * 1e9:.0f} ns per relocation)")
+        if ns.profile:
+            profile = cProfile.Profile()
+            profile.runcall(build, None, plfs, symbols=symbols, version=3)
+            text = io.StringIO()
+            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(25)
+            print(text.getvalue())
+        linked = link_in_emulated_space(result, symbols)
+        if linked is None:
+            print("link in the emulated space: not implemented yet (see link_in_emulated_space)")
+        else:
+            print(f"link in the emulated space: {linked * 1e3:.1f} ms "
+                  f"({linked / count * 1e9:.0f} ns per relocation)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

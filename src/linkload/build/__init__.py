@@ -1,0 +1,6 @@
+"""Build tools: turn ordinary objects into loadable module files (``makerel``: PowerPC
+partially linked ELF files into Dolphin/Revolution RELs)."""
+
+from .makerel import MakerelResult, RelOutput, build, makerel
+
+__all__ = ["MakerelResult", "RelOutput", "build", "makerel"]

@@ -1,0 +1,226 @@
+"""Symbol lists of a static module (a DOL has no symbol table), and names for a REL's sections.
+
+Recognised line by line, mixed freely; ``#`` and ``//`` start comments, blank lines are
+skipped:
+
+* ``ADDRESS:NAME`` or ``ADDRESS NAME`` (``80004000:main``, ``0x80004000 main``): an absolute
+  address, hexadecimal with or without ``0x``.
+* ``SECTION,OFFSET:NAME`` (``1,0x20:foo``, ``.text,0x20:foo``, ``text0,0x100:bar``): a place in
+  a section, given by index or name (for a DOL: its slot names ``text0``..``data10``).
+* ``NAME = SECTION:0xADDRESS; // type:function size:0x40`` (decomp-toolkit ``symbols.txt``).
+* CodeWarrior / Dolphin linker maps: inside a ``<section> section layout`` block, the rows
+  ``OFFSET SIZE ADDRESS [FILEOFFSET] ALIGN NAME [OBJECT]`` (``UNUSED`` rows and the rows naming
+  the section itself are skipped); inside ``Linker generated symbols:``, ``NAME ADDRESS``. Other
+  lines of a map (memory map, link tree) are ignored.
+
+:func:`parse` returns :class:`SymbolEntry` items; :func:`read` a static Module whose symbols
+are ABS rows (what the REL builder and the linker look names up in).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import FormatError
+from ..model import ABS, FUNC, GLOBAL, NOTYPE, OBJECT, SYMBOL_DTYPE, Module
+
+
+@dataclass(frozen=True)
+class SymbolEntry:
+    """One named place: an ``address``, or a ``section`` (index or name) and ``offset``."""
+
+    name: str
+    address: int | None = None
+    section: int | str | None = None
+    offset: int = 0
+    size: int = 0
+    type: int = NOTYPE
+    line: int = 0
+
+
+_HEX = r"(?:0[xX])?[0-9a-fA-F]+"
+_ADDRESS = re.compile(rf"^({_HEX})\s*[:\s]\s*(\S+)$")
+_SECTION_OFFSET = re.compile(rf"^([^\s,:]+)\s*,\s*({_HEX})\s*:\s*(\S+)$")
+_SYMBOLS_TXT = re.compile(rf"^(\S+)\s*=\s*([^\s:;]+):({_HEX})\s*;?\s*(?://\s*(.*))?$")
+_MAP_ROW = re.compile(r"^\s*([0-9a-fA-F]{8})\s+([0-9a-fA-F]{6,8})\s+([0-9a-fA-F]{8})\s+"
+                      r"(?:([0-9a-fA-F]{8})\s+)?(\d+)\s+(\S+)(?:\s+(.*))?$")
+_MAP_LAYOUT = re.compile(r"^(\S+) section layout\s*$")
+_MAP_GENERATED = re.compile(r"^\s+(\S+)\s+([0-9a-fA-F]{8})\s*$")
+
+
+def _int(text: str) -> int:
+    return int(text, 16)
+
+
+def _strip_comment(line: str) -> str:
+    for mark in ("#", "//"):
+        at = line.find(mark)
+        if at >= 0:
+            line = line[:at]
+    return line.strip()
+
+
+def parse(text: str, file: str = "<text>") -> list[SymbolEntry]:
+    """The symbols of a list or map (see the module docstring); a line that fits none of the
+    forms outside a map raises :class:`FormatError` naming it."""
+    out: list[SymbolEntry] = []
+    block: str | None = None  # the map block being read, if any
+    is_map = "section layout" in text or "Linker generated symbols" in text
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.rstrip()
+        layout = _MAP_LAYOUT.match(stripped)
+        if layout:
+            block = layout.group(1)
+            continue
+        if stripped.startswith("Linker generated symbols"):
+            block = "@generated"
+            continue
+        if is_map and stripped and not stripped[0].isspace():
+            block = None  # "Memory map:", "Link map of ...": not symbols
+        if block is not None:
+            entry = _map_line(stripped, block, number)
+            if entry is not None:
+                out.append(entry)
+            continue
+        if is_map:
+            continue
+        entry = _list_line(raw, number)
+        if entry is not None:
+            out.append(entry)
+        elif _strip_comment(raw):
+            raise FormatError(f"line {number}: not 'address:name', 'section,offset:name' or "
+                              f"'name = section:address': {raw.strip()!r}", file=file)
+    return out
+
+
+def _list_line(raw: str, number: int) -> SymbolEntry | None:
+    head, colon, name = raw.partition(":")
+    if colon and name and "/" not in name and "#" not in name and "=" not in raw:
+        try:  # the common case, ADDRESS:NAME, without a regular expression
+            address = int(head, 16)
+        except ValueError:
+            pass
+        else:
+            name = name.strip()
+            if name and not any(c.isspace() for c in name):
+                return SymbolEntry(name, address, line=number)
+    symbols_txt = _SYMBOLS_TXT.match(raw.strip()) if "=" in raw else None
+    if symbols_txt:
+        name, section, address, attrs = symbols_txt.groups()
+        size = re.search(r"size:(0[xX][0-9a-fA-F]+|\d+)", attrs or "")
+        kind = re.search(r"type:(\w+)", attrs or "")
+        return SymbolEntry(name, _int(address), section, 0, int(size.group(1), 0) if size else 0,
+                           {"function": FUNC, "object": OBJECT}.get(kind.group(1) if kind else "",
+                                                                    NOTYPE), number)
+    line = _strip_comment(raw)
+    if not line:
+        return None
+    by_section = _SECTION_OFFSET.match(line)
+    if by_section:
+        section, offset, name = by_section.groups()
+        return SymbolEntry(name, None, int(section) if section.isdigit() else section,
+                           _int(offset), line=number)
+    by_address = _ADDRESS.match(line)
+    if by_address:
+        return SymbolEntry(by_address.group(2), _int(by_address.group(1)), line=number)
+    return None
+
+
+def _map_line(line: str, block: str, number: int) -> SymbolEntry | None:
+    if block == "@generated":
+        generated = _MAP_GENERATED.match(line)
+        return SymbolEntry(generated.group(1), _int(generated.group(2)), line=number) \
+            if generated else None
+    row = _MAP_ROW.match(line)
+    if not row:
+        return None  # headings, UNUSED rows, tree lines
+    _, size, address, _, _, name, _ = row.groups()
+    if name == block or name.startswith("..."):
+        return None  # a file's contribution to the section, not a symbol
+    kind = FUNC if block in (".init", ".text") else OBJECT
+    return SymbolEntry(name, _int(address), block, 0, _int(size), kind, number)
+
+
+def parse_file(path: str | os.PathLike) -> list[SymbolEntry]:
+    """:func:`parse` of a file."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read()
+    except OSError as e:
+        raise FormatError(f"cannot read: {e.strerror}", file=os.fspath(path)) from None
+    return parse(text, os.fspath(path))
+
+
+def resolve(entries: Iterable[SymbolEntry], sections: dict[int | str, int] | None = None,
+            file: str = "<text>") -> list[SymbolEntry]:
+    """The entries with an ``address`` each: ``section,offset`` entries are placed with
+    ``sections`` (section index or name -> address, e.g. a DOL's slots)."""
+    out = []
+    for e in entries:
+        if e.address is not None:
+            out.append(e)
+            continue
+        if sections is None or e.section not in sections:
+            raise FormatError(f"line {e.line}: section {e.section!r} of {e.name!r} is unknown "
+                              "here (give the DOL or ELF it belongs to)", file=file)
+        out.append(SymbolEntry(e.name, sections[e.section] + e.offset, e.section, e.offset,
+                               e.size, e.type, e.line))
+    return out
+
+
+def to_module(entries: Iterable[SymbolEntry], name: str = "static", file: str = "") -> Module:
+    """A static Module (kind ``"executable"``) whose symbols are the entries, as ABS rows.
+    Every entry must have an address (see :func:`resolve`); the first of a name wins."""
+    seen: dict[str, SymbolEntry] = {}
+    for e in entries:
+        if e.address is None:
+            raise FormatError(f"line {e.line}: {e.name!r} has no address", file=file)
+        seen.setdefault(e.name, e)
+    names = list(seen)
+    encoded = [n.encode("utf-8", "surrogateescape") + b"\0" for n in names]
+    lengths = np.array([len(b) for b in encoded], np.int64)
+    symbols = np.zeros(len(names) + 1, SYMBOL_DTYPE)
+    symbols["module"] = -1
+    symbols["section"][0] = -1
+    rows = symbols[1:]
+    rows["name"] = 1 + np.cumsum(lengths) - lengths
+    rows["value"] = [seen[n].address for n in names]
+    rows["size"] = [seen[n].size for n in names]
+    rows["section"] = ABS
+    rows["bind"] = GLOBAL
+    rows["type"] = [seen[n].type for n in names]
+    return Module(name, "ppc", ">", 32, symbols=symbols, strtab=b"\0" + b"".join(encoded),
+                  file=file, kind="executable")
+
+
+def read(source: str | os.PathLike, name: str | None = None,
+         sections: dict[int | str, int] | None = None) -> Module:
+    """A static Module from a symbol list or map file (``section,offset`` lines placed with
+    ``sections``, e.g. :func:`dol_sections` of the DOL)."""
+    file = os.fspath(source)
+    entries = resolve(parse_file(file), sections, file)
+    return to_module(entries, name or os.path.splitext(os.path.basename(file))[0], file)
+
+
+def dol_sections(dol: Module) -> dict[int | str, int]:
+    """Section index and name -> address for the sections of a static module (DOL or ELF)."""
+    out: dict[int | str, int] = {}
+    for s in dol.sections:
+        if s.address is not None:
+            out[s.name] = s.address
+            out[s.index] = s.address
+    return out
+
+
+def section_names(entries: Iterable[SymbolEntry]) -> dict[tuple[int, int], str]:
+    """(section index, offset) -> name, for labelling a REL's sections in dumps."""
+    return {(e.section, e.offset): e.name for e in entries if isinstance(e.section, int)}
+
+
+__all__ = ["SymbolEntry", "dol_sections", "parse", "parse_file", "read", "resolve",
+           "section_names", "to_module"]
