@@ -277,12 +277,12 @@ def merge(modules: list[Module], name: str) -> Module:
     definitions first).
     """
     if len(modules) == 1:
-        only = modules[0]
-        return Module(
-            name, only.machine, only.byteorder, only.bits, only.sections, only.symbols,
-            only.strtab, only.relocations, only.file,
-        )
+        return dataclasses.replace(modules[0], name=name)
     first = modules[0]
+    for m in modules:
+        if m.image is not None:
+            raise LinkError("a module loaded as one block (a REL) cannot be combined with others",
+                            file=m.file)
     for m in modules[1:]:
         if (m.machine, m.byteorder, m.bits) != (first.machine, first.byteorder, first.bits):
             raise LinkError(

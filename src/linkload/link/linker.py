@@ -229,8 +229,7 @@ class Linker:
         loaded.image = None
         for start, size, protection in loaded.layout.segments:
             space.protect(loaded.base + start, size, protection)
-            if protection.value.endswith("x"):
-                space.flush(loaded.base + start, size)
+            space.flush(loaded.base + start, size)  # a REL's code sits in read+write pages
         for patch in patches:
             self._apply(patch)
         if loaded.bss_range is not None:  # zeroed last, after relocation, as OSLink does
