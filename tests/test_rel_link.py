@@ -209,3 +209,13 @@ def _cross_compiler():
         from conftest import missing
 
         missing(f"{CROSS}gcc is not installed")
+
+
+def test_str_table_leads_to_the_partial_link(build):
+    rels = makerel(build, 3, "a", "b")
+    strings = rels["a"].parent / "modules.str"
+    ld = Linker.emulated("ppc", static=build["static"], strings=strings)
+    reports(ld)
+    a = ld.link(rels["a"])  # names come from a.plf, found through modules.str
+    a.call("_prolog")
+    assert a.call("a_bss_value") == 1000

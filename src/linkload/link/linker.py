@@ -68,6 +68,7 @@ class Linker:
         self._uids = itertools.count(1)
         self._by_uid: dict[int, LoadedModule] = {}
         self._handler: int | None = None
+        self.strings: tuple[bytes, str] | None = None  # a .str name table and its folder
 
     @classmethod
     def native(cls, libraries: Iterable[str] = (), *, place_near: str | int | None = AUTO,
@@ -93,6 +94,7 @@ class Linker:
 
     @classmethod
     def emulated(cls, cpu: str, *, static: Source | None = None, symbols: Source | None = None,
+                 strings: str | os.PathLike | None = None,
                  place_near: str | int | None = None,
                  on_unresolved: UnresolvedCallback | None = None,
                  unlink_policy: str = REL_POLICY, **space_options) -> Linker:
@@ -100,7 +102,9 @@ class Linker:
 
         ``static`` is the static module (an ELF executable or a DOL) mapped at its addresses;
         ``symbols`` names its symbols when the file has none (an ``address:name`` list or a
-        map). Python functions stand in for static functions with :meth:`host_function`.
+        map). ``strings`` is makerel's ``.str`` module name table: as for the SDK's debugger,
+        a REL's name there leads to the ``.plf`` it was built from, which names its functions.
+        Python functions stand in for static functions with :meth:`host_function`.
         """
         from ..space.emulated import EmulatedSpace
 
@@ -110,8 +114,12 @@ class Linker:
             if symbols is not None:
                 module = _with_static_symbols(module, symbols)
             space.load_static(module)
-        return cls(space, arch_registry.get(cpu), place_near=place_near,
-                   on_unresolved=on_unresolved, unlink_policy=unlink_policy)
+        linker = cls(space, arch_registry.get(cpu), place_near=place_near,
+                     on_unresolved=on_unresolved, unlink_policy=unlink_policy)
+        if strings is not None:
+            data, _file = read_bytes(strings)
+            linker.strings = (bytes(data), os.path.dirname(os.fspath(strings)))
+        return linker
 
     def host_function(self, name: str, function: Callable) -> int:
         """Let the Python ``function(emu, *args)`` stand in for the static module's ``name``
@@ -162,6 +170,7 @@ class Linker:
         ``section,offset:name`` list), for :meth:`LoadedModule.address` and ``call``.
         """
         module = self._read(objects, name)
+        symbols = symbols if symbols is not None else self._partial_link_of(module)
         if symbols is not None:
             module = _with_module_symbols(module, symbols)
         waiting = self._waiting_for(module)
@@ -192,6 +201,19 @@ class Linker:
                 f"cannot be linked into a {arch.bits}-bit {order[arch.byteorder]}-endian "
                 f"{arch.name} space", file=module.file)
         return module
+
+    def _partial_link_of(self, module: Module) -> str | None:
+        """The .plf a REL was built from, found through the .str name table, if it exists."""
+        header = module.meta.get("rel")
+        if self.strings is None or header is None:
+            return None
+        table, folder = self.strings
+        start, size = header.nameOffset, header.nameSize
+        name = table[start:start + size].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        for candidate in (name, os.path.join(folder, name)):
+            if name and os.path.isfile(candidate):
+                return candidate
+        return None
 
     def _waiting_for(self, module: Module) -> list[tuple[LoadedModule, np.ndarray]]:
         """The pending references of linked modules that ``module`` would satisfy."""
