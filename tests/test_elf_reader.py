@@ -682,3 +682,14 @@ def test_stripped_shared_object_uses_dynsym(static_files, build):
     row = module.find_symbol("lib_function")
     assert row is not None and int(module.symbols["section"][row]) == ABS
     assert module.find_symbol("lib_counter") is None  # a local: only in .symtab
+
+
+def test_nobits_section_may_start_past_the_end_of_the_file(objects):
+    """A NOBITS section takes no room in the file; linkers often give it an offset beyond
+    the end (a static executable whose .bss follows its data in memory, not in the file)."""
+    from elfutil import patch_section
+
+    data = Path(objects["O2"]).read_bytes()
+    moved = patch_section(data, ".bss", sh_offset=len(data) + 0x1000)
+    module = elf.read(moved, "moved")
+    assert module.section_named(".bss").size == elf.read(data, "orig").section_named(".bss").size

@@ -191,7 +191,8 @@ class ElfFile:
         table = self.sections
         nobits = table["type"] == SHT_NOBITS
         ends = table["offset"].astype(np.uint64) + np.where(nobits, 0, table["size"]).astype(np.uint64)
-        bad = np.flatnonzero((ends > len(self.data)) | (ends < table["offset"]))
+        # A NOBITS section takes no room in the file: its offset may lie past the end.
+        bad = np.flatnonzero(((ends > len(self.data)) | (ends < table["offset"])) & ~nobits)
         if not len(bad):
             return
         i = int(bad[0])
