@@ -23,7 +23,7 @@ from ..arch import Arch
 from ..errors import LinkError
 from ..space import Protection, Space
 
-_FUNCTION, _VARIABLE, _DATA, _SCRATCH = 0, 8, 16, 24
+_FUNCTION, _VARIABLE, _DATA, _SCRATCH = 0, 1, 2, 3  # word indices in a slot's record
 
 
 @dataclass
@@ -78,7 +78,7 @@ class TrampolinePool:
         address = block.base + slot * self.arch.trampoline_slot
         record = block.base + block.half + slot * self.arch.trampoline_slot
         if variable is None:
-            variable = record + _SCRATCH  # the register form stores into its own scratch word
+            variable = record + _SCRATCH * self._word.size  # the register form's own scratch word
         words = (function, variable, data, 0)
         self.space.write(record, b"".join(self._word.pack(w & self._mask) for w in words))
         block.used.add(slot)
@@ -144,9 +144,11 @@ class TrampolinePool:
         return sum(len(b.used) for b in self._blocks)
 
     def _field(self, trampoline: int, offset: int) -> int:
+        """Word ``offset`` (one of _FUNCTION, _VARIABLE, _DATA) of a trampoline's record."""
         block, slot = self._locate(trampoline)
         record = block.base + block.half + slot * self.arch.trampoline_slot
-        return self._word.unpack(self.space.read(record + offset, self._word.size))[0]
+        size = self._word.size
+        return self._word.unpack(self.space.read(record + offset * size, size))[0]
 
     def _locate(self, address: int) -> tuple[_Block, int]:
         i = bisect.bisect_right(self._starts, address) - 1

@@ -1,0 +1,1 @@
+int later(int x) { return x * 100; }
