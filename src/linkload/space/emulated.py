@@ -567,14 +567,17 @@ class EmulatedSpace(Space):
     def load_static(self, module: Module) -> None:
         """Map an executable module (ELF executable, DOL) at its addresses: its segments are
         written (bss zeroed), its code is flushed as a boot loader would, and its symbols
-        become visible to :meth:`lookup`."""
+        become visible to :meth:`lookup`. A module of symbols only (an ``address:name`` list
+        without its DOL) just names addresses: modules link against it, and a call into it
+        faults, since no code is there."""
         if (module.machine, module.bits, module.byteorder) != \
                 (self.arch.name, self.arch.bits, self.arch.byteorder):
             raise UnsupportedError(f"a {module.machine} program cannot run on a {self.arch.name} CPU",
                                    file=module.file)
         segments = [seg for seg in module.segments if self._wanted(seg, module)]
-        if not segments:
-            raise LinkError("the static module has no loadable segments", file=module.file)
+        if not segments and module.segments:
+            raise LinkError("the static module has no segments in this space's memory",
+                            file=module.file)
         for seg in segments:
             self._claim(seg.address, seg.size, module.file)
         for seg in segments:
