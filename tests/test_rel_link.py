@@ -219,3 +219,26 @@ def test_str_table_leads_to_the_partial_link(build):
     a = ld.link(rels["a"])  # names come from a.plf, found through modules.str
     a.call("_prolog")
     assert a.call("a_bss_value") == 1000
+
+
+def test_dol_static_module_with_a_symbol_list(build, expected):
+    """The static module as a game ships it: a DOL, whose names come from a symbol list."""
+    from linkload.formats import dol, elf
+
+    out = build["dir"]
+    dol_path = out / "main.dol"
+    dol_path.write_bytes(dol.from_elf(build["static"]))
+    static = elf.read(build["static"])
+    defined = static.symbols["section"] != -1
+    listing = [f"{int(v):08x}:{n}" for n, v, d in
+               zip(static.names, static.symbols["value"], defined, strict=True) if d and n]
+    symbol_list = out / "main.sym"
+    symbol_list.write_text("\n".join(listing) + "\n")
+    rels = makerel(build, 3, "a", "b")
+    ld = Linker.emulated("ppc", static=dol_path, symbols=symbol_list)
+    reports(ld)
+    assert ld.lookup("static_add") == static.symbols["value"][static.find_symbol("static_add")]
+    a = ld.link(rels["a"], symbols=build["a"])
+    ld.link(rels["b"], symbols=build["b"])
+    a.call("_prolog")
+    assert a.call("a_compute", 5) == expected[0]
