@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import arch as arch_registry
 from ..errors import (
     FormatError,
     LinkError,
@@ -53,15 +54,17 @@ from ..formats import dol as dol_format
 from ..formats import elf as elf_format
 from ..formats import rel as rel_format
 from ..formats import symtab
+from ..link.relocate import gather, scatter
 from ..model import ABS, COMMON, UNDEF, WEAK, Module, SectionKind
 
 Source = str | os.PathLike | bytes | Module
 
 # -- relocation kinds ---------------------------------------------------------------------------
 R_PPC_UADDR32, R_PPC_UADDR16, R_PPC_REL32 = 24, 25, 26
-_PCREL = {rel_format.R_PPC_REL24: (0x03FFFFFC, 26), rel_format.R_PPC_REL14: (0xFFFC, 16),
-          rel_format.R_PPC_REL14_BRTAKEN: (0xFFFC, 16),
-          rel_format.R_PPC_REL14_BRNTAKEN: (0xFFFC, 16), R_PPC_REL32: (0xFFFFFFFF, 32)}
+# The PC-relative kinds makerel resolves in the file when source and target are both in the
+# module (their encodings are the PowerPC arch's).
+_PCREL = (rel_format.R_PPC_REL24, rel_format.R_PPC_REL14, rel_format.R_PPC_REL14_BRTAKEN,
+          rel_format.R_PPC_REL14_BRNTAKEN, R_PPC_REL32)
 # ELF kind -> REL type (R_PPC_REL32 only ever resolved in the file); -1: not expressible.
 KIND_MAP = np.full(256, -1, np.int64)
 KIND_MAP[1:14] = np.arange(1, 14)
@@ -70,10 +73,8 @@ KIND_MAP[R_PPC_REL32] = R_PPC_REL32
 _SDA_KINDS = {32, 106, 107, 108, 109, 116}
 _TLS_KINDS = set(range(67, 97))
 _PIC_KINDS = set(range(14, 24)) | set(range(27, 32)) | set(range(249, 253))
-_MASK = np.zeros(256, np.int64)
-_BITS = np.zeros(256, np.int64)
-for _kind, (_mask, _bits) in _PCREL.items():
-    _MASK[_kind], _BITS[_kind] = _mask, _bits
+_IN_FILE = np.zeros(256, bool)
+_IN_FILE[list(_PCREL)] = True
 
 
 def _kind_problem(kind: int) -> str:
@@ -436,7 +437,7 @@ def _plan(plf: _Plf, specs: list[rel_format.RelSection], statics: dict[str, _Def
     branch = np.isin(rtype, rel_format.BRANCH_TYPES)
     has_data = np.array([s.has_data for s in specs] + [False])
     own_data = (t.module == plf.id) & (t.status == 0) & has_data[np.minimum(t.section, len(specs))]
-    in_file = (_MASK[rtype] != 0) & own_data
+    in_file = _IN_FILE[rtype] & own_data
     unresolved = (t.status > 0) & branch
     _check_undefined(plf, relocs, t, branch)
     entry = ~in_file & ~unresolved
@@ -496,24 +497,22 @@ def _check_undefined(plf: _Plf, relocs: np.ndarray, t: _Targets, branch: np.ndar
 
 def _patch(plf: _Plf, relocs: np.ndarray, image: np.ndarray, place: np.ndarray,
            displacement: np.ndarray, kinds: np.ndarray, rows: np.ndarray) -> None:
-    """Write PC-relative displacements into the file image (big-endian words), checked."""
-    if not len(place):
-        return
-    bits = _BITS[kinds]
-    low, high = -(np.int64(1) << (bits - 1)), np.int64(1) << (bits - 1)
-    bad = np.flatnonzero((displacement < low) | (displacement >= high)
-                         | (((displacement & 3) != 0) & (kinds != R_PPC_REL32)))
-    if len(bad):
-        i = int(bad[0])
-        raise _reloc_error(plf, relocs, int(rows[i]), f"displacement {int(displacement[i]):#x} "
-                           f"does not fit {int(bits[i])} bits (or is not a multiple of 4)",
-                           RelocationOverflowError)
-    at = place[:, None] + np.arange(4)
-    old = image[at].astype(np.int64) << np.array([24, 16, 8, 0])
-    word = old.sum(axis=1)
-    mask = _MASK[kinds]
-    new = (word & ~mask) | (displacement & mask)
-    image[at] = ((new[:, None] >> np.array([24, 16, 8, 0])) & 0xFF).astype(np.uint8)
+    """Write PC-relative displacements into the file image, checked and encoded by the
+    PowerPC arch's own fields (the branch-prediction bit included)."""
+    arch = arch_registry.get("ppc")
+    for kind in np.unique(kinds).tolist():
+        sel = np.flatnonzero(kinds == kind)
+        field = arch.kinds[kind].field
+        values = field.adjust(displacement[sel])
+        ok = field.fits(values)
+        if not ok.all():
+            i = int(sel[np.flatnonzero(~ok)[0]])
+            raise _reloc_error(plf, relocs, int(rows[i]), f"displacement {int(displacement[i]):#x} "
+                               f"does not fit {arch.kind_name(kind)} (a {field.bits}-bit "
+                               f"{field.check.value} field, multiple of {field.align})",
+                               RelocationOverflowError)
+        containers = gather(image, place[sel], field.size, arch.byteorder)
+        scatter(image, place[sel], field.size, arch.byteorder, field.encode(containers, values))
 
 
 def _entry_point(plf: _Plf, name: str, specs: list[rel_format.RelSection]) -> tuple[int, int]:
