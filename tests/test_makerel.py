@@ -622,3 +622,18 @@ def test_golden_files_rebuild(tmp_path):
             continue  # the plfs' bytes depend on the binutils version; the RELs must not
         assert (GOLDEN.HERE / name).read_bytes() == data, \
             f"{name} changed: run python tests/golden/regen.py and review the diff"
+
+
+def test_cli_paths_and_unwritable_outputs(built, tmp_path, capsys):
+    """A bare --str/--import-list name goes into -o DIR, a path is taken as given, and an
+    output that cannot be written is one error line and status 2."""
+    static, plfs = built.static, built.plfs
+    out = tmp_path / "out"
+    assert main(["makerel", str(static), *map(str, plfs), "-o", str(out), "--str", "m.str",
+                 "--import-list", str(tmp_path / "import.lst")]) == 0
+    assert (out / "m.str").is_file() and (tmp_path / "import.lst").is_file()
+    capsys.readouterr()
+    assert main(["makerel", str(static), *map(str, plfs), "-o", str(out),
+                 "--str", str(tmp_path / "missing" / "m.str")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("linkload: error:") and len(err.strip().splitlines()) == 1

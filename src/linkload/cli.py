@@ -144,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a file that cannot be written, a folder that is not there
+        print(f"linkload: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -613,8 +613,8 @@ def makerel(static: Source | None, plfs: Sequence[Source], *, version: int = 3,
             bss_align: int | None = None) -> MakerelResult:
     """Build the RELs (:func:`build`) and write them: ``a.rel`` for ``a.plf`` beside it (in
     ``out_dir`` if given), the ``.str`` table (``str_name``, default the static module's name
-    with ``.str``, beside it or in ``out_dir``) and ``import.lst`` (``import_list``, relative
-    to ``out_dir`` or the current directory; None: not written)."""
+    with ``.str``, beside it or in ``out_dir``) and ``import.lst`` (``import_list``; None: not
+    written). A bare file name for either goes into ``out_dir``; a path is taken as given."""
     result = build(static, plfs, version=version, base_id=base_id, module_names=module_names,
                    symbols=symbols, align=align, bss_align=bss_align)
     out = Path(out_dir) if out_dir is not None else None
@@ -629,19 +629,24 @@ def makerel(static: Source | None, plfs: Sequence[Source], *, version: int = 3,
         result.str_path = str(_str_path(static, symbols, str_name, out))
         Path(result.str_path).write_bytes(result.string_table)
     if import_list is not None:
-        path = Path(import_list)
-        if out is not None and not path.is_absolute():
-            path = out / path
+        path = _output_path(import_list, out)
         path.write_text("".join(n + "\n" for n in result.imports))
         result.import_path = str(path)
     return result
 
 
+def _output_path(name: str | os.PathLike, out: Path | None) -> Path:
+    """A bare file name goes into ``out``; a path with a folder is taken as given."""
+    path = Path(name)
+    if out is not None and len(path.parts) == 1:
+        return out / path
+    return path
+
+
 def _str_path(static: Source | None, symbols: Source | None, str_name: str | os.PathLike | None,
               out: Path | None) -> Path:
     if str_name is not None:
-        path = Path(str_name)
-        return out / path if out is not None and not path.is_absolute() else path
+        return _output_path(str_name, out)
     base = static if isinstance(static, (str, os.PathLike)) else symbols
     if isinstance(base, (str, os.PathLike)):
         stem = Path(base)
