@@ -163,6 +163,8 @@ class Module:
     def symbol_names(self, rows: np.ndarray) -> list[str]:
         """Names of many symbol rows at once (decoded only for those rows)."""
         offsets = self.symbols["name"][rows].astype(np.int64)
+        if len(offsets) < 64 and "_string_pieces" not in self.__dict__:
+            return [_c_string(self.strtab, o) for o in offsets.tolist()]  # a few: no table
         pieces, starts = self._string_pieces
         slot = np.minimum(np.searchsorted(starts, offsets), len(starts) - 1)
         exact = starts[slot] == offsets
@@ -224,24 +226,30 @@ class Module:
         if len(names) > 64 or "_exports" in self.__dict__:
             table = self.exports()
             return {n: table[n] for n in names if n in table}
-        exported = self.exported()
-        offsets = self.symbols["name"][exported]
-        weak = (self.symbols["bind"][exported] == WEAK) | (self.symbols["section"][exported] == COMMON)
+        exported, offsets = self._exported_by_name_offset
+        weak = (self.symbols["bind"] == WEAK) | (self.symbols["section"] == COMMON)
         out = {}
         for name in names:
             key = name.encode("utf-8", "surrogateescape") + b"\0"
-            hits = []
+            rows = []
             at = self.strtab.find(key)
             while at >= 0:  # every occurrence: a name may be the tail of another
-                hits.append(at)
+                lo, hi = np.searchsorted(offsets, [at, at + 1])
+                rows += exported[lo:hi].tolist()
                 at = self.strtab.find(key, at + 1)
-            if not hits:
-                continue
-            rows = np.flatnonzero(np.isin(offsets, hits))
-            if len(rows):
-                strong = rows[~weak[rows]]
-                out[name] = int(exported[strong[0] if len(strong) else rows[0]])
+            if rows:
+                rows.sort()  # file order: the first definition of a kind wins
+                strong = [r for r in rows if not weak[r]]
+                out[name] = (strong or rows)[0]
         return out
+
+    @cached_property
+    def _exported_by_name_offset(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exported rows sorted by the string table offset of their names, and the offsets."""
+        exported = self.exported()
+        offsets = self.symbols["name"][exported].astype(np.int64)
+        order = np.argsort(offsets, kind="stable")
+        return exported[order], offsets[order]
 
     def find_symbol(self, name: str) -> int | None:
         """Row of the defining symbol called ``name`` (global first, then any), or None."""

@@ -127,7 +127,10 @@ class LinkJob:
 
     def _check_kinds(self) -> None:
         """Every relocation kind must be known to the arch; note which kinds occur."""
-        column = self.relocs["kind"]
+        # Contiguous machine-word copies of the columns used everywhere: indexing and counting
+        # with them is several times faster than with the table's strided 32-bit columns.
+        column = self.kind_col = self.relocs["kind"].astype(np.intp)
+        self.target_col = self.relocs["target"].astype(np.intp)
         known = self.arch.tables.known
         beyond = np.flatnonzero(column >= len(known))
         if len(beyond):
@@ -139,10 +142,6 @@ class LinkJob:
                 why = self.arch.unsupported.get(k, "unknown relocation type").split(": ", 1)[-1]
                 raise self._error(UnsupportedError, why, row)
         self.kinds = present.tolist()
-        # Contiguous machine-word copies of the columns used everywhere: indexing with them is
-        # several times faster than with the table's strided 32-bit columns.
-        self.kind_col = column.astype(np.intp)
-        self.target_col = self.relocs["target"].astype(np.intp)
         exprs = {k: self.arch.kinds[k].expr for k in self.kinds}
         self.branch_kinds = [k for k, e in exprs.items() if e is Expr.BRANCH]
         self.rebindable_kinds = [k for k, e in exprs.items() if e in REBINDABLE]
