@@ -119,6 +119,7 @@ class KindTables:
 
     known: np.ndarray  # bool
     expr: np.ndarray  # EXPR_CODES
+    pcrel: np.ndarray  # bool: the value is measured from the place (S+A-P)
     width: np.ndarray  # container bytes (0: nothing written)
     low: np.ndarray  # smallest value the adjusted value may take
     high: np.ndarray  # largest
@@ -172,13 +173,14 @@ class Arch:
     def tables(self) -> KindTables:
         size = max(max(self.kinds), max(self.unsupported, default=0)) + 1
         t = {name: np.zeros(size, dtype) for name, dtype in (
-            ("known", bool), ("expr", np.int64), ("width", np.int64), ("low", np.int64),
+            ("known", bool), ("expr", np.int64), ("pcrel", bool), ("width", np.int64), ("low", np.int64),
             ("high", np.int64), ("mask", np.uint64), ("shift", np.int64), ("round", np.int64),
             ("align", np.int64), ("whole", bool), ("plain", bool))}
         t["align"][:] = 1
         for number, kind in self.kinds.items():
             t["known"][number] = True
             t["expr"][number] = EXPR_CODES[kind.expr]
+            t["pcrel"][number] = kind.expr in (Expr.PCREL, Expr.BRANCH)
             f = kind.field
             if f is None or kind.expr is Expr.NONE:
                 t["expr"][number] = EXPR_CODES[Expr.NONE]

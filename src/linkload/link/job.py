@@ -509,7 +509,11 @@ class LinkJob:
         sec = relocs["section"].astype(np.intp)
         offset = relocs["offset"].astype(np.int64)
         positions = self.layout.section_offsets[sec] + offset
-        places = self.section_base[sec] + offset
+        loaded = self.layout.section_offsets >= 0
+        if (self.section_base[loaded] == self.layout.section_offsets[loaded] + self.base).all():
+            places = positions + self.base  # every section where the image puts it
+        else:
+            places = self.section_base[sec] + offset  # a bss placed elsewhere
         width = t.width[kind]
         self._check_fields(offset, width, sec)
         if self.unplaced.any():
@@ -561,12 +565,10 @@ class LinkJob:
         """Every relocation's value: S+A, minus P for PC-relative kinds; GOT and size kinds
         are computed on their own rows."""
         t, codes = self.arch.tables, EXPR_CODES
-        expr = t.expr[kind]
-        S = self.address[targets]
-        values = S + A
-        pcrel = (expr == codes[Expr.PCREL]) | (expr == codes[Expr.BRANCH])
-        np.subtract(values, P, out=values, where=pcrel)
+        values = self.address[targets] + A
+        np.subtract(values, P, out=values, where=t.pcrel[kind])
         if len(self.pending) and self.branch_kinds:  # calls to pending names reach a fallback
+            expr = t.expr[kind]
             calls = np.flatnonzero((expr == codes[Expr.BRANCH]) & np.isin(targets, self.pending))
             bias = self.arch.branch_bias
             values[calls] = self.call_address[targets[calls]] - bias - P[calls]
@@ -575,8 +577,8 @@ class LinkJob:
             if field_kind.expr in (Expr.ABS, Expr.PCREL, Expr.BRANCH) and not field_kind.relaxable:
                 continue
             rows = np.flatnonzero(kind == k)
-            values[rows] = self._special_values(k, field_kind, rows, S[rows], A[rows], P[rows],
-                                                targets[rows], positions[rows])
+            values[rows] = self._special_values(k, field_kind, rows, self.address[targets[rows]],
+                                                A[rows], P[rows], targets[rows], positions[rows])
         return values
 
     def _special_values(self, k, kind, rows, S, A, P, T, pos) -> np.ndarray:
@@ -597,11 +599,14 @@ class LinkJob:
         """Store the values, one pass per field width; masked fields keep their other bits,
         scattered fields (Thumb-2 and the like) are encoded by their Field."""
         t, order = self.arch.tables, self.module.byteorder
-        for w in sorted({int(t.width[k]) for k in self.kinds} - {0}):
-            rows = np.flatnonzero(width == w)
-            k = kind[rows]
+        kind_widths = {k: int(t.width[k]) for k in self.kinds}
+        widths = sorted(set(kind_widths.values()) - {0})
+        for w in widths:
+            every = set(kind_widths.values()) == {w}  # one width for all: no selection
+            rows = slice(None) if every else np.flatnonzero(width == w)
             pos, new = positions[rows], values[rows]
-            if not t.whole[k].all():
+            if not all(t.whole[k] for k, kw in kind_widths.items() if kw == w):
+                k = kind[rows]
                 containers = gather(self.image, pos, w, order)
                 mask = t.mask[k]
                 new = (containers & ~mask) | (new.astype(np.uint64) & mask)
