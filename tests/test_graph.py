@@ -266,3 +266,23 @@ def test_no_page_is_writable_and_executable(objects):
     perms = [line.split()[1] for line in MAPS.read_text().splitlines()
              if int(line.split("-")[0], 16) <= page < int(line.split()[0].split("-")[1], 16)]
     assert perms == ["r-xp"]
+
+
+def test_placement_reuses_and_packs_without_scanning(objects, monkeypatch):
+    """After the first module, placement tries the places beside earlier modules (and those
+    freed lately) before scanning /proc/self/maps: relinking lands where the module was, and a
+    second module lands next to the first."""
+    from linkload.space import native
+
+    ld = Linker.native(on_unresolved=lambda m, s: 0)
+    a = ld.link(objects["a"])
+    base = a.base
+    ld.unlink(a)
+    scans = []
+    real = native.mapped_ranges
+    monkeypatch.setattr(native, "mapped_ranges", lambda: scans.append(1) or real())
+    a = ld.link(objects["a"])
+    b = ld.link(objects["b"])
+    assert a.base == base and not scans
+    assert abs(b.base - a.base) <= a.size + b.size + 2 * 4096
+    assert intfn(a, "a_calls_b")(5) == 11

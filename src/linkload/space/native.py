@@ -118,6 +118,7 @@ class NativeSpace(Space):
                 raise LinkError(f"cannot load library: {e}", file=lib) from None
         self._mappings: dict[int, _Mapping] = {}
         self._starts: list[int] = []
+        self._recent: list[int] = []  # starts of reservations released lately
         self._callbacks: list = []
 
     # -- symbols ---------------------------------------------------------------------------
@@ -138,6 +139,9 @@ class NativeSpace(Space):
         align = max(align, self.page_size)
         if window is None:
             return self._map_anywhere(size, align)
+        near = self._map_beside_earlier(size, align, window)
+        if near is not None:
+            return near
         for _attempt in range(8):  # another thread may take the gap between scan and map
             start = choose_address(free_gaps(mapped_ranges()), size, align, window)
             if start is None:
@@ -151,6 +155,28 @@ class NativeSpace(Space):
                 _munmap(address, size)
         raise PlacementError(
             f"no free {size:#x} bytes between {window.low:#x} and {window.high:#x}")
+
+    def _map_beside_earlier(self, size: int, align: int, window: Window) -> int | None:
+        """Try the places of reservations released lately, and just below and just above the
+        current ones: modules end up side by side, and the common case needs no scan of
+        /proc/self/maps."""
+        guard = self.page_size
+        candidates = [_round_up(a, align) for a in self._recent]  # places freed lately
+        if self._starts:
+            low = self._starts[0]
+            high = max(m.address + m.size for m in self._mappings.values())
+            candidates += [(low - guard - size) // align * align, _round_up(high + guard, align)]
+        for start in candidates:
+            if not (window.low <= start and start + size <= window.high) or start <= 0:
+                continue
+            address = _mmap(start, size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+            if address == start:
+                self._remember(address, size)
+                return address
+            if address not in (None, MAP_FAILED):  # an old kernel took it as a mere hint
+                _munmap(address, size)
+        return None
 
     def _map_anywhere(self, size: int, align: int) -> int:
         extra = align - self.page_size
@@ -185,6 +211,7 @@ class NativeSpace(Space):
             raise LinkError(f"{address:#x} is not a reservation of this space")
         self._starts.remove(address)
         _munmap(address, mapping.size)
+        self._recent = [address, *self._recent[:3]]
 
     def owns(self, address: int) -> bool:
         i = bisect.bisect_right(self._starts, address) - 1
