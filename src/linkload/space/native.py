@@ -146,13 +146,8 @@ class NativeSpace(Space):
             start = choose_address(free_gaps(mapped_ranges()), size, align, window)
             if start is None:
                 break
-            address = _mmap(start, size, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
-            if address == start:
-                self._remember(address, size)
-                return address
-            if address not in (None, MAP_FAILED):  # an old kernel took it as a mere hint
-                _munmap(address, size)
+            if self._map_exactly(start, size):
+                return start
         raise PlacementError(
             f"no free {size:#x} bytes between {window.low:#x} and {window.high:#x}")
 
@@ -169,14 +164,20 @@ class NativeSpace(Space):
         for start in candidates:
             if not (window.low <= start and start + size <= window.high) or start <= 0:
                 continue
-            address = _mmap(start, size, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
-            if address == start:
-                self._remember(address, size)
-                return address
-            if address not in (None, MAP_FAILED):  # an old kernel took it as a mere hint
-                _munmap(address, size)
+            if self._map_exactly(start, size):
+                return start
         return None
+
+    def _map_exactly(self, start: int, size: int) -> bool:
+        """Map [start, start+size) if, and only if, nothing is there yet."""
+        address = _mmap(start, size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+        if address == start:
+            self._remember(address, size)
+            return True
+        if address not in (None, MAP_FAILED):  # an old kernel took it as a mere hint
+            _munmap(address, size)
+        return False
 
     def _map_anywhere(self, size: int, align: int) -> int:
         extra = align - self.page_size
