@@ -7,6 +7,7 @@ rebound (to other modules, or pending). It writes nothing: the linker commits th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     from .linker import Linker
 
 AUTO = "auto"
+# Relocation rows taken in one pass of column operations. Columns of this length stay in the
+# CPU's caches and in memory malloc keeps for reuse; columns of a whole large table are
+# returned to the kernel when freed, and every new one page-faults afresh (about 1 us a page),
+# which costs several times the arithmetic.
+CHUNK_ROWS = 16384
 DSO_HANDLE = "__dso_handle"
 GOT_SYMBOL = "_GLOBAL_OFFSET_TABLE_"
 UNRESOLVED_SYMBOL = "_unresolved"
@@ -86,7 +92,8 @@ class LinkJob:
         """Validate, place and relocate; returns the module, not yet written or registered.
         On error the reservation is released and nothing has changed."""
         self._select_sections()
-        self._check_kinds()
+        self._survey()
+        self._explicit_addends()
         self._resolve_names()
         self._plan()
         self.base = self._place()
@@ -125,23 +132,66 @@ class LinkJob:
         relocs = module.relocations
         self.relocs = relocs if loaded.all() else relocs[loaded[relocs["section"]]]
 
-    def _check_kinds(self) -> None:
-        """Every relocation kind must be known to the arch; note which kinds occur."""
-        # Contiguous machine-word copies of the columns used everywhere: indexing and counting
-        # with them is several times faster than with the table's strided 32-bit columns.
-        column = self.kind_col = self.relocs["kind"].astype(np.intp)
-        self.target_col = self.relocs["target"].astype(np.intp)
+    def _explicit_addends(self) -> None:
+        """Move addends stored in the fields themselves (ELF REL tables) into the table, so
+        that planning (veneers are per target and addend) and relocation see them alike."""
+        implicit = self.relocs["implicit"].view(bool)
+        if not implicit.any():
+            return
+        relocs = self.relocs.copy()
+        for sec in np.unique(relocs["section"][implicit]).tolist():
+            data = self.module.sections[sec].data
+            in_section = implicit & (relocs["section"] == sec)
+            for k in np.unique(relocs["kind"][in_section]).tolist():
+                field = self.arch.kinds[k].field
+                rows = np.flatnonzero(in_section & (relocs["kind"] == k))
+                if field is None or data is None:
+                    continue  # nothing stored: the addend is 0
+                offsets = relocs["offset"][rows].astype(np.int64)
+                beyond = np.flatnonzero(offsets + field.size > len(data))
+                if len(beyond):
+                    raise self._error(FormatError, f"a {field.size}-byte field does not fit in "
+                                      "the section", int(rows[beyond[0]]))
+                image = np.frombuffer(data, np.uint8)
+                relocs["addend"][rows] = field.decode(
+                    gather(image, offsets, field.size, self.module.byteorder))
+        relocs["implicit"] = 0
+        self.relocs = relocs
+
+    def _chunks(self) -> Iterator[tuple[int, int]]:
+        """(start, stop) of the relocation rows taken in one pass of column operations."""
+        n = len(self.relocs)
+        return ((start, min(start + CHUNK_ROWS, n)) for start in range(0, n, CHUNK_ROWS))
+
+    def _columns(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """The kind and target columns of rows [start, stop), as machine-word indices (indexing
+        with them is several times faster than with the table's 32-bit columns)."""
+        part = self.relocs[start:stop]
+        return part["kind"].astype(np.intp), part["target"].astype(np.intp)
+
+    def _survey(self) -> None:
+        """One pass over the relocations: every kind must be known to the arch; note which
+        kinds occur and, per kind, which symbols its relocations refer to (planning asks)."""
         known = self.arch.tables.known
-        beyond = np.flatnonzero(column >= len(known))
-        if len(beyond):
-            raise self._error(UnsupportedError, "unknown relocation type", int(beyond[0]))
-        present = np.flatnonzero(np.bincount(column, minlength=len(known)))
-        for k in present.tolist():
-            if not known[k]:
-                row = int(np.flatnonzero(column == k)[0])
-                why = self.arch.unsupported.get(k, "unknown relocation type").split(": ", 1)[-1]
-                raise self._error(UnsupportedError, why, row)
-        self.kinds = present.tolist()
+        counts = np.zeros(len(known), np.int64)
+        self.used_by: dict[int, np.ndarray] = {}  # kind -> flag per symbol row
+        for start, stop in self._chunks():
+            kind, target = self._columns(start, stop)
+            beyond = np.flatnonzero(kind >= len(known))
+            if len(beyond):
+                raise self._error(UnsupportedError, "unknown relocation type", start + int(beyond[0]))
+            chunk_counts = np.bincount(kind, minlength=len(known))
+            counts += chunk_counts
+            present = np.flatnonzero(chunk_counts).tolist()
+            for k in present:
+                if not known[k]:
+                    row = start + int(np.flatnonzero(kind == k)[0])
+                    why = self.arch.unsupported.get(k, "unknown relocation type").split(": ", 1)[-1]
+                    raise self._error(UnsupportedError, why, row)
+                if k not in self.used_by:
+                    self.used_by[k] = np.zeros(len(self.symbols), bool)
+                self.used_by[k][target if len(present) == 1 else target[kind == k]] = True
+        self.kinds = np.flatnonzero(counts).tolist()
         exprs = {k: self.arch.kinds[k].expr for k in self.kinds}
         self.branch_kinds = [k for k, e in exprs.items() if e is Expr.BRANCH]
         self.rebindable_kinds = [k for k, e in exprs.items() if e in REBINDABLE]
@@ -216,20 +266,19 @@ class LinkJob:
         if not len(self.pending) or self.module.lazy_data:
             self.pending_weak = self.pending if self.module.lazy_data else np.zeros(0, np.int64)
             return
-        targets = self.relocs["target"].astype(np.int64)
-        used = np.isin(targets, self.pending)
         weak = self.symbols["bind"][self.pending] == WEAK
         self.pending_weak = self.pending[weak]
         strong = self.pending[~weak]
-        bad = np.flatnonzero(used & np.isin(targets, strong)
-                             & ~np.isin(self.relocs["kind"], self.branch_kinds))
-        if len(bad):
-            names = sorted({self.module.symbol_name(int(r)) for r in targets[bad]})
+        data_kinds = [k for k in self.kinds if k not in self.branch_kinds]
+        as_data = strong[np.isin(strong, self._targets_of(data_kinds))]
+        if len(as_data):
+            names = sorted(set(self.module.symbol_names(as_data)))
             listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
             plural = "s" if len(names) > 1 else ""
+            rows = np.isin(self.relocs["target"], as_data) & np.isin(self.relocs["kind"], data_kinds)
             raise self._error(UndefinedSymbolError,
                               f"undefined symbol{plural} used as data: {listed} (only calls may wait "
-                              f"for a module linked later)", int(bad[0]))
+                              f"for a module linked later)", int(np.flatnonzero(rows)[0]))
 
     def _plan(self) -> None:
         arch, module = self.arch, self.module
@@ -272,16 +321,22 @@ class LinkJob:
     def _veneer_keys(self, outside: np.ndarray) -> list[tuple[int, int]]:
         """The distinct (symbol row, addend) pairs of branches to outside targets: each may
         need a veneer of its own (REL addends select different functions of one target)."""
-        mask = self._kind_mask(self.branch_kinds)
+        called = self._targets_of(self.branch_kinds)
+        if not np.isin(outside, called).any():
+            return []
         outside_flag = np.zeros(len(self.symbols), bool)
         outside_flag[outside] = True
-        mask &= outside_flag[self.target_col]
-        if not mask.any():
-            return []
-        rows, addends = self.target_col[mask].astype(np.int64), self.relocs["addend"][mask]
+        branch = self._kind_flags(self.branch_kinds)
+        row_parts, addend_parts = [], []
+        for start, stop in self._chunks():
+            kind, target = self._columns(start, stop)
+            picked = np.flatnonzero(branch[kind] & outside_flag[target])
+            row_parts.append(target[picked].astype(np.int64))
+            addend_parts.append(self.relocs["addend"][start:stop][picked])
+        rows, addends = np.concatenate(row_parts), np.concatenate(addend_parts)
         if addends.min() >= -(1 << 31) and addends.max() < 1 << 31:
             # one 64-bit key per pair: a flat unique is much faster than unique over pairs
-            keys = np.unique((rows << 32) | (addends & 0xFFFF_FFFF))
+            keys = _distinct((rows << 32) | (addends & 0xFFFF_FFFF))
             rows, addends = keys >> 32, ((keys & 0xFFFF_FFFF) ^ (1 << 31)) - (1 << 31)
         else:
             pairs = np.unique(np.stack([rows, addends]), axis=1)
@@ -307,17 +362,17 @@ class LinkJob:
             return (fix_size + 31) // 32 * 32
         return None
 
-    def _kind_mask(self, kinds: list[int]) -> np.ndarray:
-        """Which relocations are of one of ``kinds``."""
+    def _kind_flags(self, kinds: list[int]) -> np.ndarray:
+        """A flag per relocation kind number: is it one of ``kinds``."""
         flags = np.zeros(len(self.arch.tables.known), bool)
         flags[kinds] = True
-        return flags[self.kind_col]
+        return flags
 
     def _targets_of(self, kinds: list[int]) -> np.ndarray:
         """The distinct symbol rows that relocations of ``kinds`` refer to, ascending."""
         seen = np.zeros(len(self.symbols), bool)
-        if kinds:
-            seen[self.target_col[self._kind_mask(kinds)]] = True
+        for k in kinds:
+            seen |= self.used_by.get(k, False)
         return np.flatnonzero(seen)
 
     def _place(self) -> int:
@@ -490,6 +545,7 @@ class LinkJob:
         for row, (_target, uid) in self.bound.items():
             self.bound_to[row] = uid
         self.bound_to[self.pending] = UNRESOLVED
+        self.rebinds = bool((self.bound_to != -2).any())
 
     def fallback(self, row: int) -> int:
         """Where a call to pending name ``row`` goes: the module's _unresolved, or its stub."""
@@ -498,30 +554,40 @@ class LinkJob:
         return self.stub_slots.get(row, 0)  # a weak name that is never called
 
     def _relocate(self) -> np.ndarray:
-        """Apply every relocation to the image. The common work is a few column operations
-        over the whole table, with each kind's properties looked up in the arch's tables; only
-        rare kinds (GOT, size, relaxable, scattered fields) and far branches take a pass of
-        their own. Returns the references to record for rebinding."""
-        relocs, t = self.relocs, self.arch.tables
-        if not len(relocs):
-            return np.zeros(0, REF_DTYPE)
-        kind, targets = self.kind_col, self.target_col
+        """Apply every relocation to the image, a chunk of rows at a time. The common work is a
+        few column operations, with each kind's properties looked up in the arch's tables;
+        only rare kinds (GOT, size, relaxable, scattered fields) and far branches take a pass
+        of their own. Returns the references to record for rebinding."""
+        offsets = self.layout.section_offsets
+        loaded = offsets >= 0
+        # every section where the image puts it (else a bss placed elsewhere)
+        self.in_image = bool((self.section_base[loaded] == offsets[loaded] + self.base).all())
+        self.section_sizes = np.array([s.size for s in self.module.sections], np.int64)
+        # the first field that overflows, with its value, and how many overflow in all: every
+        # chunk is still taken so that the error can count them
+        self.overflows: list[tuple[int, int]] = []
+        self.overflow_count = 0
+        refs = [self._relocate_rows(start, stop) for start, stop in self._chunks()]
+        if self.overflows:
+            row, value = self.overflows[0]
+            kind = self.arch.kinds[int(self.relocs["kind"][row])]
+            raise overflow_error(self, kind, row, value, self.overflow_count - 1)
+        return np.concatenate(refs) if refs else np.zeros(0, REF_DTYPE)
+
+    def _relocate_rows(self, start: int, stop: int) -> np.ndarray:
+        """Apply relocations [start, stop); their references to record for rebinding."""
+        t = self.arch.tables
+        relocs = self.relocs[start:stop]
+        kind, targets = self._columns(start, stop)
         sec = relocs["section"].astype(np.intp)
         offset = relocs["offset"].astype(np.int64)
         positions = self.layout.section_offsets[sec] + offset
-        loaded = self.layout.section_offsets >= 0
-        if (self.section_base[loaded] == self.layout.section_offsets[loaded] + self.base).all():
-            places = positions + self.base  # every section where the image puts it
-        else:
-            places = self.section_base[sec] + offset  # a bss placed elsewhere
+        places = positions + self.base if self.in_image else self.section_base[sec] + offset
         width = t.width[kind]
-        self._check_fields(offset, width, sec)
+        self._check_fields(offset, width, sec, start)
         if self.unplaced.any():
-            self._check_targets(targets)
+            self._check_targets(targets, sec, start)
         addends = relocs["addend"]
-        implicit = relocs["implicit"].astype(bool)
-        if implicit.any():
-            addends = self._implicit_addends(addends.copy(), implicit, positions)
         values = self._values(kind, targets, addends, places, positions)
         present = self.kinds
         if t.round[present].any() or t.shift[present].any():
@@ -536,30 +602,20 @@ class LinkJob:
             values[dropped] = 0
             ok |= dropped
         if not ok.all():
-            self._overflow(values, ok)
+            bad = np.flatnonzero(~ok)
+            self.overflows.append((start + int(bad[0]), int(values[bad[0]])))
+            self.overflow_count += len(bad)
         self._write_fields(kind, width, positions, values)
-        return self._references(places, targets, addends)
+        return self._references(kind, places, targets, addends)
 
-    def _check_fields(self, offset: np.ndarray, width: np.ndarray, sec: np.ndarray) -> None:
+    def _check_fields(self, offset: np.ndarray, width: np.ndarray, sec: np.ndarray,
+                      start: int) -> None:
         """Every field lies inside its section."""
-        section_sizes = np.array([s.size for s in self.module.sections], np.int64)
-        bad = np.flatnonzero(offset + width > section_sizes[sec])
+        bad = np.flatnonzero(offset + width > self.section_sizes[sec])
         if len(bad):
             i = int(bad[0])
             raise self._error(FormatError, f"a {int(width[i])}-byte field does not fit in the "
-                              "section", i)
-
-    def _implicit_addends(self, addends, implicit, positions) -> np.ndarray:
-        """Addends stored in the fields themselves (ELF REL tables), decoded per kind."""
-        kind = self.relocs["kind"]
-        for k in sorted(set(kind[implicit].tolist())):
-            field = self.arch.kinds[k].field
-            if field is None:
-                continue
-            rows = np.flatnonzero(implicit & (kind == k))
-            containers = gather(self.image, positions[rows], field.size, self.module.byteorder)
-            addends[rows] = field.decode(containers)
-        return addends
+                              "section", start + i)
 
     def _values(self, kind, targets, A, P, positions) -> np.ndarray:
         """Every relocation's value: S+A, minus P for PC-relative kinds; GOT and size kinds
@@ -616,15 +672,14 @@ class LinkJob:
                     new[sel] = self.arch.kinds[c].field.encode(containers[sel], values[rows][sel])
             scatter(self.image, pos, w, order, new)
 
-    def _references(self, places, targets, addends) -> np.ndarray:
+    def _references(self, kind, places, targets, addends) -> np.ndarray:
         """The fields that point at other modules or at nothing yet, for later rebinding."""
-        if not (self.bound_to != -2).any():
+        if not self.rebinds:
             return np.zeros(0, REF_DTYPE)
-        kind_column = self.relocs["kind"]
-        keep = self._kind_mask(self.rebindable_kinds) & (self.bound_to[targets] != -2)
+        keep = self._kind_flags(self.rebindable_kinds)[kind] & (self.bound_to[targets] != -2)
         refs = np.zeros(int(keep.sum()), REF_DTYPE)
         refs["site"] = places[keep]
-        refs["kind"] = kind_column[keep]
+        refs["kind"] = kind[keep]
         refs["row"] = targets[keep]
         refs["addend"] = addends[keep]
         refs["bound"] = self.bound_to[targets[keep]]
@@ -638,17 +693,17 @@ class LinkJob:
         relaxed = self.arch.relax(k, self.image, pos, candidates)
         return np.where(relaxed, direct, values)
 
-    def _check_targets(self, targets: np.ndarray) -> None:
+    def _check_targets(self, targets: np.ndarray, sec: np.ndarray, start: int) -> None:
         """Only ``.eh_frame`` may refer to code that is not loaded (a dropped COMDAT copy): the
         field is then 0, and libgcc skips an FDE whose pc_begin field is 0."""
         bad = np.flatnonzero(self.unplaced[targets])
         if not len(bad):
             return
         names = np.array([s.name for s in self.module.sections], object)
-        in_eh = names[self.relocs["section"][bad]] == EH_FRAME
+        in_eh = names[sec[bad]] == EH_FRAME
         if not in_eh.all():
             row = int(bad[np.flatnonzero(~in_eh)[0]])
-            raise self._error(LinkError, "refers to a section that is not loaded", row)
+            raise self._error(LinkError, "refers to a section that is not loaded", start + row)
 
     def _through_veneers(self, kind, T, A, P, values, ok):
         """Route the branches that cannot reach their target through the veneer of that
@@ -672,12 +727,6 @@ class LinkJob:
         values[far] = v
         ok[far] = (v >= t.low[k]) & (v <= t.high[k]) & ((v & (t.align[k] - 1)) == 0)
         return values, ok
-
-    def _overflow(self, values, ok) -> None:
-        bad = np.flatnonzero(~ok)
-        i = int(bad[0])
-        kind = self.arch.kinds[int(self.relocs["kind"][i])]
-        raise overflow_error(self, kind, i, int(values[i]), len(bad) - 1)
 
     def _write_got(self) -> None:
         if not len(self.got_targets):
@@ -768,3 +817,9 @@ def _commons(symbols: np.ndarray, rows: np.ndarray, names: list[str]):
     for i, name in enumerate(names):
         offsets[i] = blocks[name]
     return rows.astype(np.int64), offsets, cursor, max(aligns.values(), default=1)
+
+
+def _distinct(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of ``keys``, ascending (sorting beats np.unique's hash table here)."""
+    keys = np.sort(keys)
+    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
