@@ -166,6 +166,17 @@ def host(toolchain) -> Toolchain:
     return toolchain("gcc", "g++", "ld")
 
 
+@pytest.fixture(params=[None, 2], ids=["chunks", "tiny-chunks"])
+def chunk_rows(request, monkeypatch):
+    """Run the test with the linker's usual relocation chunks, then with chunks of 2 rows, so
+    that chunk boundaries fall between related relocations (veneered branches, rebinding)."""
+    if request.param is not None:
+        from linkload.link import job
+
+        monkeypatch.setattr(job, "CHUNK_ROWS", request.param)
+    return request.param
+
+
 def writable_executable_pages(ranges: Iterable[tuple[int, int]]) -> list[str]:
     """Lines of /proc/self/maps that overlap ``ranges`` and are writable and executable.
 

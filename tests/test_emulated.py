@@ -113,7 +113,7 @@ CALLS = [
 
 
 @pytest.mark.parametrize("opt", OPTIMISATIONS)
-def test_module_matches_static_program(ppc_tc, opt):
+def test_module_matches_static_program(ppc_tc, opt, chunk_rows):
     world = World(ppc_tc, opt)
     module = world.linker.link(build(ppc_tc, "calc.c", opt))
     space = world.space
@@ -202,7 +202,7 @@ def test_c_module_encodes_as_gnu_ld_does(ppc_tc, tmp_path, opt):
             assert ours.hex() == theirs.hex(), name
 
 
-def test_kinds_run(ppc_tc):
+def test_kinds_run(ppc_tc, chunk_rows):
     space = kinds_space()
     module = Linker(space, ARCH).link(ppc_tc.compile(PPC_DIR / "kinds.s"))
     word = module.address("data_word")
@@ -243,7 +243,7 @@ def test_branch_prediction_bit(taken, displacement):
 
 
 # -- reach, veneers and overflow ---------------------------------------------------------------------
-def test_far_calls_go_through_veneers(ppc_tc):
+def test_far_calls_go_through_veneers(ppc_tc, chunk_rows):
     world = World(ppc_tc)
     near = world.linker.link(build(ppc_tc, "calc.c"))
     far = world.linker.link(build(ppc_tc, "calc.c"), place_near=MEM2 + 0x200_0000)
@@ -352,7 +352,7 @@ def test_nested_host_calls(ppc_tc):
     assert world.reports == ["calc 5: beta", "calc 6: gamma"]
 
 
-def test_unresolved_calls_reach_the_handler_until_linked(ppc_tc):
+def test_unresolved_calls_reach_the_handler_until_linked(ppc_tc, chunk_rows):
     world = World(ppc_tc)
     asked = []
 

@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from linkload import (
@@ -29,6 +30,9 @@ from linkload import (
     UndefinedSymbolError,
     UnsupportedError,
 )
+from linkload.formats import read_module
+from linkload.link import job as job_module
+from linkload.link import linker as linker_module
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux" or platform.machine() != "x86_64",
@@ -231,11 +235,58 @@ def test_module_matches_executable(build, capfd, name, variant, mode):
     assert transcript == expected
 
 
+# -- the relocation pass in small chunks, and addends stored in the fields ------------------------
+
+
+def as_implicit(module, arch):
+    """``module`` as an ELF REL table would give it: each addend stored in its field (where the
+    kind has one) and its table addend 0."""
+    relocs = module.relocations.copy()
+    images = {}
+    for i, (sec, offset, kind, addend) in enumerate(
+            zip(relocs["section"].tolist(), relocs["offset"].tolist(), relocs["kind"].tolist(),
+                relocs["addend"].tolist(), strict=True)):
+        field = arch.kinds[kind].field
+        if field is None or field.shift or field.round_ha:
+            continue
+        image = images.setdefault(sec, bytearray(module.sections[sec].data))
+        code = "<" + {1: "B", 2: "H", 4: "I", 8: "Q"}[field.size]
+        (old,) = struct.unpack_from(code, image, offset)
+        new = field.encode(np.array([old], np.uint64), np.array([addend], np.int64))
+        struct.pack_into(code, image, offset, int(new[0]))
+        relocs["addend"][i], relocs["implicit"][i] = 0, 1
+    for sec, image in images.items():
+        module.sections[sec].data = bytes(image)
+    module.relocations = relocs
+    return module
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+@pytest.mark.parametrize("name, variant", [("strings", "O2"), ("dispatch", "fno-pic"),
+                                           ("geometry", "large"), ("pair", "fPIC-noplt"),
+                                           ("cxx_objects", "fPIC"), ("cxx_except", "O0")])
+def test_small_chunks_and_implicit_addends(build, capfd, monkeypatch, name, variant, implicit):
+    """Chunk boundaries fall everywhere (a few rows a chunk), and REL-style addends are decoded
+    from the fields: the module still behaves as the executable."""
+    monkeypatch.setattr(job_module, "CHUNK_ROWS", 3)
+    b = build(name, variant)
+    ld = b.linker()
+    if implicit:
+        monkeypatch.setattr(linker_module, "read_module",
+                            lambda source: as_implicit(read_module(source), ld.arch))
+    expected = b.expected()
+    module, printed = link_quietly(ld, b.link_input("objects"), capfd, name=name)
+    if implicit:
+        assert module.module.relocations["implicit"].any()
+    transcript = printed + replay(module, expected, capfd) + unlink_quietly(ld, module, capfd)
+    assert transcript == expected
+
+
 # -- several modules --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("variant", ["O0", "O2", "fPIC", "fno-pic", "large-fPIC"])
-def test_second_module_calls_first(host, variant):
+def test_second_module_calls_first(host, variant, chunk_rows):
     flags = FLAGS[variant]
     library, client = host.compile("dispatch.c", flags), host.compile("client.c", flags)
     ld = Linker.native(unlink_policy="refuse")  # REL semantics are tested in test_graph.py
@@ -333,7 +384,7 @@ def test_unlink_then_relink_same_object(host):
     ld.unlink(again)
 
 
-def test_weak_undefined_resolved_by_earlier_module(host):
+def test_weak_undefined_resolved_by_earlier_module(host, chunk_rows):
     flags = ["-O2", "-fPIC", "-fcommon"]
     pair = host.combine(host.compile_all(["pair_a.c", "pair_b.c"], flags))
     ld = Linker.native(unlink_policy="refuse")
@@ -589,7 +640,7 @@ extern "C" int catcher(int n)
 
 
 @pytest.mark.parametrize("variant", ["O0", "O2", "large-fPIC"])
-def test_cxx_exception_crosses_modules(host, variant):
+def test_cxx_exception_crosses_modules(host, variant, chunk_rows):
     """Thrown in one module, caught in another: the unwinder needs both modules' frames."""
     flags = FLAGS[variant]
     ld = Linker.native(libraries=CXX_LIBRARIES)
@@ -676,7 +727,7 @@ def _calls(code: bytes, address: int):
 
 
 @pytest.mark.parametrize("variant", ["fPIC", "O2", "fno-pic"])
-def test_libc_call_is_direct_or_through_veneer(host, variant):
+def test_libc_call_is_direct_or_through_veneer(host, variant, chunk_rows):
     pytest.importorskip("capstone")
     ld = Linker.native()
     m = ld.link(host.compile("strings.c", FLAGS[variant]))
@@ -739,6 +790,22 @@ def test_fno_pic_reference_to_libc_data_is_reported(host):
     m = ld.link(host.compile_text(LOW_TABLE_AND_STDOUT, "uses_stdout.c", ["-O2", "-fPIC"]))
     assert m.call("flush_stdout") == 0
     ld.unlink(m)
+
+
+def test_overflow_counts_every_field_like_it(host, chunk_rows):
+    """The error names the first field that overflows and counts the others, wherever they lie
+    among the relocations (the table's 32-bit absolute address puts the module low, far from
+    libc's ``stdout``)."""
+    source = LOW_TABLE_AND_STDOUT + "".join(
+        f"int flush{i}(void) {{ return fflush(stdout) + {i}; }}\n" for i in range(6))
+    obj = host.compile_text(source, "many_stdout.c", ["-O2", "-fno-pic"])
+    module = read_module(obj)
+    targets = [module.symbol_name(t) for t in module.relocations["target"].tolist()]
+    assert targets.count("stdout") == 7  # flush_stdout's too
+    with pytest.raises(RelocationOverflowError) as info:
+        Linker.native().link(obj)
+    assert info.value.symbol == "stdout"
+    assert "(6 more fields like it)" in str(info.value)
 
 
 def test_thread_local_storage_is_unsupported(host):

@@ -105,7 +105,7 @@ def expected(build):
 
 @pytest.mark.parametrize("version", [1, 2, 3])
 @pytest.mark.parametrize("order", ["a-then-b", "b-then-a"])
-def test_modules_match_one_program(build, expected, version, order):
+def test_modules_match_one_program(build, expected, version, order, chunk_rows):
     rels = makerel(build, version, "a", "b")
     ld = Linker.emulated("ppc", static=build["static"])
     reports(ld)
@@ -118,7 +118,7 @@ def test_modules_match_one_program(build, expected, version, order):
     assert got == expected
 
 
-def test_unlink_points_calls_back_at_unresolved(build):
+def test_unlink_points_calls_back_at_unresolved(build, chunk_rows):
     rels = makerel(build, 3, "a", "b")
     ld = Linker.emulated("ppc", static=build["static"])
     reports(ld)
@@ -149,7 +149,7 @@ def test_link_fixed_puts_bss_in_the_freed_tail(build):
         ld.link(makerel(build, 2, "b")["b"], fixed=True)  # OSLinkFixed needs version 3
 
 
-def test_module_in_mem2_reaches_mem1_through_veneers(build, expected):
+def test_module_in_mem2_reaches_mem1_through_veneers(build, expected, chunk_rows):
     rels = makerel(build, 3, "a", "b")
     ld = Linker.emulated("ppc", static=build["static"])
     reports(ld)
