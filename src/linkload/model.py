@@ -8,13 +8,16 @@ A :class:`Module` is what every reader produces and what the linker consumes: a 
   place in one of this module's sections, an absolute address (``section == ABS``), a common
   block to allocate (``section == COMMON``) or a section of another module (``module >= 0``,
   REL style).
-* ``relocations`` (:data:`RELOC_DTYPE`): one row per field to patch.
+* ``relocations`` (:data:`RELOC_DTYPE`): one row per field to patch. The module keeps them
+  as :class:`RelocationRun` columns, one run per patched section (often views of the file's
+  own table), and builds the flat table only when it is asked for.
 
 Names live in one bytes string table and are decoded only when asked for.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 from collections.abc import Iterator
@@ -120,6 +123,79 @@ class Segment:
     executable: bool = False
 
 
+@dataclass(frozen=True, eq=False)
+class RelocationRun:
+    """Consecutive relocations that patch one section: what one ELF relocation section holds.
+
+    The columns are parallel arrays of one length. A reader may hand out read-only, strided
+    views of the file's own table: a large table is then read without being copied.
+    ``implicit``: the addends are stored in the fields themselves (ELF REL tables).
+    """
+
+    section: int
+    offset: np.ndarray
+    kind: np.ndarray
+    target: np.ndarray
+    addend: np.ndarray
+    implicit: bool = False
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+
+def relocation_table(runs: list[RelocationRun]) -> np.ndarray:
+    """The runs as one flat :data:`RELOC_DTYPE` table."""
+    out = np.empty(sum(len(r) for r in runs), RELOC_DTYPE)
+    start = 0
+    for run in runs:
+        part = out[start:start + len(run)]
+        part["section"] = run.section
+        part["offset"] = run.offset
+        part["kind"] = run.kind
+        part["target"] = run.target
+        part["addend"] = run.addend
+        part["implicit"] = run.implicit
+        start += len(run)
+    return out
+
+
+def relocation_runs(table: np.ndarray) -> list[RelocationRun]:
+    """A flat table cut into runs where the section (or ``implicit``) changes; the runs'
+    columns are views of the table."""
+    if not len(table):
+        return []
+    section, implicit = table["section"], table["implicit"]
+    cuts = np.flatnonzero((section[1:] != section[:-1]) | (implicit[1:] != implicit[:-1])) + 1
+    bounds = [0, *cuts.tolist(), len(table)]
+    return [RelocationRun(int(section[a]), table["offset"][a:b], table["kind"][a:b],
+                          table["target"][a:b], table["addend"][a:b], bool(implicit[a]))
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+class _Relocations:
+    """``Module.relocations``: set to a flat table or to a list of runs; reads as the flat
+    table, built from the runs on first use and then read-only (change relocations by
+    setting the attribute). :attr:`Module.relocation_runs` gives the runs either way."""
+
+    def __get__(self, module: Module | None, owner: type | None = None):
+        if module is None:
+            return ()  # the dataclass default: no relocations
+        table = module.__dict__.get("_relocation_table")
+        if table is None:
+            table = relocation_table(module.__dict__["_relocation_runs"])
+            table.flags.writeable = False
+            module.__dict__["_relocation_table"] = table
+        return table
+
+    def __set__(self, module: Module, value: np.ndarray | list[RelocationRun] | tuple) -> None:
+        if isinstance(value, np.ndarray):
+            module.__dict__["_relocation_table"] = value
+            module.__dict__["_relocation_runs"] = None
+        else:
+            module.__dict__["_relocation_table"] = None
+            module.__dict__["_relocation_runs"] = list(value)
+
+
 @dataclass(eq=False)
 class Module:
     """A relocatable module, independent of the file it came from.
@@ -138,7 +214,7 @@ class Module:
     sections: list[Section] = field(default_factory=list)
     symbols: np.ndarray = field(default_factory=lambda: np.zeros(0, SYMBOL_DTYPE))
     strtab: bytes = b"\0"
-    relocations: np.ndarray = field(default_factory=lambda: np.zeros(0, RELOC_DTYPE))
+    relocations: np.ndarray = _Relocations()  # type: ignore[assignment]
     file: str = ""
     kind: str = "relocatable"
     segments: list[Segment] = field(default_factory=list)
@@ -150,6 +226,14 @@ class Module:
     # defining them is linked, 0 until then), not only calls.
     lazy_data: bool = False
     meta: dict[str, object] = field(default_factory=dict)  # format-specific header values
+
+    @property
+    def relocation_runs(self) -> list[RelocationRun]:
+        """The relocations as runs, one per patched section (see :class:`RelocationRun`)."""
+        runs = self.__dict__["_relocation_runs"]
+        if runs is None:
+            runs = self.__dict__["_relocation_runs"] = relocation_runs(self.relocations)
+        return runs
 
     @cached_property
     def _string_pieces(self) -> tuple[list[str], np.ndarray]:
@@ -285,7 +369,9 @@ def merge(modules: list[Module], name: str) -> Module:
     definitions first).
     """
     if len(modules) == 1:
-        return dataclasses.replace(modules[0], name=name)
+        alone = copy.copy(modules[0])  # not dataclasses.replace: that builds the flat table
+        alone.name = name
+        return alone
     first = modules[0]
     for m in modules:
         if m.image is not None:
@@ -307,11 +393,10 @@ def merge(modules: list[Module], name: str) -> Module:
         syms["name"] += np.uint32(str_base)
         inside = syms["section"] >= 0
         syms["section"][inside] += sec_base
-        relocs = m.relocations.copy()
-        relocs["section"] += sec_base
-        relocs["target"] += np.uint32(sym_base)
+        reloc_parts += [dataclasses.replace(run, section=run.section + sec_base,
+                                            target=run.target + np.uint32(sym_base))
+                        for run in m.relocation_runs]
         symbol_parts.append(syms)
-        reloc_parts.append(relocs)
         strtabs.append(m.strtab)
         sym_base += len(syms)
         str_base += len(m.strtab)
@@ -323,7 +408,7 @@ def merge(modules: list[Module], name: str) -> Module:
         sections,
         np.concatenate(symbol_parts),
         b"".join(strtabs),
-        np.concatenate(reloc_parts),
+        reloc_parts,
         ",".join(m.file for m in modules),
     )
 

@@ -28,6 +28,7 @@ from ..model import (
     SYMBOL_DTYPE,
     UNDEF,
     Module,
+    RelocationRun,
     Section,
     SectionKind,
     Segment,
@@ -79,6 +80,15 @@ def _dtypes(bits: int, order: str) -> dict[str, np.dtype]:
                    ("filesz", "u4"), ("memsz", "u4"), ("flags", "u4"), ("align", "u4")])
     rel = dt([("offset", w), ("info", w)])
     rela = dt([("offset", w), ("info", w), ("addend", sw)])
+    if bits == 64:
+        # r_info is (symbol << 32) | type: its two halves, read in place as 32-bit columns
+        low, high = (8, 12) if order == "<" else (12, 8)
+        rel = np.dtype({"names": ["offset", "type", "sym"],
+                        "formats": [order + "u8", order + "u4", order + "u4"],
+                        "offsets": [0, low, high], "itemsize": 16})
+        rela = np.dtype({"names": ["offset", "type", "sym", "addend"],
+                         "formats": [order + "u8", order + "u4", order + "u4", order + "i8"],
+                         "offsets": [0, low, high, 16], "itemsize": 24})
     return {"shdr": shdr, "sym": sym, "phdr": phdr, "rel": rel, "rela": rela}
 
 
@@ -279,23 +289,24 @@ class ElfFile:
         return [int(i) for i in np.flatnonzero((types == SHT_REL) | (types == SHT_RELA))]
 
     def relocations(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(offset, type, symbol, addend) columns of relocation section ``index``, checked."""
+        """(offset, type, symbol, addend) columns of relocation section ``index``, checked;
+        for ELF64 they are views of the file's table."""
         sh = self.sections[index]
         name = self.names[index]
         rela = int(sh["type"]) == SHT_RELA
         dtype = self.dt["rela" if rela else "rel"]
         table = self._table(int(sh["offset"]), int(sh["size"]), int(sh["entsize"]), dtype,
                             "relocation table", name)
-        info = table["info"]
         if self.header.bits == 64:
-            sym, typ = (info >> np.uint64(32)).astype(np.uint32), info.astype(np.uint32)
+            sym, typ = table["sym"], table["type"]
         else:
+            info = table["info"]
             sym, typ = info >> np.uint32(8), info & np.uint32(0xFF)
         if int(sh["link"]) != self.symtab_index and len(table):
             raise self.error(f"relocations refer to section {int(sh['link'])}, not the symbol table",
                              name)
-        bad = np.flatnonzero(sym >= max(len(self.symbols), 1))
-        if len(bad):
+        if len(sym) and int(sym.max()) >= max(len(self.symbols), 1):
+            bad = np.flatnonzero(sym >= max(len(self.symbols), 1))
             i = int(bad[0])
             raise self.error(f"relocation {i} refers to symbol {int(sym[i])}, but there are only "
                              f"{len(self.symbols)}", name, i * dtype.itemsize)
@@ -449,9 +460,10 @@ def _symbols(elf: ElfFile, section_map: np.ndarray) -> np.ndarray:
     return out
 
 
-def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section]) -> np.ndarray:
-    """All relocations of loaded sections, in one table (filled in place, column by column)."""
-    tables = []
+def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section]) -> list[RelocationRun]:
+    """The relocations of loaded sections, one run per relocation section (views of the
+    file's tables where the layout allows)."""
+    runs = []
     for ri in elf.relocation_sections():
         target = int(elf.sections["info"][ri])
         if target >= len(section_map):
@@ -461,25 +473,14 @@ def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section])
             continue  # relocations of debug info and other unloaded sections
         offset, typ, sym, addend = elf.relocations(ri)
         sec = sections[section_map[target]]
-        bad = np.flatnonzero(offset >= sec.size)
-        if len(bad):
-            i = int(bad[0])
+        if len(offset) and int(offset.max()) >= sec.size:
+            i = int(np.flatnonzero(offset >= sec.size)[0])
             raise elf.error(f"relocation {i} patches offset {int(offset[i]):#x}, beyond the "
                             f"section's {sec.size:#x} bytes", sec.name, int(offset[i]))
-        tables.append((section_map[target], int(elf.sections["type"][ri]) == SHT_REL,
-                       offset, typ, sym, addend))
-    out = np.empty(sum(len(t[2]) for t in tables), RELOC_DTYPE)
-    start = 0
-    for section, implicit, offset, typ, sym, addend in tables:
-        part = out[start:start + len(offset)]
-        part["section"] = section
-        part["offset"] = offset
-        part["kind"] = typ
-        part["target"] = sym
-        part["addend"] = addend
-        part["implicit"] = implicit
-        start += len(offset)
-    return out
+        if len(offset):
+            runs.append(RelocationRun(int(section_map[target]), offset, typ, sym, addend,
+                                      int(elf.sections["type"][ri]) == SHT_REL))
+    return runs
 
 
 def _read_static(elf: ElfFile, machine: str, name: str) -> Module:

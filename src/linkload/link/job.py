@@ -7,6 +7,7 @@ rebound (to other modules, or pending). It writes nothing: the linker commits th
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from ..errors import (
     UndefinedSymbolError,
     UnsupportedError,
 )
-from ..model import ABS, COMMON, LOCAL, NOT_LOADED, UNDEF, WEAK, Module, SectionKind
+from ..model import ABS, COMMON, LOCAL, NOT_LOADED, UNDEF, WEAK, Module, RelocationRun, SectionKind
 from ..space import Window
 from .layout import EH_FRAME, EH_FRAME_TERMINATOR, plan_image_layout, plan_layout
 from .module import REF_DTYPE, UNRESOLVED, LoadedModule
@@ -72,13 +73,19 @@ class LinkJob:
         section = offset = kind = None
         file = self.module.file
         if reloc_row is not None:
-            rel = self.relocs[reloc_row]
-            sec = self.module.sections[int(rel["section"])]
-            section, offset, file = sec.name, int(rel["offset"]), sec.file or file
-            kind = self.arch.kind_name(int(rel["kind"]))
+            run, i = self._locate(reloc_row)
+            sec = self.module.sections[run.section]
+            section, offset, file = sec.name, int(run.offset[i]), sec.file or file
+            kind = self.arch.kind_name(int(run.kind[i]))
             if symbol is None:
-                symbol = self._target_name(int(rel["target"]))
+                symbol = self._target_name(int(run.target[i]))
         return cls(message, file=file, section=section, offset=offset, kind=kind, symbol=symbol)
+
+    def _locate(self, row: int) -> tuple[RelocationRun, int]:
+        """The run holding relocation ``row`` (the job numbers its runs' rows one after the
+        other) and the row's index in it."""
+        k = bisect_right(self.run_rows, row) - 1
+        return self.runs[k], row - self.run_rows[k]
 
     def _target_name(self, row: int) -> str:
         name = self.module.symbol_name(row)
@@ -92,8 +99,8 @@ class LinkJob:
         """Validate, place and relocate; returns the module, not yet written or registered.
         On error the reservation is released and nothing has changed."""
         self._select_sections()
-        self._survey()
         self._explicit_addends()
+        self._survey()
         self._resolve_names()
         self._plan()
         self.base = self._place()
@@ -129,45 +136,53 @@ class LinkJob:
         if len(self.by_name):
             self.by_name[0] = False  # the null symbol
         self.unplaced = (section == NOT_LOADED) | (in_dropped & (self.symbols["bind"] == LOCAL))
-        relocs = module.relocations
-        self.relocs = relocs if loaded.all() else relocs[loaded[relocs["section"]]]
+        self.any_unplaced = bool(self.unplaced.any())
+        self._use_runs([run for run in module.relocation_runs if loaded[run.section]])
+
+    def _use_runs(self, runs: list[RelocationRun]) -> None:
+        self.runs = runs
+        self.run_rows = np.cumsum([0] + [len(run) for run in runs]).tolist()
 
     def _explicit_addends(self) -> None:
         """Move addends stored in the fields themselves (ELF REL tables) into the table, so
         that planning (veneers are per target and addend) and relocation see them alike."""
-        implicit = self.relocs["implicit"].view(bool)
-        if not implicit.any():
+        if not any(run.implicit for run in self.runs):
             return
-        relocs = self.relocs.copy()
-        for sec in np.unique(relocs["section"][implicit]).tolist():
-            data = self.module.sections[sec].data
-            in_section = implicit & (relocs["section"] == sec)
-            for k in np.unique(relocs["kind"][in_section]).tolist():
-                field = self.arch.kinds[k].field
-                rows = np.flatnonzero(in_section & (relocs["kind"] == k))
-                if field is None or data is None:
-                    continue  # nothing stored: the addend is 0
-                offsets = relocs["offset"][rows].astype(np.int64)
-                beyond = np.flatnonzero(offsets + field.size > len(data))
-                if len(beyond):
-                    raise self._error(FormatError, f"a {field.size}-byte field does not fit in "
-                                      "the section", int(rows[beyond[0]]))
-                image = np.frombuffer(data, np.uint8)
-                relocs["addend"][rows] = field.decode(
-                    gather(image, offsets, field.size, self.module.byteorder))
-        relocs["implicit"] = 0
-        self.relocs = relocs
+        self._use_runs([self._explicit_run(i) if run.implicit else run
+                        for i, run in enumerate(self.runs)])
 
-    def _chunks(self) -> Iterator[tuple[int, int]]:
-        """(start, stop) of the relocation rows taken in one pass of column operations."""
-        n = len(self.relocs)
-        return ((start, min(start + CHUNK_ROWS, n)) for start in range(0, n, CHUNK_ROWS))
+    def _explicit_run(self, index: int) -> RelocationRun:
+        run = self.runs[index]
+        data = self.module.sections[run.section].data
+        addend = np.zeros(len(run), np.int64)
+        kinds = run.kind.astype(np.intp)
+        for k in np.unique(kinds).tolist():
+            kind = self.arch.kinds.get(k)
+            if kind is None or kind.field is None or data is None:
+                continue  # nothing stored (the addend is 0), or an unknown kind (refused later)
+            rows = np.flatnonzero(kinds == k)
+            offsets = run.offset[rows].astype(np.int64)
+            beyond = np.flatnonzero(offsets + kind.field.size > len(data))
+            if len(beyond):
+                raise self._error(FormatError, f"a {kind.field.size}-byte field does not fit in "
+                                  "the section", self.run_rows[index] + int(rows[beyond[0]]))
+            image = np.frombuffer(data, np.uint8)
+            addend[rows] = kind.field.decode(
+                gather(image, offsets, kind.field.size, self.module.byteorder))
+        return RelocationRun(run.section, run.offset, run.kind, run.target, addend)
 
-    def _columns(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """The kind and target columns of rows [start, stop), as machine-word indices (indexing
-        with them is several times faster than with the table's 32-bit columns)."""
-        part = self.relocs[start:stop]
-        return part["kind"].astype(np.intp), part["target"].astype(np.intp)
+    def _chunks(self) -> Iterator[_Chunk]:
+        """The relocations cut into chunks: runs of at most CHUNK_ROWS rows."""
+        for run, row in zip(self.runs, self.run_rows, strict=False):
+            for start in range(0, len(run), CHUNK_ROWS):
+                yield _Chunk(run, start, min(start + CHUNK_ROWS, len(run)), row + start)
+
+    @staticmethod
+    def _columns(chunk: _Chunk) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's kind and target columns, as machine-word indices (indexing with them
+        is several times faster than with the table's 32-bit columns)."""
+        run, a, b = chunk.run, chunk.start, chunk.stop
+        return run.kind[a:b].astype(np.intp), run.target[a:b].astype(np.intp)
 
     def _survey(self) -> None:
         """One pass over the relocations: every kind must be known to the arch; note which
@@ -175,17 +190,19 @@ class LinkJob:
         known = self.arch.tables.known
         counts = np.zeros(len(known), np.int64)
         self.used_by: dict[int, np.ndarray] = {}  # kind -> flag per symbol row
-        for start, stop in self._chunks():
-            kind, target = self._columns(start, stop)
+        self.chunks = list(self._chunks())
+        for chunk in self.chunks:
+            kind, target = self._columns(chunk)
             beyond = np.flatnonzero(kind >= len(known))
             if len(beyond):
-                raise self._error(UnsupportedError, "unknown relocation type", start + int(beyond[0]))
+                raise self._error(UnsupportedError, "unknown relocation type",
+                                  chunk.row + int(beyond[0]))
             chunk_counts = np.bincount(kind, minlength=len(known))
             counts += chunk_counts
-            present = np.flatnonzero(chunk_counts).tolist()
+            present = chunk.kinds = np.flatnonzero(chunk_counts).tolist()
             for k in present:
                 if not known[k]:
-                    row = start + int(np.flatnonzero(kind == k)[0])
+                    row = chunk.row + int(np.flatnonzero(kind == k)[0])
                     why = self.arch.unsupported.get(k, "unknown relocation type").split(": ", 1)[-1]
                     raise self._error(UnsupportedError, why, row)
                 if k not in self.used_by:
@@ -275,10 +292,21 @@ class LinkJob:
             names = sorted(set(self.module.symbol_names(as_data)))
             listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
             plural = "s" if len(names) > 1 else ""
-            rows = np.isin(self.relocs["target"], as_data) & np.isin(self.relocs["kind"], data_kinds)
             raise self._error(UndefinedSymbolError,
                               f"undefined symbol{plural} used as data: {listed} (only calls may wait "
-                              f"for a module linked later)", int(np.flatnonzero(rows)[0]))
+                              f"for a module linked later)", self._first_use(data_kinds, as_data))
+
+    def _first_use(self, kinds: list[int], rows: np.ndarray) -> int:
+        """The first relocation of one of ``kinds`` that refers to one of symbol ``rows``."""
+        wanted = np.zeros(len(self.symbols), bool)
+        wanted[rows] = True
+        of_kind = self._kind_flags(kinds)
+        for chunk in self.chunks:
+            kind, target = self._columns(chunk)
+            hits = np.flatnonzero(of_kind[kind] & wanted[target])
+            if len(hits):
+                return chunk.row + int(hits[0])
+        raise AssertionError("no relocation uses them")
 
     def _plan(self) -> None:
         arch, module = self.arch, self.module
@@ -328,11 +356,13 @@ class LinkJob:
         outside_flag[outside] = True
         branch = self._kind_flags(self.branch_kinds)
         row_parts, addend_parts = [], []
-        for start, stop in self._chunks():
-            kind, target = self._columns(start, stop)
+        for chunk in self.chunks:
+            if not branch[chunk.kinds].any():
+                continue
+            kind, target = self._columns(chunk)
             picked = np.flatnonzero(branch[kind] & outside_flag[target])
             row_parts.append(target[picked].astype(np.int64))
-            addend_parts.append(self.relocs["addend"][start:stop][picked])
+            addend_parts.append(chunk.run.addend[chunk.start:chunk.stop][picked].astype(np.int64))
         rows, addends = np.concatenate(row_parts), np.concatenate(addend_parts)
         if addends.min() >= -(1 << 31) and addends.max() < 1 << 31:
             # one 64-bit key per pair: a flat unique is much faster than unique over pairs
@@ -555,80 +585,94 @@ class LinkJob:
 
     def _relocate(self) -> np.ndarray:
         """Apply every relocation to the image, a chunk of rows at a time. The common work is a
-        few column operations, with each kind's properties looked up in the arch's tables;
-        only rare kinds (GOT, size, relaxable, scattered fields) and far branches take a pass
-        of their own. Returns the references to record for rebinding."""
-        offsets = self.layout.section_offsets
-        loaded = offsets >= 0
-        # every section where the image puts it (else a bss placed elsewhere)
-        self.in_image = bool((self.section_base[loaded] == offsets[loaded] + self.base).all())
+        few column operations, with each kind's properties looked up in the arch's tables
+        (or taken once, when the chunk's kinds agree on them); only rare kinds (GOT, size,
+        relaxable, scattered fields) and far branches take a pass of their own. Returns the
+        references to record for rebinding."""
         self.section_sizes = np.array([s.size for s in self.module.sections], np.int64)
         # the first field that overflows, with its value, and how many overflow in all: every
         # chunk is still taken so that the error can count them
         self.overflows: list[tuple[int, int]] = []
         self.overflow_count = 0
-        refs = [self._relocate_rows(start, stop) for start, stop in self._chunks()]
+        refs = [self._relocate_chunk(chunk) for chunk in self.chunks]
         if self.overflows:
             row, value = self.overflows[0]
-            kind = self.arch.kinds[int(self.relocs["kind"][row])]
-            raise overflow_error(self, kind, row, value, self.overflow_count - 1)
+            run, i = self._locate(row)
+            raise overflow_error(self, self.arch.kinds[int(run.kind[i])], row, value,
+                                 self.overflow_count - 1)
         return np.concatenate(refs) if refs else np.zeros(0, REF_DTYPE)
 
-    def _relocate_rows(self, start: int, stop: int) -> np.ndarray:
-        """Apply relocations [start, stop); their references to record for rebinding."""
-        t = self.arch.tables
-        relocs = self.relocs[start:stop]
-        kind, targets = self._columns(start, stop)
-        sec = relocs["section"].astype(np.intp)
-        offset = relocs["offset"].astype(np.int64)
-        positions = self.layout.section_offsets[sec] + offset
-        places = positions + self.base if self.in_image else self.section_base[sec] + offset
-        width = t.width[kind]
-        self._check_fields(offset, width, sec, start)
-        if self.unplaced.any():
-            self._check_targets(targets, sec, start)
-        addends = relocs["addend"]
-        values = self._values(kind, targets, addends, places, positions)
-        present = self.kinds
-        if t.round[present].any() or t.shift[present].any():
+    def _relocate_chunk(self, chunk: _Chunk) -> np.ndarray:
+        """Apply the chunk's relocations; their references to record for rebinding."""
+        t, run, kinds = self.arch.tables, chunk.run, chunk.kinds
+        kind, targets = self._columns(chunk)
+        offset = run.offset[chunk.start:chunk.stop].astype(np.int64)
+        positions = offset + int(self.layout.section_offsets[run.section])
+        places = offset + int(self.section_base[run.section])
+        self._check_fields(chunk, offset, kind)
+        if self.any_unplaced:
+            self._check_targets(chunk, targets)
+        addends = run.addend[chunk.start:chunk.stop]
+        values = self._values(kinds, kind, targets, addends, places, positions)
+        if t.round[kinds].any() or t.shift[kinds].any():
             values = (values + t.round[kind]) >> t.shift[kind]
-        ok = (values >= t.low[kind]) & (values <= t.high[kind])
-        if (t.align[present] > 1).any():
-            ok &= (values & (t.align[kind] - 1)) == 0
+        ok = self._in_range(kinds, kind, values)
         if not ok.all():
             values, ok = self._through_veneers(kind, targets, addends, places, values, ok)
-        if self.unplaced.any():
+        if self.any_unplaced:
             dropped = self.unplaced[targets]  # .eh_frame entries of dropped code
             values[dropped] = 0
             ok |= dropped
         if not ok.all():
             bad = np.flatnonzero(~ok)
-            self.overflows.append((start + int(bad[0]), int(values[bad[0]])))
+            self.overflows.append((chunk.row + int(bad[0]), int(values[bad[0]])))
             self.overflow_count += len(bad)
-        self._write_fields(kind, width, positions, values)
+        self._write_fields(kinds, kind, positions, values)
         return self._references(kind, places, targets, addends)
 
-    def _check_fields(self, offset: np.ndarray, width: np.ndarray, sec: np.ndarray,
-                      start: int) -> None:
+    def _in_range(self, kinds: list[int], kind: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Which values fit their fields (range and alignment)."""
+        t = self.arch.tables
+        low, high = _same(t.low, kinds), _same(t.high, kinds)
+        if low is not None and high is not None:
+            ok = values >= low
+            ok &= values <= high
+        else:
+            ok = (values >= t.low[kind]) & (values <= t.high[kind])
+        if (t.align[kinds] > 1).any():
+            ok &= (values & (t.align[kind] - 1)) == 0
+        return ok
+
+    def _check_fields(self, chunk: _Chunk, offset: np.ndarray, kind: np.ndarray) -> None:
         """Every field lies inside its section."""
-        bad = np.flatnonzero(offset + width > self.section_sizes[sec])
+        width = self.arch.tables.width
+        size = int(self.section_sizes[chunk.run.section])
+        if int(offset.max()) + int(width[chunk.kinds].max()) <= size:
+            return
+        bad = np.flatnonzero(offset + width[kind] > size)
         if len(bad):
             i = int(bad[0])
-            raise self._error(FormatError, f"a {int(width[i])}-byte field does not fit in the "
-                              "section", start + i)
+            raise self._error(FormatError, f"a {int(width[kind[i]])}-byte field does not fit in "
+                              "the section", chunk.row + i)
 
-    def _values(self, kind, targets, A, P, positions) -> np.ndarray:
+    def _values(self, kinds, kind, targets, A, P, positions) -> np.ndarray:
         """Every relocation's value: S+A, minus P for PC-relative kinds; GOT and size kinds
         are computed on their own rows."""
         t, codes = self.arch.tables, EXPR_CODES
-        values = self.address[targets] + A
-        np.subtract(values, P, out=values, where=t.pcrel[kind])
-        if len(self.pending) and self.branch_kinds:  # calls to pending names reach a fallback
+        values = self.address[targets]
+        values += A
+        pcrel = _same(t.pcrel, kinds)
+        if pcrel is None:
+            np.subtract(values, P, out=values, where=t.pcrel[kind])
+        elif pcrel:
+            values -= P
+        if len(self.pending) and any(k in self.branch_kinds for k in kinds):
+            # calls to pending names reach a fallback
             expr = t.expr[kind]
             calls = np.flatnonzero((expr == codes[Expr.BRANCH]) & np.isin(targets, self.pending))
             bias = self.arch.branch_bias
             values[calls] = self.call_address[targets[calls]] - bias - P[calls]
-        for k in self.kinds:
+        for k in kinds:
             field_kind = self.arch.kinds[k]
             if field_kind.expr in (Expr.ABS, Expr.PCREL, Expr.BRANCH) and not field_kind.relaxable:
                 continue
@@ -651,15 +695,15 @@ class LinkJob:
             values = self._relax(k, kind, S, A, P, T, pos, values)
         return values
 
-    def _write_fields(self, kind, width, positions, values) -> None:
+    def _write_fields(self, kinds, kind, positions, values) -> None:
         """Store the values, one pass per field width; masked fields keep their other bits,
         scattered fields (Thumb-2 and the like) are encoded by their Field."""
         t, order = self.arch.tables, self.module.byteorder
-        kind_widths = {k: int(t.width[k]) for k in self.kinds}
+        kind_widths = {k: int(t.width[k]) for k in kinds}
         widths = sorted(set(kind_widths.values()) - {0})
         for w in widths:
             every = set(kind_widths.values()) == {w}  # one width for all: no selection
-            rows = slice(None) if every else np.flatnonzero(width == w)
+            rows = slice(None) if every else np.flatnonzero(t.width[kind] == w)
             pos, new = positions[rows], values[rows]
             if not all(t.whole[k] for k, kw in kind_widths.items() if kw == w):
                 k = kind[rows]
@@ -693,17 +737,15 @@ class LinkJob:
         relaxed = self.arch.relax(k, self.image, pos, candidates)
         return np.where(relaxed, direct, values)
 
-    def _check_targets(self, targets: np.ndarray, sec: np.ndarray, start: int) -> None:
+    def _check_targets(self, chunk: _Chunk, targets: np.ndarray) -> None:
         """Only ``.eh_frame`` may refer to code that is not loaded (a dropped COMDAT copy): the
         field is then 0, and libgcc skips an FDE whose pc_begin field is 0."""
-        bad = np.flatnonzero(self.unplaced[targets])
-        if not len(bad):
+        if self.module.sections[chunk.run.section].name == EH_FRAME:
             return
-        names = np.array([s.name for s in self.module.sections], object)
-        in_eh = names[sec[bad]] == EH_FRAME
-        if not in_eh.all():
-            row = int(bad[np.flatnonzero(~in_eh)[0]])
-            raise self._error(LinkError, "refers to a section that is not loaded", start + row)
+        bad = np.flatnonzero(self.unplaced[targets])
+        if len(bad):
+            raise self._error(LinkError, "refers to a section that is not loaded",
+                              chunk.row + int(bad[0]))
 
     def _through_veneers(self, kind, T, A, P, values, ok):
         """Route the branches that cannot reach their target through the veneer of that
@@ -823,3 +865,21 @@ def _distinct(keys: np.ndarray) -> np.ndarray:
     """The distinct values of ``keys``, ascending (sorting beats np.unique's hash table here)."""
     keys = np.sort(keys)
     return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+
+
+def _same(column: np.ndarray, kinds: list[int]):
+    """The value ``column`` (a per-kind table) holds for every one of ``kinds``, or None."""
+    values = column[kinds]
+    return values[0] if (values == values[0]).all() else None
+
+
+class _Chunk:
+    """Rows [start, stop) of one run, taken in one pass of column operations. ``row`` is the
+    job's number of its first row (for messages); ``kinds`` the relocation kinds it holds
+    (the survey notes them)."""
+
+    __slots__ = ("run", "start", "stop", "row", "kinds")
+
+    def __init__(self, run: RelocationRun, start: int, stop: int, row: int) -> None:
+        self.run, self.start, self.stop, self.row = run, start, stop, row
+        self.kinds: list[int] = []
