@@ -471,7 +471,7 @@ class LinkJob:
 
     def _build(self) -> LoadedModule:
         module, layout, base = self.module, self.layout, self.base
-        image = np.zeros(layout.size, np.uint8)
+        image = self.linker.space.staging(base, layout.size)
         offsets = layout.section_offsets
         if module.image is not None:
             image[:len(module.image)] = np.frombuffer(module.image, np.uint8)

@@ -47,6 +47,13 @@ class Space:
     def write(self, address: int, data) -> None:
         raise NotImplementedError
 
+    def staging(self, address: int, size: int) -> np.ndarray:
+        """A zeroed, writable uint8 buffer in which to build what goes to [address,
+        address+size) of a fresh reservation, before it is written there. A space may hand
+        out the reserved memory itself (nothing else can reach it yet): :meth:`write` of the
+        buffer then has nothing to copy."""
+        return np.zeros(size, np.uint8)
+
     def read(self, address: int, size: int) -> bytes:
         raise NotImplementedError
 

@@ -233,13 +233,22 @@ class NativeSpace(Space):
         page = address - address % self.page_size
         return self._mapping_of(page, 1).pages.get(page, Protection.READ_WRITE)
 
+    def staging(self, address: int, size: int) -> np.ndarray:
+        """The reserved memory itself, while it is fresh (read+write, zero, and reachable by
+        no one until the linker commits the module): building the image there saves a copy."""
+        mapping = self._mapping_of(address, size)
+        if mapping.pages:  # protections set: not a fresh reservation
+            return super().staging(address, size)
+        start = address - mapping.address
+        return self._view(mapping)[start:start + size]
+
     def write(self, address: int, data) -> None:
         """Copy ``data`` to ``address``; pages that are not writable are made read+write for the
         copy and then get their protection back (never writable and executable at once)."""
         buf = np.ascontiguousarray(np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray)
                                    else data.view(np.uint8))
         size = len(buf)
-        if not size:
+        if not size or buf.ctypes.data == address:  # a staging buffer is already in place
             return
         mapping = self._mapping_of(address, size)
         first = address - address % self.page_size
