@@ -136,7 +136,6 @@ class LinkJob:
         if len(self.by_name):
             self.by_name[0] = False  # the null symbol
         self.unplaced = (section == NOT_LOADED) | (in_dropped & (self.symbols["bind"] == LOCAL))
-        self.any_unplaced = bool(self.unplaced.any())
         self._use_runs([run for run in module.relocation_runs if loaded[run.section]])
 
     def _use_runs(self, runs: list[RelocationRun]) -> None:
@@ -189,7 +188,9 @@ class LinkJob:
         kinds occur and, per kind, which symbols its relocations refer to (planning asks)."""
         known = self.arch.tables.known
         counts = np.zeros(len(known), np.int64)
-        self.used_by: dict[int, np.ndarray] = {}  # kind -> flag per symbol row
+        nsym = len(self.symbols)
+        self.used_by = np.zeros((len(known), nsym), bool)  # [kind, symbol row]: any use?
+        flat_use = self.used_by.reshape(-1)
         self.chunks = list(self._chunks())
         for chunk in self.chunks:
             kind, target = self._columns(chunk)
@@ -205,10 +206,15 @@ class LinkJob:
                     row = chunk.row + int(np.flatnonzero(kind == k)[0])
                     why = self.arch.unsupported.get(k, "unknown relocation type").split(": ", 1)[-1]
                     raise self._error(UnsupportedError, why, row)
-                if k not in self.used_by:
-                    self.used_by[k] = np.zeros(len(self.symbols), bool)
-                self.used_by[k][target if len(present) == 1 else target[kind == k]] = True
+            if len(present) == 1:
+                self.used_by[present[0], target] = True
+            else:  # one pass for all the kinds: flag [kind, target] through its flat index
+                key = kind * nsym
+                key += target
+                flat_use[key] = True
         self.kinds = np.flatnonzero(counts).tolist()
+        # symbols without an address that relocations refer to (.eh_frame, of dropped code)
+        self.any_unplaced = bool((self.unplaced & self.used_by[self.kinds].any(axis=0)).any())
         exprs = {k: self.arch.kinds[k].expr for k in self.kinds}
         self.branch_kinds = [k for k, e in exprs.items() if e is Expr.BRANCH]
         self.rebindable_kinds = [k for k, e in exprs.items() if e in REBINDABLE]
@@ -312,6 +318,8 @@ class LinkJob:
         arch, module = self.arch, self.module
         got_kinds = [k for k in self.kinds if arch.kinds[k].expr in (Expr.GOT_PCREL, Expr.GOT_SLOT)]
         self.got_targets = self._targets_of(got_kinds)
+        self.got_slot = np.full(len(self.symbols), -1, np.int64)  # symbol row -> its GOT slot
+        self.got_slot[self.got_targets] = np.arange(len(self.got_targets))
         called = self._targets_of(self.branch_kinds)
         outside = np.array(sorted(set(self.host) | set(self.bound)) + self.pending.tolist(), np.int64)
         outside = np.union1d(outside, np.flatnonzero(self.symbols["section"] == ABS))
@@ -400,10 +408,7 @@ class LinkJob:
 
     def _targets_of(self, kinds: list[int]) -> np.ndarray:
         """The distinct symbol rows that relocations of ``kinds`` refer to, ascending."""
-        seen = np.zeros(len(self.symbols), bool)
-        for k in kinds:
-            seen |= self.used_by.get(k, False)
-        return np.flatnonzero(seen)
+        return np.flatnonzero(self.used_by[kinds].any(axis=0))
 
     def _place(self) -> int:
         """Reserve memory within reach of the module's outside targets, where possible."""
@@ -606,10 +611,14 @@ class LinkJob:
         """Apply the chunk's relocations; their references to record for rebinding."""
         t, run, kinds = self.arch.tables, chunk.run, chunk.kinds
         kind, targets = self._columns(chunk)
-        offset = run.offset[chunk.start:chunk.stop].astype(np.int64)
-        positions = offset + int(self.layout.section_offsets[run.section])
-        places = offset + int(self.section_base[run.section])
-        self._check_fields(chunk, offset, kind)
+        positions = run.offset[chunk.start:chunk.stop].astype(np.int64)
+        self._check_fields(chunk, positions, kind)
+        section_offset = int(self.layout.section_offsets[run.section])
+        positions += section_offset
+        # the fields' addresses, for the kinds that need them
+        places = None
+        if self.rebinds or any(t.pcrel[k] or self._special(k) for k in kinds):
+            places = positions + (int(self.section_base[run.section]) - section_offset)
         if self.any_unplaced:
             self._check_targets(chunk, targets)
         addends = run.addend[chunk.start:chunk.stop]
@@ -673,13 +682,18 @@ class LinkJob:
             bias = self.arch.branch_bias
             values[calls] = self.call_address[targets[calls]] - bias - P[calls]
         for k in kinds:
-            field_kind = self.arch.kinds[k]
-            if field_kind.expr in (Expr.ABS, Expr.PCREL, Expr.BRANCH) and not field_kind.relaxable:
+            if not self._special(k):
                 continue
             rows = np.flatnonzero(kind == k)
-            values[rows] = self._special_values(k, field_kind, rows, self.address[targets[rows]],
-                                                A[rows], P[rows], targets[rows], positions[rows])
+            values[rows] = self._special_values(k, self.arch.kinds[k], rows,
+                                                self.address[targets[rows]], A[rows], P[rows],
+                                                targets[rows], positions[rows])
         return values
+
+    def _special(self, k: int) -> bool:
+        """Is kind ``k`` computed on its own rows (GOT, size, relaxable kinds...)?"""
+        kind = self.arch.kinds[k]
+        return kind.expr not in (Expr.ABS, Expr.PCREL, Expr.BRANCH) or kind.relaxable
 
     def _special_values(self, k, kind, rows, S, A, P, T, pos) -> np.ndarray:
         expr = kind.expr
@@ -687,7 +701,7 @@ class LinkJob:
             return np.zeros(len(rows), np.int64)
         slot = size = None
         if expr in (Expr.GOT_PCREL, Expr.GOT_SLOT):
-            slot = self.got_base + np.searchsorted(self.got_targets, T) * self.arch.got_entry_size
+            slot = self.got_base + self.got_slot[T] * self.arch.got_entry_size
         elif expr is Expr.SIZE:
             size = self.symbols["size"][T].astype(np.int64)
         values = evaluate(expr, S, A, P, got=self.got_base, slot=slot, size=size)
@@ -782,7 +796,7 @@ class LinkJob:
         """GOT slots of rebindable names, recorded as pointer-sized absolute references."""
         rows = self.got_targets[self.bound_to[self.got_targets] != -2]
         refs = np.zeros(len(rows), REF_DTYPE)
-        refs["site"] = self.got_base + np.searchsorted(self.got_targets, rows) * self.arch.got_entry_size
+        refs["site"] = self.got_base + self.got_slot[rows] * self.arch.got_entry_size
         refs["kind"] = self.arch.pointer_kind
         refs["row"] = rows
         refs["bound"] = self.bound_to[rows]

@@ -20,6 +20,9 @@ def gather(image: np.ndarray, positions: np.ndarray, size: int, byteorder: str) 
     """The ``size``-byte fields at ``positions`` of ``image`` (uint8), as uint64 values."""
     if not len(positions):
         return np.zeros(0, np.uint64)
+    words = _aligned_words(image, positions, size, byteorder, "u")
+    if words is not None:
+        return words[positions >> _SHIFTS[size]].astype(np.uint64)
     return window(image, size, byteorder)[positions].astype(np.uint64)
 
 
@@ -29,8 +32,26 @@ def scatter(image: np.ndarray, positions: np.ndarray, size: int, byteorder: str,
     (fields must not overlap)."""
     if not len(positions):
         return
+    words = _aligned_words(image, positions, size, byteorder, values.dtype.kind)
+    if words is not None:
+        words[positions >> _SHIFTS[size]] = values  # wraps to the field's width
+        return
     window(image, size, byteorder)[positions] = values.astype(f"{byteorder}u{size}",
                                                               casting="unsafe")
+
+
+_SHIFTS = {1: 0, 2: 1, 4: 2, 8: 3}
+
+
+def _aligned_words(image: np.ndarray, positions: np.ndarray, size: int, byteorder: str,
+                   signedness: str) -> np.ndarray | None:
+    """``image`` as an array of ``size``-byte words, if every position is a multiple of
+    ``size`` (data tables of pointers usually are): numpy indexes aligned words several
+    times faster than the byte-strided window."""
+    if size == 1 or image.ctypes.data % size or int(np.bitwise_or.reduce(positions)) % size:
+        return None
+    signedness = "i" if signedness == "i" else "u"
+    return image[:len(image) - len(image) % size].view(f"{byteorder}{signedness}{size}")
 
 
 def evaluate(expr, S: np.ndarray, A: np.ndarray, P: np.ndarray, *, got: int = 0,
