@@ -225,7 +225,11 @@ class LinkJob:
         module = self.module
         rows = np.flatnonzero(self.by_name)
         names = module.symbol_names(rows)
-        own = module.definitions_of(names)
+        # One object defines a global name at most once, and never a name it leaves
+        # undefined (its assembler or ld -r saw to it): only combined objects can define
+        # names for each other (the dropped COMDAT copies included).
+        several = len({s.origin for s in module.sections}) > 1
+        own = module.definitions_of(names) if several else {}
         self.own_rows: dict[int, int] = {}  # row -> defining row in this module (-1: linker's)
         self.uses_atexit = False
         self.host: dict[int, int] = {}  # row -> address in the static module
@@ -251,6 +255,7 @@ class LinkJob:
                 else:
                     self.bound[row] = found
         self.pending = np.array(pending, np.int64)
+        self.pending_flag = self._row_flags(self.pending)
         self._check_pending()
 
     def _bind_definitions_by_name(self) -> None:
@@ -293,7 +298,7 @@ class LinkJob:
         self.pending_weak = self.pending[weak]
         strong = self.pending[~weak]
         data_kinds = [k for k in self.kinds if k not in self.branch_kinds]
-        as_data = strong[np.isin(strong, self._targets_of(data_kinds))]
+        as_data = strong[self._uses(data_kinds)[strong]]
         if len(as_data):
             names = sorted(set(self.module.symbol_names(as_data)))
             listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
@@ -321,17 +326,17 @@ class LinkJob:
         self.got_slot = np.full(len(self.symbols), -1, np.int64)  # symbol row -> its GOT slot
         self.got_slot[self.got_targets] = np.arange(len(self.got_targets))
         called = self._targets_of(self.branch_kinds)
-        outside = np.array(sorted(set(self.host) | set(self.bound)) + self.pending.tolist(), np.int64)
-        outside = np.union1d(outside, np.flatnonzero(self.symbols["section"] == ABS))
+        outside = self._row_flags([*self.host, *self.bound, *self.pending.tolist()])
+        outside |= self.symbols["section"] == ABS
         changeable = np.array(sorted(self.bound) + self.pending.tolist(), np.int64)
         self.veneer_keys = self._veneer_keys(outside)
         row = module.find_symbol(UNRESOLVED_SYMBOL)
         self.unresolved_row = row if row is not None and self._placed(row) and \
             int(self.symbols["section"][row]) >= 0 else None
-        needs_stub = called[np.isin(called, changeable)]
+        needs_stub = called[self._row_flags(changeable)[called]]
         self.stub_rows = needs_stub if self.unresolved_row is None else np.zeros(0, np.int64)
         common = np.flatnonzero(self.symbols["section"] == COMMON)
-        common = common[~np.isin(common, np.fromiter(self.own_rows, np.int64, len(self.own_rows)))]
+        common = common[~self._row_flags(list(self.own_rows))[common]]
         self.common_rows, self.common_offsets, common_bytes, common_align = _commons(
             self.symbols, common, module.symbol_names(common))
         code_bytes = (len(self.veneer_keys) * arch.veneer_size
@@ -354,14 +359,12 @@ class LinkJob:
             common_bytes=common_bytes, common_align=common_align,
             code_alignment=arch.code_alignment)
 
-    def _veneer_keys(self, outside: np.ndarray) -> list[tuple[int, int]]:
-        """The distinct (symbol row, addend) pairs of branches to outside targets: each may
-        need a veneer of its own (REL addends select different functions of one target)."""
-        called = self._targets_of(self.branch_kinds)
-        if not np.isin(outside, called).any():
+    def _veneer_keys(self, outside_flag: np.ndarray) -> list[tuple[int, int]]:
+        """The distinct (symbol row, addend) pairs of branches to outside targets (flagged
+        per symbol row): each may need a veneer of its own (REL addends select different
+        functions of one target)."""
+        if not (self._uses(self.branch_kinds) & outside_flag).any():
             return []
-        outside_flag = np.zeros(len(self.symbols), bool)
-        outside_flag[outside] = True
         branch = self._kind_flags(self.branch_kinds)
         row_parts, addend_parts = [], []
         for chunk in self.chunks:
@@ -408,7 +411,18 @@ class LinkJob:
 
     def _targets_of(self, kinds: list[int]) -> np.ndarray:
         """The distinct symbol rows that relocations of ``kinds`` refer to, ascending."""
-        return np.flatnonzero(self.used_by[kinds].any(axis=0))
+        return np.flatnonzero(self._uses(kinds))
+
+    def _uses(self, kinds: list[int]) -> np.ndarray:
+        """A flag per symbol row: do relocations of ``kinds`` refer to it?"""
+        return self.used_by[kinds].any(axis=0)
+
+    def _row_flags(self, rows) -> np.ndarray:
+        """A flag per symbol row: is it one of ``rows``? (Membership tests through these
+        flags are far cheaper than np.isin.)"""
+        flags = np.zeros(len(self.symbols), bool)
+        flags[np.asarray(rows, np.intp)] = True
+        return flags
 
     def _place(self) -> int:
         """Reserve memory within reach of the module's outside targets, where possible."""
@@ -454,7 +468,7 @@ class LinkJob:
         fixed = {**self.host, **{r: a for r, (a, _) in self.bound.items()}}
         rows = np.array(sorted(fixed), np.int64)
         pcrel = [k for k in self.kinds if self.arch.kinds[k].expr in (Expr.PCREL, Expr.BRANCH)]
-        used = np.isin(rows, self._targets_of(pcrel))
+        used = self._uses(pcrel)[rows]
         points = [np.array([fixed[r] for r in rows[used].tolist()], np.int64), self.callers]
         points = np.concatenate(points)
         if not len(points):
@@ -678,7 +692,7 @@ class LinkJob:
         if len(self.pending) and any(k in self.branch_kinds for k in kinds):
             # calls to pending names reach a fallback
             expr = t.expr[kind]
-            calls = np.flatnonzero((expr == codes[Expr.BRANCH]) & np.isin(targets, self.pending))
+            calls = np.flatnonzero((expr == codes[Expr.BRANCH]) & self.pending_flag[targets])
             bias = self.arch.branch_bias
             values[calls] = self.call_address[targets[calls]] - bias - P[calls]
         for k in kinds:
