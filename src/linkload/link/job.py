@@ -194,8 +194,8 @@ class LinkJob:
         self.chunks = list(self._chunks())
         for chunk in self.chunks:
             kind, target = self._columns(chunk)
-            beyond = np.flatnonzero(kind >= len(known))
-            if len(beyond):
+            if int(kind.max()) >= len(known):  # before counting: it may be any 32-bit number
+                beyond = np.flatnonzero(kind >= len(known))
                 raise self._error(UnsupportedError, "unknown relocation type",
                                   chunk.row + int(beyond[0]))
             chunk_counts = np.bincount(kind, minlength=len(known))
@@ -684,7 +684,8 @@ class LinkJob:
         t, codes = self.arch.tables, EXPR_CODES
         values = self.address[targets]
         values += A
-        pcrel = _same(t.pcrel, kinds)
+        # rows of special kinds are computed afresh below: their own flag does not matter
+        pcrel = _same(t.pcrel, [k for k in kinds if not self._special(k)] or kinds)
         if pcrel is None:
             np.subtract(values, P, out=values, where=t.pcrel[kind])
         elif pcrel:
