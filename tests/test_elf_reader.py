@@ -538,6 +538,34 @@ def test_cxx_comdat_groups(objects):
     assert groups["DW.ref.__gxx_personality_v0"].kind == SectionKind.DATA
 
 
+def test_relocation_runs_are_views_of_the_file(objects):
+    """ELF64 relocations are kept per patched section as views of the file's own table; the
+    flat table is built from them on demand, read-only, and equals their concatenation."""
+    data = Path(objects["ld_r"]).read_bytes()
+    module = elf.read(data)
+    runs = module.relocation_runs
+    assert len(runs) >= 2 and sum(len(r) for r in runs) == len(module.relocations)
+    buffer = np.frombuffer(data, np.uint8)
+    for part_run in runs:
+        for column in (part_run.offset, part_run.kind, part_run.target, part_run.addend):
+            assert np.shares_memory(column, buffer)  # read in place, never copied
+    flat = module.relocations
+    assert not flat.flags.writeable  # change relocations by setting the attribute
+    start = 0
+    for part_run in runs:
+        part = flat[start:start + len(part_run)]
+        assert (part["section"] == part_run.section).all()
+        assert part["kind"].tolist() == part_run.kind.tolist()
+        assert part["target"].tolist() == part_run.target.tolist()
+        assert part["addend"].tolist() == part_run.addend.tolist()
+        start += len(part_run)
+    table = flat.copy()
+    table["addend"][0] += 1
+    module.relocations = table  # a flat table set by hand is cut into runs again
+    assert int(module.relocation_runs[0].addend[0]) == int(flat["addend"][0]) + 1
+    assert [r.section for r in module.relocation_runs] == [r.section for r in runs]
+
+
 def test_ld_r_combines_two_objects(objects):
     module = elf.read(objects["ld_r"])
     for name in ("add", "use", "second", "second_pointer"):
