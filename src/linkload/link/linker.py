@@ -24,7 +24,7 @@ from ..errors import LinkError, ModuleStateError, UnsupportedError
 from ..formats import Source, read_bytes, read_module
 from ..model import ABS, FUNC, GLOBAL, SECTION_SYMBOL, Module, merge, with_symbols
 from ..space import Space
-from .job import AUTO, DSO_HANDLE, LinkJob, overflow_error
+from .job import AUTO, LinkJob, overflow_error
 from .module import UNRESOLVED, LoadedModule
 
 REL_POLICY = "rel"  # unlink always; references fall back to the unresolved handler
@@ -342,8 +342,8 @@ class Linker:
         for address in module.fini:
             self.space.call(address)
         finalize = self.space.lookup("__cxa_finalize")
-        if finalize is not None and DSO_HANDLE in module.exports:
-            self.space.call(finalize, module.exports[DSO_HANDLE])
+        if finalize is not None:  # the module's own __dso_handle, without building its exports
+            self.space.call(finalize, module.base + module.layout.dso_handle_offset)
         deregister = getattr(self.space, "deregister_frames", None)
         if deregister is not None:
             for address in module.eh_frames:
