@@ -179,45 +179,57 @@ class LinkJob:
     @staticmethod
     def _columns(chunk: _Chunk) -> tuple[np.ndarray, np.ndarray]:
         """The chunk's kind and target columns, as machine-word indices (indexing with them
-        is several times faster than with the table's 32-bit columns)."""
+        is several times faster than with the table's 32-bit columns). A chunk of one kind
+        gets a kind column that costs nothing (a broadcast scalar)."""
         run, a, b = chunk.run, chunk.start, chunk.stop
-        return run.kind[a:b].astype(np.intp), run.target[a:b].astype(np.intp)
+        if len(chunk.kinds) == 1:
+            kind = np.broadcast_to(np.intp(chunk.kinds[0]), (b - a,))
+        else:
+            kind = run.kind[a:b].astype(np.intp)
+        return kind, run.target[a:b].astype(np.intp)
 
     def _survey(self) -> None:
-        """One pass over the relocations: every kind must be known to the arch; note which
-        kinds occur and, per kind, which symbols its relocations refer to (planning asks)."""
+        """One pass over the kind column: every kind must be known to the arch; note which
+        kinds occur, in all and per chunk. Which symbols each kind refers to is noted when
+        planning first asks (:meth:`_uses`): chunks of kinds it never asks about, such as
+        a table of pointers, are not looked at again until relocation."""
         known = self.arch.tables.known
-        counts = np.zeros(len(known), np.int64)
-        nsym = len(self.symbols)
-        self.used_by = np.zeros((len(known), nsym), bool)  # [kind, symbol row]: any use?
-        flat_use = self.used_by.reshape(-1)
+        self.used_by = np.zeros((len(known), len(self.symbols)), bool)  # [kind, symbol row]
         self.chunks = list(self._chunks())
+        present_anywhere: set[int] = set()
         for chunk in self.chunks:
-            kind, target = self._columns(chunk)
-            if int(kind.max()) >= len(known):  # before counting: it may be any 32-bit number
+            kind = chunk.run.kind[chunk.start:chunk.stop]
+            low, high = int(kind.min()), int(kind.max())
+            if high >= len(known):  # before counting: it may be any 32-bit number
                 beyond = np.flatnonzero(kind >= len(known))
                 raise self._error(UnsupportedError, "unknown relocation type",
                                   chunk.row + int(beyond[0]))
-            chunk_counts = np.bincount(kind, minlength=len(known))
-            counts += chunk_counts
-            present = chunk.kinds = np.flatnonzero(chunk_counts).tolist()
-            for k in present:
+            if low == high:
+                chunk.kinds = [low]
+            else:
+                chunk.kinds = np.flatnonzero(np.bincount(kind, minlength=len(known))).tolist()
+            for k in chunk.kinds:
                 if not known[k]:
                     row = chunk.row + int(np.flatnonzero(kind == k)[0])
                     why = self.arch.unsupported.get(k, "unknown relocation type").split(": ", 1)[-1]
                     raise self._error(UnsupportedError, why, row)
-            if len(present) == 1:
-                self.used_by[present[0], target] = True
-            else:  # one pass for all the kinds: flag [kind, target] through its flat index
-                key = kind * nsym
-                key += target
-                flat_use[key] = True
-        self.kinds = np.flatnonzero(counts).tolist()
-        # symbols without an address that relocations refer to (.eh_frame, of dropped code)
-        self.any_unplaced = bool((self.unplaced & self.used_by[self.kinds].any(axis=0)).any())
+            present_anywhere.update(chunk.kinds)
+        self.kinds = sorted(present_anywhere)
+        self.has_unplaced = bool(self.unplaced.any())
         exprs = {k: self.arch.kinds[k].expr for k in self.kinds}
         self.branch_kinds = [k for k, e in exprs.items() if e is Expr.BRANCH]
         self.rebindable_kinds = [k for k, e in exprs.items() if e in REBINDABLE]
+
+    def _note_uses(self, chunk: _Chunk) -> None:
+        """Flag in ``used_by`` the [kind, symbol] pairs of the chunk's relocations."""
+        kind, target = self._columns(chunk)
+        if len(chunk.kinds) == 1:
+            self.used_by[chunk.kinds[0], target] = True
+        else:  # one pass for all the kinds: flag [kind, target] through its flat index
+            key = kind * len(self.symbols)
+            key += target
+            self.used_by.reshape(-1)[key] = True
+        chunk.noted = True
 
     def _resolve_names(self) -> None:
         """Bind every name the module does not define: the module itself, the linker's own
@@ -415,6 +427,10 @@ class LinkJob:
 
     def _uses(self, kinds: list[int]) -> np.ndarray:
         """A flag per symbol row: do relocations of ``kinds`` refer to it?"""
+        wanted = set(kinds)
+        for chunk in self.chunks:
+            if not chunk.noted and not wanted.isdisjoint(chunk.kinds):
+                self._note_uses(chunk)
         return self.used_by[kinds].any(axis=0)
 
     def _row_flags(self, rows) -> np.ndarray:
@@ -633,8 +649,6 @@ class LinkJob:
         places = None
         if self.rebinds or any(t.pcrel[k] or self._special(k) for k in kinds):
             places = positions + (int(self.section_base[run.section]) - section_offset)
-        if self.any_unplaced:
-            self._check_targets(chunk, targets)
         addends = run.addend[chunk.start:chunk.stop]
         values = self._values(kinds, kind, targets, addends, places, positions)
         if t.round[kinds].any() or t.shift[kinds].any():
@@ -642,10 +656,12 @@ class LinkJob:
         ok = self._in_range(kinds, kind, values)
         if not ok.all():
             values, ok = self._through_veneers(kind, targets, addends, places, values, ok)
-        if self.any_unplaced:
-            dropped = self.unplaced[targets]  # .eh_frame entries of dropped code
-            values[dropped] = 0
-            ok |= dropped
+        if self.has_unplaced:
+            dropped = self.unplaced[targets]
+            if dropped.any():  # allowed in .eh_frame only, where the field is then 0
+                self._check_targets(chunk, dropped)
+                values[dropped] = 0
+                ok |= dropped
         if not ok.all():
             bad = np.flatnonzero(~ok)
             self.overflows.append((chunk.row + int(bad[0]), int(values[bad[0]])))
@@ -766,15 +782,12 @@ class LinkJob:
         relaxed = self.arch.relax(k, self.image, pos, candidates)
         return np.where(relaxed, direct, values)
 
-    def _check_targets(self, chunk: _Chunk, targets: np.ndarray) -> None:
+    def _check_targets(self, chunk: _Chunk, dropped: np.ndarray) -> None:
         """Only ``.eh_frame`` may refer to code that is not loaded (a dropped COMDAT copy): the
         field is then 0, and libgcc skips an FDE whose pc_begin field is 0."""
-        if self.module.sections[chunk.run.section].name == EH_FRAME:
-            return
-        bad = np.flatnonzero(self.unplaced[targets])
-        if len(bad):
+        if self.module.sections[chunk.run.section].name != EH_FRAME:
             raise self._error(LinkError, "refers to a section that is not loaded",
-                              chunk.row + int(bad[0]))
+                              chunk.row + int(np.flatnonzero(dropped)[0]))
 
     def _through_veneers(self, kind, T, A, P, values, ok):
         """Route the branches that cannot reach their target through the veneer of that
@@ -907,8 +920,9 @@ class _Chunk:
     job's number of its first row (for messages); ``kinds`` the relocation kinds it holds
     (the survey notes them)."""
 
-    __slots__ = ("run", "start", "stop", "row", "kinds")
+    __slots__ = ("run", "start", "stop", "row", "kinds", "noted")
 
     def __init__(self, run: RelocationRun, start: int, stop: int, row: int) -> None:
         self.run, self.start, self.stop, self.row = run, start, stop, row
         self.kinds: list[int] = []
+        self.noted = False  # its uses are flagged in LinkJob.used_by
