@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..arch import EXPR_CODES, Expr
+from ..arch import EXPR_CODES, INT64_MAX, INT64_MIN, Expr
 from ..errors import (
     FormatError,
     LinkError,
@@ -654,31 +654,37 @@ class LinkJob:
         if t.round[kinds].any() or t.shift[kinds].any():
             values = (values + t.round[kind]) >> t.shift[kind]
         ok = self._in_range(kinds, kind, values)
-        if not ok.all():
+        if ok is not None and not ok.all():
             values, ok = self._through_veneers(kind, targets, addends, places, values, ok)
         if self.has_unplaced:
             dropped = self.unplaced[targets]
             if dropped.any():  # allowed in .eh_frame only, where the field is then 0
                 self._check_targets(chunk, dropped)
                 values[dropped] = 0
-                ok |= dropped
-        if not ok.all():
+                if ok is not None:
+                    ok |= dropped
+        if ok is not None and not ok.all():
             bad = np.flatnonzero(~ok)
             self.overflows.append((chunk.row + int(bad[0]), int(values[bad[0]])))
             self.overflow_count += len(bad)
         self._write_fields(kinds, kind, positions, values)
         return self._references(kind, places, targets, addends)
 
-    def _in_range(self, kinds: list[int], kind: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Which values fit their fields (range and alignment)."""
+    def _in_range(self, kinds: list[int], kind: np.ndarray,
+                  values: np.ndarray) -> np.ndarray | None:
+        """Which values fit their fields (range and alignment); None: all do, whatever they
+        are."""
         t = self.arch.tables
         low, high = _same(t.low, kinds), _same(t.high, kinds)
+        aligned = not (t.align[kinds] > 1).any()
+        if low == INT64_MIN and high == INT64_MAX and aligned:
+            return None  # 64-bit fields: every value fits
         if low is not None and high is not None:
             ok = values >= low
             ok &= values <= high
         else:
             ok = (values >= t.low[kind]) & (values <= t.high[kind])
-        if (t.align[kinds] > 1).any():
+        if not aligned:
             ok &= (values & (t.align[kind] - 1)) == 0
         return ok
 
