@@ -67,6 +67,8 @@ class LinkJob:
         self.eh_frames: list[int] = []
         self.init: list[int] = []
         self.fini: list[int] = []
+        self.outside: np.ndarray | None = None  # flag per symbol row: defined outside
+        self.branches: list[tuple[np.ndarray, np.ndarray]] = []  # veneer candidates
 
     # -- errors ------------------------------------------------------------------------------
     def _error(self, cls, message: str, reloc_row: int | None = None, symbol: str | None = None):
@@ -230,6 +232,18 @@ class LinkJob:
             key += target
             self.used_by.reshape(-1)[key] = True
         chunk.noted = True
+        if self.outside is not None:
+            self._note_branches(chunk, kind, target)
+
+    def _note_branches(self, chunk: _Chunk, kind: np.ndarray, target: np.ndarray) -> None:
+        """Collect the (target row, addend) columns of the chunk's branches to outside
+        targets (veneer candidates), once the outside targets are known."""
+        branch = self._kind_flags(self.branch_kinds)
+        if branch[chunk.kinds].any():
+            picked = np.flatnonzero(branch[kind] & self.outside[target])
+            addends = chunk.run.addend[chunk.start:chunk.stop][picked].astype(np.int64)
+            self.branches.append((target[picked].astype(np.int64), addends))
+        chunk.branches_noted = True
 
     def _resolve_names(self) -> None:
         """Bind every name the module does not define: the module itself, the linker's own
@@ -333,15 +347,17 @@ class LinkJob:
 
     def _plan(self) -> None:
         arch, module = self.arch, self.module
+        # first: the chunks read for the questions below collect the branches to outside
+        # targets on the way (see _note_branches)
+        self.outside = self._row_flags([*self.host, *self.bound, *self.pending.tolist()])
+        self.outside |= self.symbols["section"] == ABS
         got_kinds = [k for k in self.kinds if arch.kinds[k].expr in (Expr.GOT_PCREL, Expr.GOT_SLOT)]
         self.got_targets = self._targets_of(got_kinds)
         self.got_slot = np.full(len(self.symbols), -1, np.int64)  # symbol row -> its GOT slot
         self.got_slot[self.got_targets] = np.arange(len(self.got_targets))
         called = self._targets_of(self.branch_kinds)
-        outside = self._row_flags([*self.host, *self.bound, *self.pending.tolist()])
-        outside |= self.symbols["section"] == ABS
         changeable = np.array(sorted(self.bound) + self.pending.tolist(), np.int64)
-        self.veneer_keys = self._veneer_keys(outside)
+        self.veneer_keys = self._veneer_keys()
         row = module.find_symbol(UNRESOLVED_SYMBOL)
         self.unresolved_row = row if row is not None and self._placed(row) and \
             int(self.symbols["section"][row]) >= 0 else None
@@ -371,22 +387,17 @@ class LinkJob:
             common_bytes=common_bytes, common_align=common_align,
             code_alignment=arch.code_alignment)
 
-    def _veneer_keys(self, outside_flag: np.ndarray) -> list[tuple[int, int]]:
-        """The distinct (symbol row, addend) pairs of branches to outside targets (flagged
-        per symbol row): each may need a veneer of its own (REL addends select different
-        functions of one target)."""
-        if not (self._uses(self.branch_kinds) & outside_flag).any():
+    def _veneer_keys(self) -> list[tuple[int, int]]:
+        """The distinct (symbol row, addend) pairs of branches to outside targets: each may
+        need a veneer of its own (REL addends select different functions of one target)."""
+        if not (self._uses(self.branch_kinds) & self.outside).any():
             return []
         branch = self._kind_flags(self.branch_kinds)
-        row_parts, addend_parts = [], []
         for chunk in self.chunks:
-            if not branch[chunk.kinds].any():
-                continue
-            kind, target = self._columns(chunk)
-            picked = np.flatnonzero(branch[kind] & outside_flag[target])
-            row_parts.append(target[picked].astype(np.int64))
-            addend_parts.append(chunk.run.addend[chunk.start:chunk.stop][picked].astype(np.int64))
-        rows, addends = np.concatenate(row_parts), np.concatenate(addend_parts)
+            if not chunk.branches_noted and branch[chunk.kinds].any():
+                self._note_branches(chunk, *self._columns(chunk))
+        rows = np.concatenate([rows for rows, _ in self.branches])
+        addends = np.concatenate([addends for _, addends in self.branches])
         if addends.min() >= -(1 << 31) and addends.max() < 1 << 31:
             # one 64-bit key per pair: a flat unique is much faster than unique over pairs
             keys = _distinct((rows << 32) | (addends & 0xFFFF_FFFF))
@@ -926,9 +937,10 @@ class _Chunk:
     job's number of its first row (for messages); ``kinds`` the relocation kinds it holds
     (the survey notes them)."""
 
-    __slots__ = ("run", "start", "stop", "row", "kinds", "noted")
+    __slots__ = ("run", "start", "stop", "row", "kinds", "noted", "branches_noted")
 
     def __init__(self, run: RelocationRun, start: int, stop: int, row: int) -> None:
         self.run, self.start, self.stop, self.row = run, start, stop, row
         self.kinds: list[int] = []
         self.noted = False  # its uses are flagged in LinkJob.used_by
+        self.branches_noted = False  # its veneer candidates are in LinkJob.branches
