@@ -503,6 +503,44 @@ def test_comdat_group_linked_once_per_module(host, as_bytes):
         ld.unlink(m)
 
 
+# -- large modules ----------------------------------------------------------------------------
+
+BIG_TABLE = """
+const unsigned char table[3 << 19] = {1, 2, 3};
+int entry(int i) { return table[i] + (int)sizeof table / 1024; }
+"""
+
+
+def _vm_flags(address: int) -> list[str]:
+    """The VmFlags of the mapping of this process that holds ``address``."""
+    current = None
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                current = lo <= address < hi
+            elif head == "VmFlags:" and current:
+                return line.split()[1:]
+    raise AssertionError(f"{address:#x} is not mapped")
+
+
+def test_large_module_sits_in_huge_pages(host):
+    """A module of 1 MiB or more is reserved in whole, aligned 2 MiB pages marked for
+    transparent huge pages (filled with one page fault each), and works as any other."""
+    obj = host.compile_text(BIG_TABLE, "big_table.c", ["-O2", "-fPIC"])
+    ld = Linker.native()
+    m = ld.link(obj)
+    assert m.size >= 1 << 20
+    assert m.base % (2 << 20) == 0
+    if Path("/sys/kernel/mm/transparent_hugepage/enabled").exists():
+        assert "hg" in _vm_flags(m.base)
+    assert m.call("entry", 2) == 3 + 1536
+    assert ld.space.protection(m.address("entry")).value == "r-x"
+    assert ld.space.protection(m.address("table")).value == "r--"
+    ld.unlink(m)
+
+
 # -- initialisers and finalisers --------------------------------------------------------------
 
 
