@@ -196,7 +196,6 @@ class LinkJob:
         planning first asks (:meth:`_uses`): chunks of kinds it never asks about, such as
         a table of pointers, are not looked at again until relocation."""
         known = self.arch.tables.known
-        self.used_by = np.zeros((len(known), len(self.symbols)), bool)  # [kind, symbol row]
         self.chunks = list(self._chunks())
         present_anywhere: set[int] = set()
         for chunk in self.chunks:
@@ -217,6 +216,10 @@ class LinkJob:
                     raise self._error(UnsupportedError, why, row)
             present_anywhere.update(chunk.kinds)
         self.kinds = sorted(present_anywhere)
+        # [slot of a present kind, symbol row]: does a relocation of that kind refer to it?
+        self.kind_slot = np.full(len(known), -1, np.intp)
+        self.kind_slot[self.kinds] = np.arange(len(self.kinds))
+        self.used_by = np.zeros((len(self.kinds), len(self.symbols)), bool)
         self.has_unplaced = bool(self.unplaced.any())
         exprs = {k: self.arch.kinds[k].expr for k in self.kinds}
         self.branch_kinds = [k for k, e in exprs.items() if e is Expr.BRANCH]
@@ -226,9 +229,9 @@ class LinkJob:
         """Flag in ``used_by`` the [kind, symbol] pairs of the chunk's relocations."""
         kind, target = self._columns(chunk)
         if len(chunk.kinds) == 1:
-            self.used_by[chunk.kinds[0], target] = True
+            self.used_by[self.kind_slot[chunk.kinds[0]], target] = True
         else:  # one pass for all the kinds: flag [kind, target] through its flat index
-            key = kind * len(self.symbols)
+            key = self.kind_slot[kind] * len(self.symbols)
             key += target
             self.used_by.reshape(-1)[key] = True
         chunk.noted = True
@@ -442,7 +445,8 @@ class LinkJob:
         for chunk in self.chunks:
             if not chunk.noted and not wanted.isdisjoint(chunk.kinds):
                 self._note_uses(chunk)
-        return self.used_by[kinds].any(axis=0)
+        slots = self.kind_slot[kinds]
+        return self.used_by[slots[slots >= 0]].any(axis=0)  # kinds that do not occur: none
 
     def _row_flags(self, rows) -> np.ndarray:
         """A flag per symbol row: is it one of ``rows``? (Membership tests through these
