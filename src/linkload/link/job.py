@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,6 +70,7 @@ class LinkJob:
         self.fini: list[int] = []
         self.outside: np.ndarray | None = None  # flag per symbol row: defined outside
         self.branches: list[tuple[np.ndarray, np.ndarray]] = []  # veneer candidates
+        self.kind_sets: dict[tuple[int, ...], _KindSet] = {}
 
     # -- errors ------------------------------------------------------------------------------
     def _error(self, cls, message: str, reloc_row: int | None = None, symbol: str | None = None):
@@ -654,25 +656,24 @@ class LinkJob:
 
     def _relocate_chunk(self, chunk: _Chunk) -> np.ndarray:
         """Apply the chunk's relocations; their references to record for rebinding."""
-        t, run, kinds = self.arch.tables, chunk.run, chunk.kinds
+        t, run, kinds = self.arch.tables, chunk.run, self._kind_set(chunk.kinds)
         kind, targets = self._columns(chunk)
         positions = run.offset[chunk.start:chunk.stop].astype(np.int64)
         self._check_fields(chunk, positions, kind)
         section_offset = int(self.layout.section_offsets[run.section])
         positions += section_offset
-        # the fields' addresses, for the kinds that need them
-        places = None
-        if self.rebinds or any(t.pcrel[k] or self._special(k) for k in kinds):
+        places = None  # the fields' addresses, for the kinds that need them
+        if self.rebinds or kinds.needs_places:
             places = positions + (int(self.section_base[run.section]) - section_offset)
         addends = run.addend[chunk.start:chunk.stop]
         values = self._values(kinds, kind, targets, addends, places, positions)
-        if t.round[kinds].any() or t.shift[kinds].any():
+        if kinds.adjusted:
             values = (values + t.round[kind]) >> t.shift[kind]
         ok = self._in_range(kinds, kind, values)
         if ok is not None and not ok.all():
             values, ok = self._through_veneers(kind, targets, addends, places, values, ok)
         if self.has_unplaced:
-            dropped = self.unplaced[targets]
+            dropped = np.take(self.unplaced, targets, mode="clip")  # rows checked by the reader
             if dropped.any():  # allowed in .eh_frame only, where the field is then 0
                 self._check_targets(chunk, dropped)
                 values[dropped] = 0
@@ -682,24 +683,31 @@ class LinkJob:
             bad = np.flatnonzero(~ok)
             self.overflows.append((chunk.row + int(bad[0]), int(values[bad[0]])))
             self.overflow_count += len(bad)
-        self._write_fields(kinds, kind, positions, values)
+        self._write_fields(kinds.kinds, kind, positions, values)
         return self._references(kind, places, targets, addends)
 
-    def _in_range(self, kinds: list[int], kind: np.ndarray,
+    def _kind_set(self, kinds: list[int]) -> _KindSet:
+        """What the relocation pass needs to know about a chunk's kinds (worked out once per
+        distinct set of kinds)."""
+        key = tuple(kinds)
+        found = self.kind_sets.get(key)
+        if found is None:
+            found = self.kind_sets[key] = _KindSet.of(self.arch, kinds)
+        return found
+
+    def _in_range(self, kinds: _KindSet, kind: np.ndarray,
                   values: np.ndarray) -> np.ndarray | None:
         """Which values fit their fields (range and alignment); None: all do, whatever they
         are."""
         t = self.arch.tables
-        low, high = _same(t.low, kinds), _same(t.high, kinds)
-        aligned = not (t.align[kinds] > 1).any()
-        if low == INT64_MIN and high == INT64_MAX and aligned:
+        if kinds.unchecked:
             return None  # 64-bit fields: every value fits
-        if low is not None and high is not None:
-            ok = values >= low
-            ok &= values <= high
+        if kinds.low is not None and kinds.high is not None:
+            ok = values >= kinds.low
+            ok &= values <= kinds.high
         else:
             ok = (values >= t.low[kind]) & (values <= t.high[kind])
-        if not aligned:
+        if kinds.aligned_fields:
             ok &= (values & (t.align[kind] - 1)) == 0
         return ok
 
@@ -715,37 +723,28 @@ class LinkJob:
             raise self._error(FormatError, f"a {int(width[kind[i]])}-byte field does not fit in "
                               "the section", chunk.row + i)
 
-    def _values(self, kinds, kind, targets, A, P, positions) -> np.ndarray:
+    def _values(self, kinds: _KindSet, kind, targets, A, P, positions) -> np.ndarray:
         """Every relocation's value: S+A, minus P for PC-relative kinds; GOT and size kinds
         are computed on their own rows."""
         t, codes = self.arch.tables, EXPR_CODES
-        values = self.address[targets]
+        values = np.take(self.address, targets, mode="clip")  # rows checked by the reader
         values += A
-        # rows of special kinds are computed afresh below: their own flag does not matter
-        pcrel = _same(t.pcrel, [k for k in kinds if not self._special(k)] or kinds)
-        if pcrel is None:
+        if kinds.pcrel is None:
             np.subtract(values, P, out=values, where=t.pcrel[kind])
-        elif pcrel:
+        elif kinds.pcrel:
             values -= P
-        if len(self.pending) and any(k in self.branch_kinds for k in kinds):
+        if len(self.pending) and kinds.branches:
             # calls to pending names reach a fallback
             expr = t.expr[kind]
             calls = np.flatnonzero((expr == codes[Expr.BRANCH]) & self.pending_flag[targets])
             bias = self.arch.branch_bias
             values[calls] = self.call_address[targets[calls]] - bias - P[calls]
-        for k in kinds:
-            if not self._special(k):
-                continue
+        for k in kinds.specials:
             rows = np.flatnonzero(kind == k)
             values[rows] = self._special_values(k, self.arch.kinds[k], rows,
                                                 self.address[targets[rows]], A[rows], P[rows],
                                                 targets[rows], positions[rows])
         return values
-
-    def _special(self, k: int) -> bool:
-        """Is kind ``k`` computed on its own rows (GOT, size, relaxable kinds...)?"""
-        kind = self.arch.kinds[k]
-        return kind.expr not in (Expr.ABS, Expr.PCREL, Expr.BRANCH) or kind.relaxable
 
     def _special_values(self, k, kind, rows, S, A, P, T, pos) -> np.ndarray:
         expr = kind.expr
@@ -933,7 +932,39 @@ def _distinct(keys: np.ndarray) -> np.ndarray:
 def _same(column: np.ndarray, kinds: list[int]):
     """The value ``column`` (a per-kind table) holds for every one of ``kinds``, or None."""
     values = column[kinds]
-    return values[0] if (values == values[0]).all() else None
+    return values[0].item() if (values == values[0]).all() else None
+
+
+@dataclass(frozen=True)
+class _KindSet:
+    """The relocation kinds of a chunk, and what they share: the pass then takes a shared
+    property once instead of looking it up row by row."""
+
+    kinds: list[int]
+    specials: list[int]  # computed on their own rows (GOT, size, relaxable kinds...)
+    pcrel: bool | None  # the ordinary kinds are all PC-relative, none is, or mixed (None)
+    needs_places: bool  # some kind needs the fields' addresses
+    branches: bool  # some kind is a branch
+    adjusted: bool  # some kind rounds or shifts its value
+    low: int | None  # the range all the kinds share, if they do
+    high: int | None
+    aligned_fields: bool  # some kind's value must be a multiple of a power of two
+    unchecked: bool  # every value fits every field (64-bit fields, no alignment)
+
+    @classmethod
+    def of(cls, arch, kinds: list[int]) -> _KindSet:
+        t = arch.tables
+        specials = [k for k in kinds if arch.kinds[k].expr not in (Expr.ABS, Expr.PCREL, Expr.BRANCH)
+                    or arch.kinds[k].relaxable]
+        # rows of special kinds are computed afresh: their own PC-relative flag does not matter
+        pcrel = _same(t.pcrel, [k for k in kinds if k not in specials] or kinds)
+        low, high = _same(t.low, kinds), _same(t.high, kinds)
+        aligned = bool((t.align[kinds] > 1).any())
+        return cls(kinds, specials, None if pcrel is None else bool(pcrel),
+                   bool(specials) or bool(t.pcrel[kinds].any()),
+                   any(arch.kinds[k].expr is Expr.BRANCH for k in kinds),
+                   bool(t.round[kinds].any() or t.shift[kinds].any()), low, high, aligned,
+                   low == INT64_MIN and high == INT64_MAX and not aligned)
 
 
 class _Chunk:
