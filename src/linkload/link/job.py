@@ -68,7 +68,7 @@ class LinkJob:
         self.eh_frames: list[int] = []
         self.init: list[int] = []
         self.fini: list[int] = []
-        self.outside: np.ndarray | None = None  # flag per symbol row: defined outside
+        self.outside = np.zeros(0, bool)  # flag per symbol row: defined outside the module
         self.branches: list[tuple[np.ndarray, np.ndarray]] = []  # veneer candidates
         self.kind_sets: dict[tuple[int, ...], _KindSet] = {}
 
@@ -226,29 +226,43 @@ class LinkJob:
         exprs = {k: self.arch.kinds[k].expr for k in self.kinds}
         self.branch_kinds = [k for k, e in exprs.items() if e is Expr.BRANCH]
         self.rebindable_kinds = [k for k, e in exprs.items() if e in REBINDABLE]
+        # Kinds whose every target planning asks about: GOT kinds (each target gets a slot)
+        # and absolute fields narrower than an address (do they point into the module?).
+        # For the others only targets defined outside the module matter.
+        self.fully_noted = self._kind_flags([k for k in self.kinds if self._fully_noted(k)])
+
+    def _fully_noted(self, k: int) -> bool:
+        kind = self.arch.kinds[k]
+        if kind.expr in (Expr.GOT_PCREL, Expr.GOT_SLOT):
+            return True
+        return kind.expr is Expr.ABS and kind.field is not None and kind.field.bits < self.arch.bits
 
     def _note_uses(self, chunk: _Chunk) -> None:
-        """Flag in ``used_by`` the [kind, symbol] pairs of the chunk's relocations."""
+        """Flag in ``used_by`` the [kind, symbol] pairs of the chunk's relocations that
+        planning asks about (every pair of a fully noted kind, else those of outside
+        targets), and collect its branches to outside targets (veneer candidates)."""
         kind, target = self._columns(chunk)
+        fully = self.fully_noted[chunk.kinds]
+        if fully.all():
+            rows = slice(None)
+        else:
+            wanted = np.take(self.outside, target, mode="clip")  # rows checked by the reader
+            if fully.any():
+                wanted |= self.fully_noted[kind]
+            rows = np.flatnonzero(wanted)
+        kind, target = kind[rows], target[rows]
         if len(chunk.kinds) == 1:
             self.used_by[self.kind_slot[chunk.kinds[0]], target] = True
         else:  # one pass for all the kinds: flag [kind, target] through its flat index
             key = self.kind_slot[kind] * len(self.symbols)
             key += target
             self.used_by.reshape(-1)[key] = True
-        chunk.noted = True
-        if self.outside is not None:
-            self._note_branches(chunk, kind, target)
-
-    def _note_branches(self, chunk: _Chunk, kind: np.ndarray, target: np.ndarray) -> None:
-        """Collect the (target row, addend) columns of the chunk's branches to outside
-        targets (veneer candidates), once the outside targets are known."""
         branch = self._kind_flags(self.branch_kinds)
         if branch[chunk.kinds].any():
-            picked = np.flatnonzero(branch[kind] & self.outside[target])
-            addends = chunk.run.addend[chunk.start:chunk.stop][picked].astype(np.int64)
+            picked = branch[kind] & self.outside[target]
+            addends = chunk.run.addend[chunk.start:chunk.stop][rows][picked].astype(np.int64)
             self.branches.append((target[picked].astype(np.int64), addends))
-        chunk.branches_noted = True
+        chunk.noted = True
 
     def _resolve_names(self) -> None:
         """Bind every name the module does not define: the module itself, the linker's own
@@ -287,6 +301,8 @@ class LinkJob:
                     self.bound[row] = found
         self.pending = np.array(pending, np.int64)
         self.pending_flag = self._row_flags(self.pending)
+        self.outside = self._row_flags([*self.host, *self.bound, *pending])
+        self.outside |= self.symbols["section"] == ABS
         self._check_pending()
 
     def _bind_definitions_by_name(self) -> None:
@@ -352,10 +368,6 @@ class LinkJob:
 
     def _plan(self) -> None:
         arch, module = self.arch, self.module
-        # first: the chunks read for the questions below collect the branches to outside
-        # targets on the way (see _note_branches)
-        self.outside = self._row_flags([*self.host, *self.bound, *self.pending.tolist()])
-        self.outside |= self.symbols["section"] == ABS
         got_kinds = [k for k in self.kinds if arch.kinds[k].expr in (Expr.GOT_PCREL, Expr.GOT_SLOT)]
         self.got_targets = self._targets_of(got_kinds)
         self.got_slot = np.full(len(self.symbols), -1, np.int64)  # symbol row -> its GOT slot
@@ -396,14 +408,13 @@ class LinkJob:
         """The distinct (symbol row, addend) pairs of branches to outside targets: each may
         need a veneer of its own (REL addends select different functions of one target)."""
         if not (self._uses(self.branch_kinds) & self.outside).any():
-            return []
-        branch = self._kind_flags(self.branch_kinds)
-        for chunk in self.chunks:
-            if not chunk.branches_noted and branch[chunk.kinds].any():
-                self._note_branches(chunk, *self._columns(chunk))
+            return []  # (every chunk of a branch kind is noted now)
         rows = np.concatenate([rows for rows, _ in self.branches])
         addends = np.concatenate([addends for _, addends in self.branches])
-        if addends.min() >= -(1 << 31) and addends.max() < 1 << 31:
+        low, high = int(addends.min()), int(addends.max())
+        if low == high:  # one addend for all (a call's usual -4 on x86-64): distinct rows
+            return [(row, low) for row in np.flatnonzero(self._row_flags(rows)).tolist()]
+        if low >= -(1 << 31) and high < 1 << 31:
             # one 64-bit key per pair: a flat unique is much faster than unique over pairs
             keys = _distinct((rows << 32) | (addends & 0xFFFF_FFFF))
             rows, addends = keys >> 32, ((keys & 0xFFFF_FFFF) ^ (1 << 31)) - (1 << 31)
@@ -442,7 +453,9 @@ class LinkJob:
         return np.flatnonzero(self._uses(kinds))
 
     def _uses(self, kinds: list[int]) -> np.ndarray:
-        """A flag per symbol row: do relocations of ``kinds`` refer to it?"""
+        """A flag per symbol row: do relocations of ``kinds`` refer to it? Complete for the
+        fully noted kinds (GOT kinds, narrow absolute fields); for the others only the
+        targets defined outside the module are flagged."""
         wanted = set(kinds)
         for chunk in self.chunks:
             if not chunk.noted and not wanted.isdisjoint(chunk.kinds):
@@ -972,10 +985,9 @@ class _Chunk:
     job's number of its first row (for messages); ``kinds`` the relocation kinds it holds
     (the survey notes them)."""
 
-    __slots__ = ("run", "start", "stop", "row", "kinds", "noted", "branches_noted")
+    __slots__ = ("run", "start", "stop", "row", "kinds", "noted")
 
     def __init__(self, run: RelocationRun, start: int, stop: int, row: int) -> None:
         self.run, self.start, self.stop, self.row = run, start, stop, row
         self.kinds: list[int] = []
-        self.noted = False  # its uses are flagged in LinkJob.used_by
-        self.branches_noted = False  # its veneer candidates are in LinkJob.branches
+        self.noted = False  # its uses are flagged in LinkJob.used_by, its branches collected
