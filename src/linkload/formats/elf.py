@@ -12,6 +12,7 @@ file raises :class:`~linkload.errors.FormatError` naming the file, the section a
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from dataclasses import dataclass
@@ -58,8 +59,9 @@ SECTION_TYPE_NAMES = {
 }
 
 
+@functools.cache
 def _dtypes(bits: int, order: str) -> dict[str, np.dtype]:
-    """The structured dtypes of the ELF tables for one class and byte order."""
+    """The structured dtypes of the ELF tables for one class and byte order (built once)."""
     w = "u8" if bits == 64 else "u4"
     sw = "i8" if bits == 64 else "i4"
 
