@@ -1,8 +1,9 @@
 """One link: everything computed for one module, built aside and committed only when valid.
 
 ``LinkJob.build`` reserves memory (placement needs addresses), builds and relocates the whole
-image in a private numpy buffer and records the module's references that may later be
-rebound (to other modules, or pending). It writes nothing: the linker commits the result.
+image in the buffer the space hands out for it (``Space.staging``: natively the fresh, still
+private reservation itself) and records the module's references that may later be rebound
+(to other modules, or pending). Nothing live changes: the linker commits the result.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
 AUTO = "auto"
 # Relocation rows taken in one pass of column operations. Columns of this length stay in the
 # CPU's caches and in memory malloc keeps for reuse; columns of a whole large table are
-# returned to the kernel when freed, and every new one page-faults afresh (about 1 us a page),
-# which costs several times the arithmetic.
+# returned to the kernel when freed, and every new one page-faults afresh (a microsecond or
+# more a page), which costs several times the arithmetic.
 CHUNK_ROWS = 16384
 DSO_HANDLE = "__dso_handle"
 GOT_SYMBOL = "_GLOBAL_OFFSET_TABLE_"
@@ -356,8 +357,7 @@ class LinkJob:
 
     def _first_use(self, kinds: list[int], rows: np.ndarray) -> int:
         """The first relocation of one of ``kinds`` that refers to one of symbol ``rows``."""
-        wanted = np.zeros(len(self.symbols), bool)
-        wanted[rows] = True
+        wanted = self._row_flags(rows)
         of_kind = self._kind_flags(kinds)
         for chunk in self.chunks:
             kind, target = self._columns(chunk)

@@ -1,7 +1,8 @@
 """Vectorised field access: read and write many fields of one width in a byte image at once.
 
-Fields may be unaligned, so a column of ``n`` fields of ``size`` bytes is gathered and
-scattered through an ``(n, size)`` index matrix rather than through a typed view.
+Fields may be unaligned, so a column of fields of ``size`` bytes is gathered and scattered
+through a byte-strided window of the image (a word starting at every byte); when every field
+of the column is aligned, through the image viewed as ``size``-byte words, several times faster.
 """
 
 from __future__ import annotations
