@@ -8,6 +8,7 @@ private reservation itself) and records the module's references that may later b
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,9 +35,9 @@ if TYPE_CHECKING:
 
 AUTO = "auto"
 # Relocation rows taken in one pass of column operations. Columns of this length stay in the
-# CPU's caches and in memory malloc keeps for reuse; columns of a whole large table are
-# returned to the kernel when freed, and every new one page-faults afresh (a microsecond or
-# more a page), which costs several times the arithmetic.
+# CPU's caches and in memory malloc keeps for reuse (see _prime_allocator); columns of a whole
+# large table are returned to the kernel when freed, and every new one page-faults afresh (a
+# microsecond or more a page), which costs several times the arithmetic.
 CHUNK_ROWS = 16384
 DSO_HANDLE = "__dso_handle"
 GOT_SYMBOL = "_GLOBAL_OFFSET_TABLE_"
@@ -103,6 +104,7 @@ class LinkJob:
     def build(self) -> LoadedModule:
         """Validate, place and relocate; returns the module, not yet written or registered.
         On error the reservation is released and nothing has changed."""
+        _prime_allocator()
         self._select_sections()
         self._explicit_addends()
         self._survey()
@@ -940,6 +942,19 @@ def _distinct(keys: np.ndarray) -> np.ndarray:
     """The distinct values of ``keys``, ascending (sorting beats np.unique's hash table here)."""
     keys = np.sort(keys)
     return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+
+
+@functools.cache
+def _prime_allocator() -> None:
+    """Free one large block, once per process. glibc's malloc serves blocks of 128 KiB or more
+    with fresh mappings and gives freed heap memory beyond 128 KiB back to the kernel, until a
+    large mapped block is freed: it then raises both limits to that block's size (its dynamic
+    threshold). The relocation pass allocates temporaries of about 128 KiB per chunk; before
+    the limits rise, each may be mapped afresh and page-fault 4 KiB at a time, which costs
+    more than the arithmetic done in it (what else the process freed decides whether they
+    have risen already). Elsewhere this is one short-lived allocation."""
+    block = np.empty(4 << 20, np.uint8)  # never touched: freeing it is what counts
+    del block
 
 
 def _same(column: np.ndarray, kinds: list[int]):
