@@ -82,17 +82,15 @@ def relax(kind: int, image: np.ndarray, positions: np.ndarray, candidates: np.nd
     ``call *foo@GOTPCREL(%rip)`` becomes ``addr32 call foo``; the field stays at the same
     place, so the caller writes S+A-P into it. Returns the mask of rewritten fields.
     """
-    done = np.zeros(len(positions), bool)
     if not candidates.any():
-        return done
+        return np.zeros(len(positions), bool)
     pos = positions.astype(np.int64)
     safe = candidates & (pos >= 2)
-    opcode = np.where(safe, image[np.maximum(pos - 2, 0)], 0)
-    modrm = np.where(safe, image[np.maximum(pos - 1, 0)], 0)
-    rip_relative = (modrm & 0xC7) == 0x05
-    mov = safe & (opcode == _MOV) & rip_relative
-    image[pos[mov] - 2] = _LEA
-    done |= mov
+    # the two bytes before each field (a field too near the start reads the image's end,
+    # through numpy's negative indices: those rows are not safe and are left alone)
+    opcode, modrm = image[pos - 2], image[pos - 1]
+    done = safe & (opcode == _MOV) & ((modrm & 0xC7) == 0x05)  # mov from a rip-relative slot
+    image[pos[done] - 2] = _LEA
     if kind == R_X86_64_GOTPCRELX:
         call = safe & (opcode == _CALL_INDIRECT[0]) & (modrm == _CALL_INDIRECT[1])
         image[pos[call] - 2] = _ADDR32_CALL[0]

@@ -72,7 +72,6 @@ class LinkJob:
         self.fini: list[int] = []
         self.outside = np.zeros(0, bool)  # flag per symbol row: defined outside the module
         self.branches: list[tuple[np.ndarray, np.ndarray]] = []  # veneer candidates
-        self.kind_sets: dict[tuple[int, ...], _KindSet] = {}
 
     # -- errors ------------------------------------------------------------------------------
     def _error(self, cls, message: str, reloc_row: int | None = None, symbol: str | None = None):
@@ -703,11 +702,11 @@ class LinkJob:
 
     def _kind_set(self, kinds: list[int]) -> _KindSet:
         """What the relocation pass needs to know about a chunk's kinds (worked out once per
-        distinct set of kinds)."""
+        distinct set of kinds, and kept by the linker)."""
         key = tuple(kinds)
-        found = self.kind_sets.get(key)
+        found = self.linker.kind_sets.get(key)
         if found is None:
-            found = self.kind_sets[key] = _KindSet.of(self.arch, kinds)
+            found = self.linker.kind_sets[key] = _KindSet.of(self.arch, kinds)
         return found
 
     def _in_range(self, kinds: _KindSet, kind: np.ndarray,
@@ -756,9 +755,10 @@ class LinkJob:
             values[calls] = self.call_address[targets[calls]] - bias - P[calls]
         for k in kinds.specials:
             rows = np.flatnonzero(kind == k)
+            T = targets[rows]
             values[rows] = self._special_values(k, self.arch.kinds[k], rows,
-                                                self.address[targets[rows]], A[rows], P[rows],
-                                                targets[rows], positions[rows])
+                                                np.take(self.address, T, mode="clip"),
+                                                A[rows], P[rows], T, positions[rows])
         return values
 
     def _special_values(self, k, kind, rows, S, A, P, T, pos) -> np.ndarray:

@@ -69,6 +69,7 @@ class Linker:
         self._by_uid: dict[int, LoadedModule] = {}
         self._handler: int | None = None
         self.strings: tuple[bytes, str] | None = None  # a .str name table and its folder
+        self.kind_sets: dict = {}  # what sets of relocation kinds share (LinkJob._kind_set)
 
     @classmethod
     def native(cls, libraries: Iterable[str] = (), *, place_near: str | int | None = AUTO,
