@@ -188,8 +188,8 @@ class LinkJob:
         is several times faster than with the table's 32-bit columns). A chunk of one kind
         gets a kind column that costs nothing (a broadcast scalar)."""
         run, a, b = chunk.run, chunk.start, chunk.stop
-        if len(chunk.kinds) == 1:
-            kind = np.broadcast_to(np.intp(chunk.kinds[0]), (b - a,))
+        if len(chunk.kinds) == 1:  # every row the same: one element, stride 0
+            kind = np.ndarray((b - a,), np.intp, np.array(chunk.kinds, np.intp), strides=(0,))
         else:
             kind = run.kind[a:b].astype(np.intp)
         return kind, run.target[a:b].astype(np.intp)
@@ -799,7 +799,7 @@ class LinkJob:
     def _references(self, kind, places, targets, addends) -> np.ndarray:
         """The fields that point at other modules or at nothing yet, for later rebinding."""
         if not self.rebinds:
-            return np.zeros(0, REF_DTYPE)
+            return _NO_REFS
         keep = self._kind_flags(self.rebindable_kinds)[kind] & (self.bound_to[targets] != -2)
         refs = np.zeros(int(keep.sum()), REF_DTYPE)
         refs["site"] = places[keep]
@@ -955,6 +955,9 @@ def _prime_allocator() -> None:
     have risen already). Elsewhere this is one short-lived allocation."""
     block = np.empty(4 << 20, np.uint8)  # never touched: freeing it is what counts
     del block
+
+
+_NO_REFS = np.zeros(0, REF_DTYPE)
 
 
 def _same(column: np.ndarray, kinds: list[int]):
