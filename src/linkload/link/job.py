@@ -44,6 +44,8 @@ GOT_SYMBOL = "_GLOBAL_OFFSET_TABLE_"
 UNRESOLVED_SYMBOL = "_unresolved"
 ATEXIT = "atexit"  # glibc keeps it out of libc.so; each module gets its own, tied to its handle
 LINKER_DEFINED = (DSO_HANDLE, GOT_SYMBOL, ATEXIT)
+# Expressions that need a GOT slot for their target.
+GOT_EXPRS = (Expr.GOT_PCREL, Expr.GOT_SLOT)
 # Expressions whose value depends on where the target is: these are rebound when it moves.
 REBINDABLE = (Expr.ABS, Expr.PCREL, Expr.BRANCH, Expr.GOT_OFF)
 
@@ -235,7 +237,7 @@ class LinkJob:
 
     def _fully_noted(self, k: int) -> bool:
         kind = self.arch.kinds[k]
-        if kind.expr in (Expr.GOT_PCREL, Expr.GOT_SLOT):
+        if kind.expr in GOT_EXPRS:
             return True
         return kind.expr is Expr.ABS and kind.field is not None and kind.field.bits < self.arch.bits
 
@@ -369,7 +371,7 @@ class LinkJob:
 
     def _plan(self) -> None:
         arch, module = self.arch, self.module
-        got_kinds = [k for k in self.kinds if arch.kinds[k].expr in (Expr.GOT_PCREL, Expr.GOT_SLOT)]
+        got_kinds = [k for k in self.kinds if arch.kinds[k].expr in GOT_EXPRS]
         self.got_targets = self._targets_of(got_kinds)
         self.got_slot = np.full(len(self.symbols), -1, np.int64)  # symbol row -> its GOT slot
         self.got_slot[self.got_targets] = np.arange(len(self.got_targets))
@@ -766,7 +768,7 @@ class LinkJob:
         if expr is Expr.NONE:
             return np.zeros(len(rows), np.int64)
         slot = size = None
-        if expr in (Expr.GOT_PCREL, Expr.GOT_SLOT):
+        if expr in GOT_EXPRS:
             slot = self.got_base + self.got_slot[T] * self.arch.got_entry_size
         elif expr is Expr.SIZE:
             size = self.symbols["size"][T].astype(np.int64)
