@@ -34,11 +34,12 @@ if TYPE_CHECKING:
     from .linker import Linker
 
 AUTO = "auto"
-# Relocation rows taken in one pass of column operations. Columns of this length stay in the
-# CPU's caches and in memory malloc keeps for reuse (see _prime_allocator); columns of a whole
-# large table are returned to the kernel when freed, and every new one page-faults afresh (a
-# microsecond or more a page), which costs several times the arithmetic.
-CHUNK_ROWS = 16384
+# Relocation rows taken in one pass of column operations. Columns of this length (512 KiB of
+# 64-bit words) come from memory malloc keeps for reuse (see _prime_allocator) and mostly stay
+# in the CPU's caches; columns of a whole large table would be returned to the kernel when
+# freed and page-fault afresh on every link (a microsecond or more a page), which costs
+# several times the arithmetic. Shorter chunks only add per-chunk overhead.
+CHUNK_ROWS = 65536
 DSO_HANDLE = "__dso_handle"
 GOT_SYMBOL = "_GLOBAL_OFFSET_TABLE_"
 UNRESOLVED_SYMBOL = "_unresolved"
@@ -951,7 +952,7 @@ def _prime_allocator() -> None:
     """Free one large block, once per process. glibc's malloc serves blocks of 128 KiB or more
     with fresh mappings and gives freed heap memory beyond 128 KiB back to the kernel, until a
     large mapped block is freed: it then raises both limits to that block's size (its dynamic
-    threshold). The relocation pass allocates temporaries of about 128 KiB per chunk; before
+    threshold). The relocation pass allocates temporaries of up to 512 KiB per chunk; before
     the limits rise, each may be mapped afresh and page-fault 4 KiB at a time, which costs
     more than the arithmetic done in it (what else the process freed decides whether they
     have risen already). Elsewhere this is one short-lived allocation."""
