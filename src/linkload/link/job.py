@@ -265,7 +265,8 @@ class LinkJob:
         branch = self._kind_flags(self.branch_kinds)
         if branch[chunk.kinds].any():
             picked = branch[kind] & self.outside[target]
-            addends = chunk.run.addend[chunk.start:chunk.stop][rows][picked].astype(np.int64)
+            in_chunk = np.flatnonzero(picked) if isinstance(rows, slice) else rows[picked]
+            addends = chunk.run.addend[chunk.start:chunk.stop][in_chunk].astype(np.int64)
             self.branches.append((target[picked].astype(np.int64), addends))
         chunk.noted = True
 
