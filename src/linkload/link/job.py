@@ -172,8 +172,7 @@ class LinkJob:
             offsets = run.offset[rows].astype(np.int64)
             beyond = np.flatnonzero(offsets + kind.field.size > len(data))
             if len(beyond):
-                raise self._error(FormatError, f"a {kind.field.size}-byte field does not fit in "
-                                  "the section", self.run_rows[index] + int(rows[beyond[0]]))
+                raise self._field_outside(kind.field.size, self.run_rows[index] + int(rows[beyond[0]]))
             image = np.frombuffer(data, np.uint8)
             addend[rows] = kind.field.decode(
                 gather(image, offsets, kind.field.size, self.module.byteorder))
@@ -738,8 +737,11 @@ class LinkJob:
         bad = np.flatnonzero(offset + width[kind] > size)
         if len(bad):
             i = int(bad[0])
-            raise self._error(FormatError, f"a {int(width[kind[i]])}-byte field does not fit in "
-                              "the section", chunk.row + i)
+            raise self._field_outside(int(width[kind[i]]), chunk.row + i)
+
+    def _field_outside(self, size: int, row: int) -> FormatError:
+        """The error for relocation ``row``, whose ``size``-byte field overruns its section."""
+        return self._error(FormatError, f"a {size}-byte field does not fit in the section", row)
 
     def _values(self, kinds: _KindSet, kind, targets, A, P, positions) -> np.ndarray:
         """Every relocation's value: S+A, minus P for PC-relative kinds; GOT and size kinds
