@@ -4,7 +4,7 @@ Generates assembly for a module of ``--functions`` functions (12 relocations eac
 data, the static module's data and functions, another module's data and functions, a branch to
 itself resolved in the file, a data table of pointers), a small second module and the static
 module's symbol list, assembles and partially links them with the PowerPC cross binutils, and
-times ``linkload.build.build`` for REL versions 1, 2 and 3. The relocation count is printed
+times ``linkload.tools.build`` for REL versions 1, 2 and 3. The relocation count is printed
 with the times.
 
 The second half links the built RELs (version 3) into a fresh emulated Wii (unicorn) whose
@@ -28,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from linkload.build import MakerelResult, build
 from linkload.formats import elf
+from linkload.tools import MakerelResult, build
 
 AS, LD = "powerpc-linux-gnu-as", "powerpc-linux-gnu-ld"
 STATIC_FUNCS, STATIC_VARS, OTHER = 512, 512, 256

@@ -171,9 +171,9 @@ def chunk_rows(request, monkeypatch):
     """Run the test with the linker's usual relocation chunks, then with chunks of 2 rows, so
     that chunk boundaries fall between related relocations (veneered branches, rebinding)."""
     if request.param is not None:
-        from linkload.link import job
+        from linkload.link import select
 
-        monkeypatch.setattr(job, "CHUNK_ROWS", request.param)
+        monkeypatch.setattr(select, "CHUNK_ROWS", request.param)
     return request.param
 
 

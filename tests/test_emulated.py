@@ -28,10 +28,10 @@ from linkload import (
 from linkload import arch as arch_registry
 from linkload.arch import ppc
 from linkload.formats import elf
-from linkload.link.trampoline import TrampolinePool
 from linkload.model import UNDEF
 from linkload.space import Protection, Window
 from linkload.space.emulated import EmulatedSpace, EmulationError, StaleCodeError
+from linkload.trampoline import TrampolinePool
 
 try:
     import unicorn  # noqa: F401
@@ -256,7 +256,7 @@ def test_far_calls_go_through_veneers(ppc_tc, chunk_rows):
     assert world.reports == ["calc 0: alpha"] * 2
     for slot in far.veneer_slots.values():
         assert space.region_of(slot).name == "MEM2"
-        assert not space.is_stale(slot, ARCH.veneer_size)
+        assert not space.is_stale(slot, ARCH.veneer.size)
 
 
 def test_far_call_to_a_host_stub(ppc_tc):
@@ -265,7 +265,7 @@ def test_far_call_to_a_host_stub(ppc_tc):
     assert space.region_of(module.base).name == "MEM2"
     assert space.call(module.address("call_ext"), 1) == 2
     (slot,) = module.veneer_slots.values()
-    assert space.read(slot, ARCH.veneer_size) == ppc.veneer(slot, space.lookup("ext_fn"))
+    assert space.read(slot, ARCH.veneer.size) == ppc.veneer(slot, space.lookup("ext_fn"))
 
 
 def test_veneer_code():

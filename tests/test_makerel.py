@@ -24,9 +24,9 @@ from elftools.elf.relocation import RelocationSection
 from test_rel_format import END, NOP, SECTION, parse_rel
 
 from linkload import LinkError, UndefinedSymbolError, UnsupportedError
-from linkload.build import build
 from linkload.cli import main
 from linkload.formats import dol, rel
+from linkload.tools import build
 
 CC, CXX, LD = "powerpc-linux-gnu-gcc", "powerpc-linux-gnu-g++", "powerpc-linux-gnu-ld"
 FLAGS = ["-mcpu=750", "-msdata=none", "-fno-pic", "-O1"]
@@ -425,7 +425,7 @@ def test_round_trip(results, version):
 
 def test_module_view(built, results):
     a = results[3].rels[0].read()
-    assert a.kind == "rel" and a.meta["rel"].id == 1
+    assert a.kind == "rel" and a.format_info.header.id == 1
     names = a.names
     assert "@dol" in names and "@rel/2/1" in names and "_prolog" in names
     bss = a.section_named(".bss")

@@ -31,8 +31,8 @@ from linkload import (
     UnsupportedError,
 )
 from linkload.formats import read_module
-from linkload.link import job as job_module
 from linkload.link import linker as linker_module
+from linkload.link import select as select_module
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux" or platform.machine() != "x86_64",
@@ -268,7 +268,7 @@ def as_implicit(module, arch):
 def test_small_chunks_and_implicit_addends(build, capfd, monkeypatch, name, variant, implicit):
     """Chunk boundaries fall everywhere (a few rows a chunk), and REL-style addends are decoded
     from the fields: the module still behaves as the executable."""
-    monkeypatch.setattr(job_module, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(select_module, "CHUNK_ROWS", 3)
     b = build(name, variant)
     ld = b.linker()
     if implicit:

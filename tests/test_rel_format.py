@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from linkload import FormatError, LinkError, SectionKind, read_module
-from linkload.formats import dol, rel, symtab
-from linkload.inspect import alignment_problems, dump
+from linkload.formats import dol, dump, rel, symtab
+from linkload.formats.rel import alignment_problems
 from linkload.model import ABS, GLOBAL, UNDEF, Segment
 
 HEADER_SIZE = {1: 0x40, 2: 0x48, 3: 0x4C}
@@ -245,10 +245,10 @@ def test_read_mapping(version):
     data = synthetic(version)
     m = rel.read(data, file="synthetic.rel")
     assert (m.machine, m.byteorder, m.bits, m.kind, m.lazy_data) == ("ppc", ">", 32, "rel", True)
-    assert bytes(m.image) == data
-    h = m.meta["rel"]
+    assert bytes(m.loading.image) == data
+    h = m.format_info.header
     assert isinstance(h, rel.RelHeader) and h.id == OWN and h.version == version
-    assert m.meta["imports"] == [tuple(x) for x in parse_rel(data).imports]
+    assert m.format_info.imports == [tuple(x) for x in parse_rel(data).imports]
     kinds = [s.kind for s in m.sections]
     assert kinds == [SectionKind.DATA, SectionKind.TEXT, SectionKind.DATA, SectionKind.DATA,
                      SectionKind.BSS, SectionKind.DATA]
@@ -323,8 +323,8 @@ def test_round_trip_changes_version():
     v1 = rel.write_module(m, version=1)
     assert parse_rel(v1).fields["version"] == 1
     columns = ["module", "section", "offset", "type", "target", "addend"]
-    assert sorted(rel.read(v1).meta["entries"][columns].tolist()) == \
-        sorted(m.meta["entries"][columns].tolist())
+    assert sorted(rel.read(v1).format_info.entries[columns].tolist()) == \
+        sorted(m.format_info.entries[columns].tolist())
 
 
 def test_unknown_types_and_mrkref_are_kept():
@@ -341,8 +341,8 @@ def test_repeated_import_ids_use_the_first():
     # make the second import (module 9) claim module 3: the loader only uses the first
     struct.pack_into(">I", data, f["impOffset"] + 8, 3)
     m = rel.read(bytes(data))
-    assert [i for i, _ in m.meta["imports"]] == [3, 3, OWN, 0]
-    assert 9 not in set(m.meta["entries"]["module"].tolist())
+    assert [i for i, _ in m.format_info.imports] == [3, 3, OWN, 0]
+    assert 9 not in set(m.format_info.entries["module"].tolist())
     assert any("ignored" in line for line in dump(bytes(data), format="rel"))
 
 
@@ -514,7 +514,7 @@ def test_malformed(name):
 
 def test_malformed_v1_header_fields():
     v1 = synthetic(1)
-    assert rel.read(v1).meta["rel"].align == 0
+    assert rel.read(v1).format_info.header.align == 0
     with pytest.raises(FormatError) as info:
         rel.read(v1[:0x3C])
     assert info.value.offset == 0
@@ -543,7 +543,7 @@ def test_fuzz_never_crashes():
         try:
             m = rel.read(bytes(data))
             list(dump(bytes(data), format="rel", disasm=True))
-            assert len(m.relocations) == len(m.meta["entries"])
+            assert len(m.relocations) == len(m.format_info.entries)
             outcomes["ok"] += 1
         except FormatError:
             outcomes["error"] += 1

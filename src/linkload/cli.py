@@ -94,7 +94,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def cmd_dump(ns: argparse.Namespace) -> int:
-    from .inspect import dump
+    from .formats import dump
 
     for line in dump(ns.file, disasm=ns.disasm, format=ns.format, plf=ns.plf):
         print(line)
@@ -114,7 +114,7 @@ def _is_static(path: str) -> bool:
 
 
 def cmd_makerel(ns: argparse.Namespace) -> int:
-    from .build import makerel
+    from .tools import makerel
 
     inputs = list(ns.inputs)
     static = inputs.pop(0) if _is_static(inputs[0]) else None

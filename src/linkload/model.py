@@ -100,7 +100,7 @@ class Section:
     file: str = ""
     address: int | None = None  # fixed address, for sections of executables
     origin: int = 0  # which of the objects combined into the module it came from
-    image_offset: int | None = None  # where it sits in Module.image (REL: its file offset)
+    image_offset: int | None = None  # where it sits in a OneBlock load's image (REL: its file offset)
 
     @property
     def executable(self) -> bool:
@@ -196,6 +196,36 @@ class _Relocations:
             module.__dict__["_relocation_runs"] = list(value)
 
 
+@dataclass(frozen=True)
+class BySection:
+    """How most modules load: each section is placed on its own, by its kind and alignment
+    (object files)."""
+
+
+@dataclass(frozen=True)
+class OneBlock:
+    """How a module loads that is one block, copied as is (a REL: the whole file, header
+    included): each section sits at its ``image_offset`` in ``image``, and the bss is placed
+    apart (after the block, at an address the caller gives, or in the block's reusable tail).
+
+    ``align`` and ``bss_align``: the block's and the bss's addresses must be multiples of
+    them. ``reusable_tail``: the offset from which the block's bytes are no longer needed
+    once it is linked (the relocation lists of a REL, from its ``fixSize``, rounded as
+    ``OSLinkFixed`` rounds it), so that linking it "fixed" puts the bss there; None: the
+    format does not say.
+    """
+
+    image: bytes | memoryview
+    align: int = 1
+    bss_align: int = 1
+    reusable_tail: int | None = None
+
+
+#: How a module loads, as its reader describes it (the linker never reads a file's header).
+Loading = BySection | OneBlock
+BY_SECTION = BySection()
+
+
 @dataclass(eq=False)
 class Module:
     """A relocatable module, independent of the file it came from.
@@ -204,7 +234,7 @@ class Module:
     ``byteorder`` is ``"<"`` or ``">"``. ``kind`` is ``"relocatable"`` for object files,
     ``"rel"`` for REL modules, ``"executable"`` or ``"shared"`` for static modules, whose
     defined symbols are ``ABS`` rows holding their addresses (relative to the load base for
-    ``"shared"``).
+    ``"shared"``). ``loading`` says how it loads (:data:`Loading`).
     """
 
     name: str
@@ -219,13 +249,16 @@ class Module:
     kind: str = "relocatable"
     segments: list[Segment] = field(default_factory=list)
     entry: int = 0
-    # A module loaded as one block, as a REL is (the whole file, header included): its
-    # sections sit at their ``image_offset`` in it, and its bss is placed separately.
-    image: bytes | memoryview | None = None
+    loading: Loading = BY_SECTION
     # References to names nobody defines yet may be data too (REL: patched when the module
     # defining them is linked, 0 until then), not only calls.
     lazy_data: bool = False
-    meta: dict[str, object] = field(default_factory=dict)  # format-specific header values
+    # Where the module's name lies, as (offset, size), in a table of module names kept apart
+    # (a REL's nameOffset and nameSize, in makerel's .str file).
+    name_in_table: tuple[int, int] | None = None
+    # The file's own header values, for its format's writer and dump only (the linker never
+    # reads them): a formats.rel.RelInfo, a formats.dol.DolHeader, or None.
+    format_info: object | None = None
 
     @property
     def relocation_runs(self) -> list[RelocationRun]:
@@ -374,7 +407,7 @@ def merge(modules: list[Module], name: str) -> Module:
         return alone
     first = modules[0]
     for m in modules:
-        if m.image is not None:
+        if isinstance(m.loading, OneBlock):
             raise LinkError("a module loaded as one block (a REL) cannot be combined with others",
                             file=m.file)
     for m in modules[1:]:

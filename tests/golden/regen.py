@@ -41,8 +41,8 @@ def _run(*cmd: str, cwd: Path) -> None:
 
 def build_inputs(out: Path) -> dict[str, bytes]:
     """Assemble and link everything into ``out``; the generated files' bytes by name."""
-    from linkload.build import build
     from linkload.formats import dol, elf
+    from linkload.tools import build
 
     out.mkdir(parents=True, exist_ok=True)
     for name in ("static", "mod_one", "mod_two"):

@@ -12,13 +12,23 @@ ways and compares the bytes).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import LinkError
-from . import Arch, Check, Expr, Field, Kind
+from .base import (
+    Arch,
+    CallStubs,
+    Check,
+    Disassembly,
+    Emulation,
+    Expr,
+    Field,
+    Kind,
+    TrampolineCode,
+    Veneer,
+)
 
 # -- fields ----------------------------------------------------------------------------------
 # A word holding any 32-bit value (an address, or a negative number).
@@ -166,6 +176,23 @@ UNSUPPORTED: dict[int, str] = {
     first + i: f"R_PPC_{name}: {why}"
     for first, names, why in _UNSUPPORTED_RUNS for i, name in enumerate(names)
 }
+
+
+def _refused_for(why: str) -> frozenset[int]:
+    return frozenset(first + i for first, names, reason in _UNSUPPORTED_RUNS if reason == why
+                     for i in range(len(names)))
+
+
+# Families of kinds, for tools that refuse more than the linker does (a REL expresses only
+# the kinds of absolute, -fno-pic code) and say why.
+SMALL_DATA_KINDS = _refused_for(_SDATA)  # r2/r13-relative: the small-data areas
+TLS_KINDS = _refused_for(_TLS)
+DYNAMIC_KINDS = _refused_for(_DYNAMIC)
+# What -fpic/-fPIE code emits: GOT and PLT references, and the local calls and PC-relative
+# halves with which it finds itself and its data.
+POSITION_INDEPENDENT_KINDS = (_refused_for(_GOT) | {R_PPC_PLTREL24, R_PPC_LOCAL24PC}
+                              | set(range(27, 32))
+                              | {R_PPC_REL16, R_PPC_REL16_LO, R_PPC_REL16_HI, R_PPC_REL16_HA})
 
 # -- instructions ----------------------------------------------------------------------------
 R0, R1, R3, R4, R5, R11, R12 = 0, 1, 3, 4, 5, 11, 12
@@ -336,36 +363,6 @@ def cache_maintenance(address: int, size: int) -> list[tuple[str, int]]:
 
 
 # -- emulation ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Emulation:
-    """What an emulated space needs to know about a CPU (unicorn names as strings, so that
-    this file does not need unicorn)."""
-
-    uc_arch: str  # unicorn constant names
-    uc_mode: tuple[str, ...]
-    uc_cpu: str | None
-    uc_constants: str  # module holding the register constants
-    register: Callable[[str], str]  # ABI register name -> unicorn constant name
-    arguments: tuple[str, ...]  # integer argument registers, in order
-    result: str
-    link_register: str  # where a call leaves its return address
-    stack_pointer: str
-    stack_alignment: int
-    linkage_area: int  # bytes above the stack pointer a callee may use (back chain, LR save)
-    stack_arguments: int  # offset from the stack pointer of the first argument on the stack
-    back_chain: bool  # the word at the stack pointer points to the caller's frame
-    wide_argument: tuple[str, ...]  # a 64-bit argument's registers, most significant first
-    trap: bytes  # an instruction that always faults: host stubs and return addresses
-    instruction_size: int
-    initial_registers: dict[str, int]  # set once when the CPU is created
-    static_registers: dict[str, str]  # register -> static-module symbol that sets it
-    default_memory: tuple[tuple[int, int, str], ...]  # (base, size, name)
-    cache_line: int  # instruction cache block; 0: the caches are coherent
-    cache_maintenance: Callable[[int, int], list[tuple[str, int]]] | None = None
-    program_counter: str = "pc"
-    page_size: int = 4096  # unicorn's protection granule
-
-
 def unicorn_register(name: str) -> str:
     """``"r3"`` -> ``"UC_PPC_REG_3"``, ``"lr"`` -> ``"UC_PPC_REG_LR"``, ``"f1"`` ->
     ``"UC_PPC_REG_FPR1"``."""
@@ -411,21 +408,17 @@ ARCH = Arch(
     bits=32,
     byteorder=">",
     kinds=KINDS,
+    unsupported=UNSUPPORTED,
     # R_PPC_REL16_HA/LO and R_PPC_REL32 reach the whole 32-bit space; the linker takes the
     # smaller of the two reaches for placement anyway.
     pcrel_reach=1 << 31,
     branch_reach=32 * MiB,
-    veneer_size=VENEER_SIZE,
-    veneer=veneer,
+    veneer=Veneer(VENEER_SIZE, veneer),
     got_entry_size=4,
     pointer_kind=R_PPC_ADDR32,
     code_alignment=16,
-    unsupported=UNSUPPORTED,
-    unresolved_stub_size=UNRESOLVED_STUB_SIZE,
-    unresolved_stub=unresolved_stub,
-    trampoline_slot=TRAMPOLINE_SLOT,
-    trampoline_code=trampoline_code,
-    trampoline_register=TRAMPOLINE_REGISTER,
-    atexit_stub_size=ATEXIT_STUB_SIZE,
-    atexit_stub=atexit_stub,
+    stubs=CallStubs(UNRESOLVED_STUB_SIZE, unresolved_stub, ATEXIT_STUB_SIZE, atexit_stub),
+    trampolines=TrampolineCode(TRAMPOLINE_SLOT, trampoline_code, TRAMPOLINE_REGISTER),
+    emulation=EMULATION,
+    disassembly=Disassembly("CS_ARCH_PPC", ("CS_MODE_32", "CS_MODE_BIG_ENDIAN")),
 )

@@ -1,4 +1,21 @@
-"""x86-64: relocation kinds (System V psABI), the branch veneer and GOT relaxation."""
+"""x86-64 (System V psABI, Linux): relocation kinds, the branch veneer, GOT relaxation, and the
+code linkload runs in this very process.
+
+Code reaches anything within ±2 GiB of itself: a call or jump (``R_X86_64_PLT32``) and a
+``%rip``-relative data access (``R_X86_64_PC32``, ``GOTPCREL``) hold a signed 32-bit
+displacement measured from the end of the field, which is why a call's addend is -4 and why
+this file sets ``branch_bias`` to 4. Compilers assume the small code model: a whole program
+within 2 GiB. ``-fno-pic`` code also takes absolute addresses in 32-bit fields
+(``R_X86_64_32``/``32S``), so a module holding them must sit in the low 2 GiB. ``-fPIC``
+code reaches what lies elsewhere through GOT slots (``GOTPCRELX``), which a linker may relax
+to direct ``lea``/``call`` forms when the target is within reach: the instruction keeps its
+length, one or two opcode bytes change (:func:`relax`).
+
+When no placement brings a call target within reach, the call goes through a 16-byte veneer
+(``jmp *0(%rip)`` and the address): it clobbers no register, so it stands between any caller
+and callee. r10 (GCC's static chain register) and r11 are free at every call: the trampolines
+use them. The instruction and data caches are coherent: written code needs no flush.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +23,18 @@ import struct
 
 import numpy as np
 
-from . import Arch, Check, Expr, Field, Kind
+from .base import (
+    Arch,
+    CallStubs,
+    Check,
+    Disassembly,
+    Expr,
+    Field,
+    Kind,
+    NativeHost,
+    TrampolineCode,
+    Veneer,
+)
 
 WORD64 = Field(8, (1 << 64) - 1, 64, Check.NONE)
 SIGNED32 = Field(4, 0xFFFF_FFFF, 32, Check.SIGNED)
@@ -196,23 +224,23 @@ ARCH = Arch(
     bits=64,
     byteorder="<",
     kinds=KINDS,
+    unsupported=UNSUPPORTED,
     pcrel_reach=1 << 31,
     branch_reach=1 << 31,
-    veneer_size=VENEER_SIZE,
-    veneer=veneer,
+    veneer=Veneer(VENEER_SIZE, veneer),
     got_entry_size=8,
     pointer_kind=1,
     branch_bias=4,
     code_alignment=16,
     relax=relax,
-    unsupported=UNSUPPORTED,
-    unresolved_stub_size=UNRESOLVED_STUB_SIZE,
-    unresolved_stub=unresolved_stub,
-    trampoline_slot=TRAMPOLINE_SLOT,
-    trampoline_code=trampoline_code,
-    trampoline_register=TRAMPOLINE_REGISTER,
-    python_bridge=python_bridge,
-    atexit_stub_size=ATEXIT_STUB_SIZE,
-    atexit_stub=atexit_stub,
-    python_api=PYTHON_API,
+    stubs=CallStubs(UNRESOLVED_STUB_SIZE, unresolved_stub, ATEXIT_STUB_SIZE, atexit_stub),
+    trampolines=TrampolineCode(TRAMPOLINE_SLOT, trampoline_code, TRAMPOLINE_REGISTER),
+    native=NativeHost(
+        machines=("x86_64", "amd64"),
+        python_bridge=python_bridge,
+        python_api=PYTHON_API,
+        coherent_instruction_cache=True,
+        highest_address=(1 << 47) - (1 << 12),  # the top of the 47-bit user address space
+    ),
+    disassembly=Disassembly("CS_ARCH_X86", ("CS_MODE_64",)),
 )

@@ -1,62 +1,83 @@
 """File formats: one file per format, each turning bytes into a :class:`~linkload.model.Module`
-(and, for the formats linkload writes, back)."""
+(and, for the formats linkload writes, back), and describing them for ``linkload dump``.
+
+This file is their registry: a new format is one file here and one entry in :data:`FORMATS`.
+Symbol lists and maps (:mod:`.symtab`) name a static module's symbols and are read where a
+static module is given, not through the registry.
+"""
 
 from __future__ import annotations
 
-import mmap
-import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from ..errors import FormatError
 from ..model import Module
-
-Source = str | os.PathLike | bytes | bytearray | memoryview
-MAP_THRESHOLD = 1 << 20
-
-
-def read_bytes(source: Source) -> tuple[bytes | bytearray | memoryview, str]:
-    """The bytes of ``source`` (a path or the bytes themselves) and a name for messages."""
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size < MAP_THRESHOLD:
-                    return f.read(), path
-                # Large files are mapped, not copied: readers slice them with memoryviews.
-                return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)), path
-        except OSError as e:
-            raise FormatError(f"cannot read: {e.strerror}", file=path) from None
-    return source, "<bytes>"
+from . import dol, elf, rel
+from .base import Source, module_name, read_bytes
 
 
-FORMATS = ("elf", "rel", "dol")
+@dataclass(frozen=True)
+class Format:
+    """A file format: how to recognise it (its ``magic`` at offset 0, else a file name
+    extension), read it into a Module (``read(data, name, file)``), describe it
+    (``dump(data, file, disasm=, plf=)`` yields lines) and, where linkload writes it, write a
+    Module read from it back (``write(module)``)."""
+
+    name: str
+    read: Callable[..., Module]
+    dump: Callable[..., Iterator[str]]
+    magic: bytes | None = None
+    extensions: tuple[str, ...] = ()
+    write: Callable[[Module], bytes] | None = None
 
 
-def guess_format(data: bytes | bytearray | memoryview, file: str) -> str | None:
-    """``"elf"`` by the magic; ``"rel"`` / ``"dol"`` by the extension (neither has a magic);
-    None otherwise."""
-    from . import elf
+FORMATS: tuple[Format, ...] = (
+    Format("elf", elf.read, elf.dump, magic=elf.MAGIC),
+    Format("rel", rel.read, rel.dump, extensions=(".rel",), write=rel.write_module),
+    Format("dol", dol.read, dol.dump, extensions=(".dol",)),
+)
+BY_NAME = {f.name: f for f in FORMATS}
 
-    if bytes(data[:4]) == elf.MAGIC:
-        return "elf"
-    extension = os.path.splitext(file)[1].lower()
-    return {".rel": "rel", ".dol": "dol"}.get(extension)
+
+def guess_format(data: bytes | bytearray | memoryview, file: str) -> Format | None:
+    """The format of a file: by its magic, else by its extension (REL and DOL have no magic);
+    None if neither tells."""
+    for f in FORMATS:
+        if f.magic is not None and bytes(data[:len(f.magic)]) == f.magic:
+            return f
+    lowered = file.lower()
+    return next((f for f in FORMATS if lowered.endswith(f.extensions)), None)
+
+
+def _format_of(data: bytes | bytearray | memoryview, file: str, format: str | None) -> Format:
+    if format is not None:
+        found = BY_NAME.get(format)
+        if found is None:
+            raise FormatError(f"unknown format {format!r} (one of {', '.join(BY_NAME)})", file=file)
+        return found
+    found = guess_format(data, file)
+    if found is None:
+        raise FormatError("unrecognised file format", file=file, offset=0)
+    return found
 
 
 def read_module(source: Source, name: str | None = None, format: str | None = None) -> Module:
     """Read any supported module or object file: ELF recognised by its contents, REL and DOL
     by their extension or an explicit ``format`` (``"elf"``, ``"rel"``, ``"dol"``)."""
-    from . import dol, elf, rel
-
     data, file = read_bytes(source)
-    if format is not None and format not in FORMATS:
-        raise FormatError(f"unknown format {format!r} (one of {', '.join(FORMATS)})", file=file)
-    kind = format or guess_format(data, file)
-    module_name = name or os.path.splitext(os.path.basename(file))[0]
-    if kind == "elf":
-        return elf.read(data, module_name, file)
-    if kind == "rel":
-        return rel.read(data, module_name, file)
-    if kind == "dol":
-        return dol.read(data, module_name, file)
-    raise FormatError("unrecognised file format", file=file, offset=0)
+    return _format_of(data, file, format).read(data, module_name(file, name), file)
+
+
+def dump(source: Source, *, disasm: bool = False, format: str | None = None,
+         plf: Source | None = None) -> Iterator[str]:
+    """Lines describing the file ``source`` (``linkload dump``), its format recognised as by
+    :func:`read_module`. ``disasm`` adds a disassembly of its code, for the CPU the file is
+    for; ``plf``, the partially linked ELF a REL was made from, names the REL's sections and
+    gives their alignment needs."""
+    data, file = read_bytes(source)
+    yield from _format_of(data, file, format).dump(data, file, disasm=disasm, plf=plf)
+
+
+__all__ = ["BY_NAME", "FORMATS", "Format", "Source", "dump", "guess_format", "read_bytes",
+           "read_module"]

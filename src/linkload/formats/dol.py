@@ -6,20 +6,26 @@ come from the static ELF, a map or an ``address:name`` list (:mod:`.symtab`).
 
 :func:`read` gives a Module of kind ``"executable"`` with a :class:`~linkload.model.Segment`
 and a section (``text0``..``text6``, ``data0``..``data10``) per used slot, a bss segment and
-section, the entry point and ``meta["dol"]`` (a :class:`DolHeader`). :func:`write` lays a DOL
+section, the entry point and ``format_info`` (a :class:`DolHeader`). :func:`write` lays a DOL
 out from segments; :func:`from_elf` from an ELF executable's ``PT_LOAD`` segments.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..arch import ppc
+from ..arch.disasm import disassemble
 from ..errors import FormatError, LinkError
 from ..model import SYMBOL_DTYPE, Module, Section, SectionKind, Segment
+from . import elf
+from .base import Source, file_and_bytes, module_name
+
+MACHINE = "ppc"  # GameCube and Wii programs are PowerPC code
 
 HEADER_SIZE = 0x100
 TEXT_SLOTS, DATA_SLOTS = 7, 11
@@ -98,7 +104,7 @@ def _check(h: DolHeader, size: int, file: str) -> None:
                           section="header", offset=FIELD_OFFSETS["entry"])
 
 
-def read(source: str | os.PathLike | bytes | bytearray | memoryview, name: str | None = None,
+def read(source: Source, name: str | None = None,
          file: str | None = None, symbols: Module | None = None) -> Module:
     """Read a DOL into a static Module (kind ``"executable"``).
 
@@ -106,10 +112,7 @@ def read(source: str | os.PathLike | bytes | bytearray | memoryview, name: str |
     the symbol table; without it the module has none. The bss segment is the header's bss
     range as is (DOLs written by CodeWarrior let it span the small-data slots too).
     """
-    from . import read_bytes
-
-    data, default_name = read_bytes(source)
-    file = default_name if isinstance(source, (str, os.PathLike)) else (file or default_name)
+    data, file = file_and_bytes(source, file)
     header = parse_header(data, file)
     view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
     segments, sections = [], []
@@ -126,9 +129,9 @@ def read(source: str | os.PathLike | bytes | bytearray | memoryview, name: str |
                                 file=file, address=header.bss_address))
     table, strtab = (symbols.symbols, symbols.strtab) if symbols is not None \
         else (np.zeros(1, SYMBOL_DTYPE), b"\0")
-    return Module(name or os.path.splitext(os.path.basename(file))[0], "ppc", ">", 32, sections,
+    return Module(module_name(file, name), MACHINE, ">", 32, sections,
                   table, strtab, file=file, kind="executable", segments=segments,
-                  entry=header.entry, meta={"dol": header})
+                  entry=header.entry, format_info=header)
 
 
 def write(segments: Sequence[Segment], entry: int, bss: tuple[int, int] = (0, 0)) -> bytes:
@@ -159,8 +162,6 @@ def write(segments: Sequence[Segment], entry: int, bss: tuple[int, int] = (0, 0)
 def from_elf(source: str | os.PathLike | bytes | Module) -> bytes:
     """A DOL from an ELF executable: its ``PT_LOAD`` segments' file bytes become slots, the
     part of each segment beyond its file bytes the bss (one range covering them all)."""
-    from . import elf
-
     module = source if isinstance(source, Module) else elf.read(source)
     if module.kind != "executable":
         raise LinkError("a DOL is made from an executable", file=module.file)
@@ -191,4 +192,29 @@ def _contents(module: Module, low: int, high: int) -> tuple[int, int]:
     return min(a for a, _ in spans), min(high, max(b for _, b in spans))
 
 
-__all__ = ["DolHeader", "from_elf", "parse_header", "read", "slot_name", "write"]
+# -- dump --------------------------------------------------------------------------------------
+def dump(data: bytes | bytearray | memoryview, file: str, *, disasm: bool = False,
+         plf: Source | None = None) -> Iterator[str]:
+    """The 7 text and 11 data slots, the bss, the entry point; ``disasm`` adds the text slots'
+    code (``plf`` is for RELs and not used here)."""
+    h = parse_header(data, file)
+    yield f"{file}: DOL, entry point {h.entry:#010x}"
+    yield ""
+    yield f"  {'slot':<7} {'offset':>10} {'address':>10} {'size':>10}"
+    for i in range(SLOTS):
+        if h.sizes[i]:
+            yield (f"  {slot_name(i):<7} {h.offsets[i]:#10x} {h.addresses[i]:#10x} "
+                   f"{h.sizes[i]:#10x}")
+        else:
+            yield f"  {slot_name(i):<7} {'-':>10} {'-':>10} {'unused':>10}"
+    yield f"  {'bss':<7} {'-':>10} {h.bss_address:#10x} {h.bss_size:#10x}"
+    if disasm:
+        for i in h.used():
+            if i < TEXT_SLOTS:
+                yield ""
+                yield f"Disassembly of {slot_name(i)}:"
+                yield from disassemble(ppc.ARCH, bytes(data[h.offsets[i]:h.offsets[i] + h.sizes[i]]),
+                                       h.addresses[i])
+
+
+__all__ = ["MACHINE", "DolHeader", "dump", "from_elf", "parse_header", "read", "slot_name", "write"]

@@ -13,12 +13,14 @@ file raises :class:`~linkload.errors.FormatError` naming the file, the section a
 from __future__ import annotations
 
 import functools
-import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import arch as arch_registry
+from ..arch.disasm import disassemble
 from ..errors import FormatError, UnsupportedError
 from ..model import (
     ABS,
@@ -34,6 +36,7 @@ from ..model import (
     SectionKind,
     Segment,
 )
+from .base import Source, file_and_bytes, module_name
 
 MAGIC = b"\x7fELF"
 
@@ -379,26 +382,22 @@ def _is_loaded(sh_type: int, flags: int) -> bool:
     return bool(flags & SHF_ALLOC) and not (flags & SHF_TLS) and sh_type not in (SHT_NOTE, SHT_GROUP)
 
 
-def read(source: str | os.PathLike | bytes | bytearray | memoryview, name: str | None = None,
+def read(source: Source, name: str | None = None,
          file: str | None = None) -> Module:
     """Read an ELF object, executable or shared object into a Module.
 
     ``source`` is a path or the file's bytes; ``name`` names the module (default: the file's
     base name without extension); ``file`` names the bytes in messages.
     """
-    from . import read_bytes
-
-    data, default_name = read_bytes(source)
-    file = default_name if isinstance(source, (str, os.PathLike)) else (file or default_name)
+    data, file = file_and_bytes(source, file)
     elf = ElfFile(data, file)
     machine = MACHINES.get(elf.header.machine)
     if machine is None:
         raise UnsupportedError(f"unsupported ELF machine {elf.header.machine}", file=file)
-    module_name = name or os.path.splitext(os.path.basename(file))[0]
     if elf.header.type == ET_REL:
-        return _read_relocatable(elf, machine, module_name)
+        return _read_relocatable(elf, machine, module_name(file, name))
     if elf.header.type in (ET_EXEC, ET_DYN):
-        return _read_static(elf, machine, module_name)
+        return _read_static(elf, machine, module_name(file, name))
     raise UnsupportedError(f"unsupported ELF type {elf.header.type}", file=file)
 
 
@@ -502,3 +501,118 @@ def _read_static(elf: ElfFile, machine: str, name: str) -> Module:
     kind = "executable" if elf.header.type == ET_EXEC else "shared"
     return Module(name, machine, elf.header.byteorder, elf.header.bits, sections, out, elf.strtab,
                   np.zeros(0, RELOC_DTYPE), elf.file, kind, elf.segments(), elf.header.entry)
+
+
+# -- dump (readelf-like) ---------------------------------------------------------------------------
+_BIND = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
+_TYPE = {0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "COMMON", 6: "TLS",
+         10: "IFUNC"}
+_ELF_TYPE = {1: "relocatable", 2: "executable", 3: "shared object", 4: "core"}
+_SPECIAL_SHNDX = {0: "UND", 0xFFF1: "ABS", 0xFFF2: "COM", 0xFF02: "LCOM"}
+
+
+def dump(data: bytes | bytearray | memoryview, file: str, *, disasm: bool = False,
+         plf: Source | None = None) -> Iterator[str]:
+    """Lines describing an ELF file: header, sections, symbols, relocations; ``disasm`` adds
+    the executable sections' code, disassembled for the file's own CPU (``plf`` is for RELs
+    and not used here)."""
+    elf = ElfFile(data, file)
+    h = elf.header
+    machine = MACHINES.get(h.machine, f"machine {h.machine}")
+    order = "little" if h.byteorder == "<" else "big"
+    yield (f"{elf.file}: ELF{h.bits} {order}-endian {machine} "
+           f"{_ELF_TYPE.get(h.type, f'type {h.type}')}")
+    if h.type != ET_REL:
+        yield f"entry point {h.entry:#x}"
+    yield ""
+    yield from _dump_sections(elf)
+    yield ""
+    yield from _dump_symbols(elf)
+    cpu = arch_registry.ARCHES.get(machine)
+    kind_name = cpu.kind_name if cpu is not None else (lambda k: f"type {k}")
+    for ri in elf.relocation_sections():
+        offset, typ, sym, addend = elf.relocations(ri)
+        target = int(elf.sections["info"][ri])
+        yield ""
+        yield f"Relocations of {elf.names[target]} ({len(offset)} entries, from {elf.names[ri]}):"
+        yield f"  {'offset':>10}  {'kind':<26} {'symbol':<32} addend"
+        for o, t, s, a in zip(offset.tolist(), typ.tolist(), sym.tolist(), addend.tolist(),
+                              strict=True):
+            yield f"  {o:#10x}  {kind_name(t):<26} {_symbol_label(elf, s):<32} {a:+#x}"
+    if disasm:
+        yield from _dump_code(elf, machine)
+
+
+def _dump_code(elf: ElfFile, machine: str) -> Iterator[str]:
+    """The executable sections disassembled, each at its address (0 in an object file), with
+    the relocations that patch each instruction."""
+    cpu = arch_registry.ARCHES.get(machine)
+    notes = _relocation_notes(elf, cpu)
+    for i in range(len(elf.sections)):
+        sh = elf.sections[i]
+        flags = int(sh["flags"])
+        if not flags & SHF_EXECINSTR or int(sh["type"]) == SHT_NOBITS or not int(sh["size"]):
+            continue
+        yield ""
+        yield f"Disassembly of section {elf.names[i]}:"
+        if cpu is None:
+            yield f"  (no disassembler for {machine})"
+            continue
+        yield from disassemble(cpu, bytes(elf.section_data(i)), int(sh["addr"]), notes.get(i))
+
+
+def _relocation_notes(elf: ElfFile, cpu) -> dict[int, dict[int, list[str]]]:
+    """Per patched section: field address -> the relocations of that field, as text."""
+    out: dict[int, dict[int, list[str]]] = {}
+    if cpu is None:
+        return out
+    for ri in elf.relocation_sections():
+        target = int(elf.sections["info"][ri])
+        offset, typ, sym, addend = elf.relocations(ri)
+        notes = out.setdefault(target, {})
+        base = int(elf.sections["addr"][target]) if target < len(elf.sections) else 0
+        for o, t, s, a in zip(offset.tolist(), typ.tolist(), sym.tolist(), addend.tolist(),
+                              strict=True):
+            notes.setdefault(base + o, []).append(f"{cpu.kind_name(t)} {_symbol_label(elf, s)}{a:+#x}")
+    return out
+
+
+def _dump_sections(elf: ElfFile) -> Iterator[str]:
+    yield f"Sections ({len(elf.sections)}):"
+    yield f"  {'nr':>3} {'name':<28} {'type':<14} {'flags':<5} {'address':>10} {'size':>8} align"
+    for i in range(len(elf.sections)):
+        sh = elf.sections[i]
+        flags = int(sh["flags"])
+        flag_text = "".join(c for bit, c in ((0x2, "A"), (0x4, "X"), (0x1, "W"), (0x200, "G"),
+                                              (0x400, "T")) if flags & bit)
+        type_name = SECTION_TYPE_NAMES.get(int(sh["type"]), f"{int(sh['type']):#x}")
+        yield (f"  {i:>3} {elf.names[i][:28]:<28} {type_name:<14} {flag_text:<5} "
+               f"{int(sh['addr']):#10x} {int(sh['size']):#8x} {int(sh['addralign'])}")
+
+
+def _dump_symbols(elf: ElfFile) -> Iterator[str]:
+    syms = elf.symbols
+    yield f"Symbols ({len(syms)}):"
+    yield f"  {'nr':>5} {'value':>16} {'size':>6} {'type':<7} {'bind':<6} {'section':<20} name"
+    shndx = elf.symbol_shndx
+    for i in range(len(syms)):
+        info = int(syms["info"][i])
+        yield (f"  {i:>5} {int(syms['value'][i]):16x} {int(syms['size'][i]):6} "
+               f"{_TYPE.get(info & 0xF, str(info & 0xF)):<7} {_BIND.get(info >> 4, str(info >> 4)):<6} "
+               f"{_section_label(elf, int(shndx[i])):<20} {elf.symbol_name(i)}")
+
+
+def _section_label(elf: ElfFile, index: int) -> str:
+    if index in _SPECIAL_SHNDX:
+        return _SPECIAL_SHNDX[index]
+    return elf.names[index][:20] if index < len(elf.names) else str(index)
+
+
+def _symbol_label(elf: ElfFile, index: int) -> str:
+    name = elf.symbol_name(index)
+    if name:
+        return name
+    shndx = int(elf.symbol_shndx[index])
+    if int(elf.symbols["info"][index]) & 0xF == 3 and shndx < len(elf.names):
+        return elf.names[shndx]
+    return f"#{index}"

@@ -19,13 +19,14 @@ Every offset, size and index is checked; a malformed file raises
 
 from __future__ import annotations
 
-import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..arch import ppc
+from ..arch.disasm import disassemble
 from ..errors import FormatError, LinkError
 from ..model import (
     ABS,
@@ -36,30 +37,29 @@ from ..model import (
     SYMBOL_DTYPE,
     UNDEF,
     Module,
+    OneBlock,
     Section,
     SectionKind,
 )
+from . import elf
+from .base import Source, file_and_bytes, module_name, read_bytes
 
 # -- relocation types ---------------------------------------------------------------------------
-R_PPC_NONE, R_PPC_ADDR32, R_PPC_ADDR24, R_PPC_ADDR16 = 0, 1, 2, 3
-R_PPC_ADDR16_LO, R_PPC_ADDR16_HI, R_PPC_ADDR16_HA = 4, 5, 6
-R_PPC_ADDR14, R_PPC_ADDR14_BRTAKEN, R_PPC_ADDR14_BRNTAKEN = 7, 8, 9
-R_PPC_REL24, R_PPC_REL14, R_PPC_REL14_BRTAKEN, R_PPC_REL14_BRNTAKEN = 10, 11, 12, 13
+# A REL's types are the ELF R_PPC numbers its loader knows (their names and encodings are the
+# PowerPC arch's), and the list-control types of the format itself.
+MACHINE = "ppc"  # a REL holds PowerPC code
 R_DOLPHIN_NOP, R_DOLPHIN_SECTION, R_DOLPHIN_END, R_DOLPHIN_MRKREF = 201, 202, 203, 204
+PATCHING_TYPES = tuple(range(ppc.R_PPC_NONE, ppc.R_PPC_REL14_BRNTAKEN + 1))
+BRANCH_TYPES = (ppc.R_PPC_REL24, ppc.R_PPC_REL14, ppc.R_PPC_REL14_BRTAKEN, ppc.R_PPC_REL14_BRNTAKEN)
 
-TYPE_NAMES = {
-    0: "R_PPC_NONE", 1: "R_PPC_ADDR32", 2: "R_PPC_ADDR24", 3: "R_PPC_ADDR16",
-    4: "R_PPC_ADDR16_LO", 5: "R_PPC_ADDR16_HI", 6: "R_PPC_ADDR16_HA", 7: "R_PPC_ADDR14",
-    8: "R_PPC_ADDR14_BRTAKEN", 9: "R_PPC_ADDR14_BRNTAKEN", 10: "R_PPC_REL24", 11: "R_PPC_REL14",
-    12: "R_PPC_REL14_BRTAKEN", 13: "R_PPC_REL14_BRNTAKEN", 201: "R_DOLPHIN_NOP",
-    202: "R_DOLPHIN_SECTION", 203: "R_DOLPHIN_END", 204: "R_DOLPHIN_MRKREF",
+TYPE_NAMES = {k: ppc.KINDS[k].name for k in PATCHING_TYPES} | {
+    R_DOLPHIN_NOP: "R_DOLPHIN_NOP", R_DOLPHIN_SECTION: "R_DOLPHIN_SECTION",
+    R_DOLPHIN_END: "R_DOLPHIN_END", R_DOLPHIN_MRKREF: "R_DOLPHIN_MRKREF",
 }
-BRANCH_TYPES = (R_PPC_REL24, R_PPC_REL14, R_PPC_REL14_BRTAKEN, R_PPC_REL14_BRNTAKEN)
 
 # Bytes a type patches at its position (0: unknown, checked only to lie inside the section).
 FIELD_WIDTH = np.zeros(256, np.int64)
-FIELD_WIDTH[[1, 2, 7, 8, 9, 10, 11, 12, 13]] = 4
-FIELD_WIDTH[[3, 4, 5, 6]] = 2
+FIELD_WIDTH[list(PATCHING_TYPES)] = ppc.ARCH.tables.width[list(PATCHING_TYPES)]
 
 
 def type_name(kind: int) -> str:
@@ -408,8 +408,33 @@ def section_kind(rel: RelFile, index: int) -> SectionKind:
     return SectionKind.BSS if index == rel.bss_index != 0 else SectionKind.DATA
 
 
-def read(source: str | os.PathLike | bytes | bytearray | memoryview, name: str | None = None,
-         file: str | None = None, names: Sequence[str] | None = None) -> Module:
+@dataclass(frozen=True)
+class RelInfo:
+    """What a REL's file says beyond its Module (``Module.format_info``): the header, the
+    import table as (module id, list offset) pairs in file order, and the decoded relocation
+    entries (:data:`ENTRY_DTYPE`, one per relocation row). Only this file reads it back."""
+
+    header: RelHeader
+    imports: list[tuple[int, int]]
+    entries: np.ndarray
+
+
+OS_LINK_FIXED_ROUNDING = 32  # OSLinkFixed puts the bss at fixSize rounded up to this
+
+
+def loading(header: RelHeader, data: bytes | memoryview) -> OneBlock:
+    """How a REL loads: the whole file as one block, aligned to ``align`` (v2+), its bss to
+    ``bssAlign``; from ``fixSize`` on (v3, rounded as OSLinkFixed rounds it) the block's tail
+    is no longer needed once linked."""
+    tail = None
+    if header.version >= 3 and header.fixSize:
+        tail = align_up(header.fixSize, OS_LINK_FIXED_ROUNDING)
+    return OneBlock(data, align=header.align or 1, bss_align=header.bssAlign or 1,
+                    reusable_tail=tail)
+
+
+def read(source: Source, name: str | None = None, file: str | None = None,
+         names: Sequence[str] | None = None) -> Module:
     """Read a REL into a Module.
 
     The mapping (the linker relies on it):
@@ -426,27 +451,21 @@ def read(source: str | os.PathLike | bytes | bytearray | memoryview, name: str |
     * ``relocations``: one row per patching entry of each used list (file order): the section
       patched, the position, the REL type as ``kind`` (the ELF R_PPC numbers; unknown types and
       R_DOLPHIN_MRKREF kept as they are), the target row above, the entry's addend.
-    * ``image`` is the whole file, ``lazy_data`` is set, ``meta["rel"]`` the :class:`RelHeader`,
-      ``meta["imports"]`` the (module id, list offset) pairs in file order and
-      ``meta["entries"]`` the decoded entries (:data:`ENTRY_DTYPE`, one per relocation row).
+    * ``loading`` is :func:`loading` (the whole file as one block), ``lazy_data`` is set,
+      ``name_in_table`` is (nameOffset, nameSize), ``format_info`` a :class:`RelInfo`.
     """
-    from . import read_bytes
-
-    data, default_name = read_bytes(source)
-    file = default_name if isinstance(source, (str, os.PathLike)) else (file or default_name)
+    data, file = file_and_bytes(source, file)
     rel = RelFile(data, file)
-    module_name = name or os.path.splitext(os.path.basename(file))[0]
     sections = _sections(rel, names)
     symbols, strtab, rows = _symbols(rel)
     relocations = _relocations(rel, rows)
-    meta: dict[str, object] = {
-        "rel": rel.header,
-        "imports": [(int(i), int(o)) for i, o in zip(rel.imports["id"], rel.imports["offset"],
-                                                     strict=True)],
-        "entries": rel.entries,
-    }
-    return Module(module_name, "ppc", ">", 32, sections, symbols, strtab, relocations, file,
-                  "rel", image=memoryview(rel.data), lazy_data=True, meta=meta)
+    imports = [(int(i), int(o)) for i, o in zip(rel.imports["id"], rel.imports["offset"],
+                                                strict=True)]
+    h = rel.header
+    return Module(module_name(file, name), MACHINE, ">", 32, sections, symbols, strtab,
+                  relocations, file, "rel", loading=loading(h, memoryview(rel.data)),
+                  lazy_data=True, name_in_table=(h.nameOffset, h.nameSize),
+                  format_info=RelInfo(h, imports, rel.entries))
 
 
 def _sections(rel: RelFile, names: Sequence[str] | None) -> list[Section]:
@@ -740,13 +759,14 @@ def _default_align(sections: Sequence[RelSection]) -> int:
 def write_module(module: Module, version: int | None = None) -> bytes:
     """Write a module that :func:`read` produced back into a REL (same layout, same lists).
 
-    The header values (id, name, alignment, entry points) come from ``meta["rel"]``; the section
+    The header values (id, name, alignment, entry points) come from its :class:`RelInfo`; the section
     data from the sections; the lists from the relocation rows and their target rows.
     """
-    header = module.meta.get("rel")
-    if not isinstance(header, RelHeader):
-        raise LinkError("module has no REL header (meta['rel']); use makerel to build a REL",
-                        file=module.file)
+    info = module.format_info
+    if not isinstance(info, RelInfo):
+        raise LinkError("module was not read from a REL (it has no REL header); use makerel "
+                        "to build a REL", file=module.file)
+    header = info.header
     version = version or header.version
     keep = version == header.version
     specs = [_section_spec(s, keep) for s in module.sections]
@@ -784,8 +804,8 @@ def _module_entries(module: Module, own_id: int) -> np.ndarray:
         module_of[k], section_of[k] = _target_of(module, row, name, own_id)
     out["module"] = module_of[where]
     out["target"] = section_of[where]
-    recorded = module.meta.get("entries")
-    if isinstance(recorded, np.ndarray) and len(recorded) == len(out):
+    recorded = module.format_info.entries
+    if len(recorded) == len(out):
         dol = out["module"] == 0  # the loader ignores their section: keep what the file had
         out["target"][dol] = recorded["target"][dol]
     return out
@@ -804,8 +824,205 @@ def _target_of(module: Module, row: int, name: str, own_id: int) -> tuple[int, i
     raise LinkError(f"relocation target {name!r} is not a REL module section", file=module.file)
 
 
+# -- dump (reldump) -----------------------------------------------------------------------------
+def dump(data: bytes | bytearray | memoryview, file: str, *, disasm: bool = False,
+         plf: Source | None = None) -> Iterator[str]:
+    """reldump: the header, sections (exec, bss), alignment checks, imports, every relocation
+    entry (type, target module, section and offset); ``disasm``: the executable sections'
+    code; ``plf``, the partially linked ELF the REL was made from, names its sections and
+    gives their alignment needs."""
+    rel = RelFile(data, file)
+    names, needs = _plf_sections(plf, rel.header.numSections)
+    h = rel.header
+    yield f"{file}: REL version {h.version}, module id {h.id}"
+    yield ""
+    yield from _rel_header(rel)
+    yield ""
+    yield from _rel_sections(rel, names)
+    yield ""
+    yield from _rel_checks(rel, names, needs)
+    yield ""
+    yield from _rel_imports(rel)
+    yield from _rel_lists(rel, names)
+    if disasm:
+        for i in range(h.numSections):
+            offset, size = int(rel.sections["offset"][i]), int(rel.sections["size"][i])
+            if rel.sections["exec"][i] and offset and size:
+                yield ""
+                yield f"Disassembly of section {i}{_label(names, i)}:"
+                notes = _notes_for(rel, i)
+                yield from disassemble(ppc.ARCH, bytes(rel.data[offset:offset + size]), 0, notes)
+
+
+def _plf_sections(plf: Source | None, count: int) -> tuple[list[str] | None, list[int] | None]:
+    if plf is None:
+        return None, None
+    data, file = read_bytes(plf)
+    ef = elf.ElfFile(data, file)
+    names = list(ef.names) + [""] * max(0, count - len(ef.names))
+    needs = [max(int(a), 1) for a in ef.sections["addralign"]] + [1] * max(0, count - len(ef.names))
+    return names, needs
+
+
+def _label(names: list[str] | None, i: int) -> str:
+    return f" {names[i]}" if names and i < len(names) and names[i] else ""
+
+
+def _rel_header(rel) -> Iterator[str]:
+    h = rel.header
+    yield "Header:"
+    rows = [("id", str(h.id)), ("numSections", str(h.numSections)),
+            ("sectionInfoOffset", f"{h.sectionInfoOffset:#x}"),
+            ("name", f"offset {h.nameOffset:#x}, size {h.nameSize} in the .str table"),
+            ("version", str(h.version)), ("bssSize", f"{h.bssSize:#x}"),
+            ("relOffset", f"{h.relOffset:#x}"), ("impOffset", f"{h.impOffset:#x}"),
+            ("impSize", f"{h.impSize:#x} ({h.impSize // 8} imports)")]
+    for what in ("prolog", "epilog", "unresolved"):
+        section = getattr(h, what + "Section")
+        rows.append((what, f"section {section} + {getattr(h, what):#x}" if section else "none"))
+    rows.append(("bssSection", str(h.bssSection)))
+    if h.version >= 2:
+        rows += [("align", str(h.align)), ("bssAlign", str(h.bssAlign))]
+    if h.version >= 3:
+        rows.append(("fixSize", f"{h.fixSize:#x}"))
+    for key, value in rows:
+        yield f"  {key:<18} {value}"
+
+
+def _rel_sections(rel, names: list[str] | None) -> Iterator[str]:
+    t = rel.sections
+    yield f"Sections ({len(t)}):"
+    yield f"  {'nr':>3}  {'offset':>10}  {'size':>10}  flags"
+    for i in range(len(t)):
+        offset, size = int(t["offset"][i]), int(t["size"][i])
+        flags = ["exec"] if t["exec"][i] else []
+        if i == rel.bss_index and i:
+            flags.append("bss")
+        elif not offset:
+            flags.append("absent")
+        where = f"{offset:#10x}" if offset else f"{'-':>10}"
+        flag_text = " ".join(flags) or "-"
+        yield f"  {i:>3}  {where}  {size:#10x}  {flag_text:<8}{_label(names, i)}".rstrip()
+
+
+def _lowbit(value: int) -> int:
+    return value & -value if value else 1 << 31
+
+
+def alignment_problems(rel, needs: list[int] | None = None) -> list[str]:
+    """The alignment constraints a REL breaks, as sentences (empty: none).
+
+    A section at file offset ``o`` of a module loaded at a multiple of ``align`` is aligned to
+    ``min(align, lowest set bit of o)``. Without ``needs`` (the sections' own alignment, from
+    the plf), only code is checked (4 bytes)."""
+    h, t = rel.header, rel.sections
+    out = []
+    if h.version < 2:
+        return out
+    data_needs = [needs[i] for i in range(len(t)) if needs and i < len(needs) and t["offset"][i]]
+    if h.align and data_needs and h.align < max(data_needs):
+        out.append(f"module align {h.align} is below the {max(data_needs)} its sections need")
+    for i in range(len(t)):
+        offset = int(t["offset"][i])
+        if not offset:
+            continue
+        need = needs[i] if needs and i < len(needs) else (4 if t["exec"][i] else 1)
+        got = min(h.align or 1, _lowbit(offset))
+        if got < need:
+            out.append(f"section {i} at file offset {offset:#x} needs {need}-byte alignment, "
+                       f"but a module aligned to {h.align or 1} only guarantees {got}")
+    b = rel.bss_index
+    if b and needs and b < len(needs) and (h.bssAlign or 1) < needs[b]:
+        out.append(f"bss section {b} needs {needs[b]}-byte alignment, but bssAlign is "
+                   f"{h.bssAlign}")
+    return out
+
+
+def _rel_checks(rel, names: list[str] | None, needs: list[int] | None) -> Iterator[str]:
+    h = rel.header
+    yield "Checks:"
+    if h.version < 2:
+        yield "  alignment: version 1 records none; the loader checks nothing"
+    else:
+        problems = alignment_problems(rel, needs)
+        basis = "the plf's section alignments" if needs else "code needs 4 bytes"
+        yield f"  alignment: module {h.align}, bss {h.bssAlign} ({basis}): " + \
+            ("VIOLATION" if problems else "ok")
+        for p in problems:
+            yield f"    VIOLATION: {p}"
+    if h.version >= 3:
+        problems = fix_size_problems(rel)
+        yield f"  fixSize {h.fixSize:#x}: " + ("VIOLATION" if problems else "ok")
+        for p in problems:
+            yield f"    VIOLATION: {p}"
+
+
+def fix_size_problems(rel) -> list[str]:
+    """What OSLinkFixed would free too early: data, the import table or the lists of other
+    modules at or after ``fixSize``."""
+    h, t = rel.header, rel.sections
+    out = []
+    ends = [int(o + s) for o, s in zip(t["offset"], t["size"], strict=True) if o]
+    if ends and max(ends) > h.fixSize:
+        out.append(f"section data reaches {max(ends):#x}, past fixSize")
+    if h.impSize and h.impOffset + h.impSize > h.fixSize:
+        out.append("the import table lies past fixSize")
+    for k in rel.used_imports:
+        module, offset = int(rel.imports["id"][k]), int(rel.imports["offset"][k])
+        if module not in (0, h.id) and offset >= h.fixSize:
+            out.append(f"the list for module {module} lies past fixSize")
+    return out
+
+
+def _module_label(rel, module: int) -> str:
+    return "DOL" if module == 0 else "self" if module == rel.header.id else ""
+
+
+def _rel_imports(rel) -> Iterator[str]:
+    yield f"Imports ({len(rel.imports)}):"
+    used = set(rel.used_imports)
+    for k, (module, offset) in enumerate(zip(rel.imports["id"].tolist(),
+                                             rel.imports["offset"].tolist(), strict=True)):
+        label = _module_label(rel, module)
+        note = f" ({label})" if label else ""
+        unused = "" if k in used else "  (ignored: a repeated module id)"
+        yield f"  module {module}{note}: list at {offset:#x}{unused}"
+
+
+def _target_text(rel, entry) -> str:
+    module, section, addend = int(entry["module"]), int(entry["target"]), int(entry["addend"])
+    if module == 0:
+        return f"DOL {addend:#010x}"
+    return f"module {module} section {section} + {addend:#x}"
+
+
+def _rel_lists(rel, names: list[str] | None) -> Iterator[str]:
+    entries = rel.entries
+    for k in rel.used_imports:
+        module = int(rel.imports["id"][k])
+        mine = entries[entries["module"] == module]
+        label = _module_label(rel, module)
+        yield ""
+        yield (f"Relocations against module {module}{f' ({label})' if label else ''}: "
+               f"{len(mine)} entries")
+        yield f"  {'section':<8} {'offset':>10}  {'type':<22} target"
+        for e in mine:
+            section = int(e["section"])
+            yield (f"  {section:<8} {int(e['offset']):#10x}  {type_name(e['type']):<22} "
+                   f"{_target_text(rel, e)}")
+
+
+def _notes_for(rel, section: int) -> dict[int, list[str]]:
+    notes: dict[int, list[str]] = {}
+    mine = rel.entries[rel.entries["section"] == section]
+    for e in mine:
+        notes.setdefault(int(e["offset"]), []).append(f"{type_name(e['type'])} {_target_text(rel, e)}")
+    return notes
+
+
 __all__ = [
-    "BRANCH_TYPES", "ENTRY_DTYPE", "HEADER_SIZES", "IMPORT_DTYPE", "RAW_DTYPE", "SECTION_DTYPE",
-    "TYPE_NAMES", "RelFile", "RelHeader", "RelSection", "build_lists", "layout_sections",
-    "parse_header", "read", "type_name", "write", "write_module",
+    "BRANCH_TYPES", "ENTRY_DTYPE", "HEADER_SIZES", "IMPORT_DTYPE", "MACHINE", "RAW_DTYPE",
+    "SECTION_DTYPE", "TYPE_NAMES", "RelFile", "RelHeader", "RelInfo", "RelSection",
+    "alignment_problems", "build_lists", "dump", "fix_size_problems", "layout_sections",
+    "loading", "parse_header", "read", "type_name", "write", "write_module",
 ]

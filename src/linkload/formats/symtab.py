@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..model import ABS, FUNC, GLOBAL, NOTYPE, OBJECT, SYMBOL_DTYPE, Module
+from .base import module_name
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def read(source: str | os.PathLike, name: str | None = None,
     ``sections``, e.g. :func:`dol_sections` of the DOL)."""
     file = os.fspath(source)
     entries = resolve(parse_file(file), sections, file)
-    return to_module(entries, name or os.path.splitext(os.path.basename(file))[0], file)
+    return to_module(entries, module_name(file, name), file)
 
 
 def dol_sections(dol: Module) -> dict[int | str, int]:

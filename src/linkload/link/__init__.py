@@ -1,6 +1,7 @@
-"""The runtime linker (arch- and format-neutral)."""
+"""The runtime linker (CPU- and format-neutral): the passes of one link (:mod:`.job`), the
+module graph (:mod:`.linker`), and the rebinding of references (:mod:`.rebind`)."""
 
-from .job import AUTO
+from .context import AUTO
 from .linker import REFUSE_POLICY, REL_POLICY, Linker
 from .module import LoadedModule
 

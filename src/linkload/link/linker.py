@@ -1,47 +1,39 @@
 """The runtime linker: the graph of linked modules, with direct references both ways.
 
-``link`` builds a module aside (:mod:`.job`), plans the patches that bind other modules'
-pending calls to it, and only then commits: writes, protects, patches, registers and runs the
-initialisers. ``unlink`` points references into the module back at each caller's unresolved
-handler (REL semantics) or refuses while the module is in use (Linux/NuttX semantics).
-``reload`` replaces a module and re-patches every caller to the new code. A failed link, unlink
-or reload leaves the linker exactly as it was.
+``link`` builds a module through the passes of :mod:`.job`, plans the patches that bind other
+modules' waiting references to it (:mod:`.rebind`), and only then commits: writes, protects,
+patches, registers and runs the initialisers. ``unlink`` points references into the module
+back at each caller's fallback (REL semantics) or refuses while the module is in use
+(Linux/NuttX semantics). ``reload`` replaces a module and re-patches every caller to the new
+code. A failed link, unlink or reload leaves the linker exactly as it was.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import arch as arch_registry
-from ..arch import Arch, Expr
+from ..arch import Arch
 from ..errors import LinkError, ModuleStateError, UnsupportedError
-from ..formats import Source, read_bytes, read_module
+from ..formats import Source, read_bytes, read_module, symtab
 from ..model import ABS, FUNC, GLOBAL, SECTION_SYMBOL, Module, merge, with_symbols
 from ..space import Space
-from .job import AUTO, LinkJob, overflow_error
+from ..space.emulated import EmulatedSpace
+from ..space.native import NativeSpace
+from .context import AUTO, STATIC_MODULE, LinkContext, LinkRequest
+from .job import Linked, link_module
 from .module import UNRESOLVED, LoadedModule
+from .rebind import Patch, apply_patch, plan_patch
 
 REL_POLICY = "rel"  # unlink always; references fall back to the unresolved handler
 REFUSE_POLICY = "refuse"  # unlink only a module nobody refers to
 UnresolvedCallback = Callable[[str, str], int]
-
-
-@dataclass
-class _Patch:
-    """Planned changes to one module's references: new field contents, veneer code and the
-    new ``bound`` of each reference."""
-
-    module: LoadedModule
-    index: np.ndarray
-    bound: np.ndarray
-    fields: list[tuple[np.ndarray, int, np.ndarray]] = field(default_factory=list)
-    code: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 class Linker:
@@ -64,18 +56,18 @@ class Linker:
         self.on_unresolved = on_unresolved
         self.unlink_policy = unlink_policy
         self.modules: list[LoadedModule] = []
-        self._groups: dict[str, LoadedModule] = {}
+        self._groups: dict[str, LoadedModule] = {}  # COMDAT signature -> the module linking it
         self._uids = itertools.count(1)
         self._by_uid: dict[int, LoadedModule] = {}
         self._handler: int | None = None
-        self.strings: tuple[bytes, str] | None = None  # a .str name table and its folder
-        self.kind_sets: dict = {}  # what sets of relocation kinds share (LinkJob._kind_set)
+        # a table of module names kept apart (makerel's .str) and its folder
+        self.name_table: tuple[bytes, str] | None = None
 
     @classmethod
     def native(cls, libraries: Iterable[str] = (), *, place_near: str | int | None = AUTO,
                on_unresolved: UnresolvedCallback | None = None,
                unlink_policy: str = REL_POLICY) -> Linker:
-        """A linker for this process (x86-64 Linux).
+        """A linker for this process, for the CPU it runs on (x86-64 Linux today).
 
         ``libraries``: further shared libraries to search (``libstdc++.so.6`` for C++).
         ``place_near``: ``"auto"`` places modules within reach of their targets, ``None``
@@ -84,14 +76,9 @@ class Linker:
         abort). ``unlink_policy``: ``"rel"`` (references fall back to the unresolved handler)
         or ``"refuse"`` (unlinking a module in use is an error).
         """
-        from ..space.native import NativeSpace
-
-        machine = os.uname().machine
-        if machine != "x86_64":
-            raise UnsupportedError(f"the native space runs on x86-64 Linux, not {machine}")
-        return cls(NativeSpace(tuple(libraries)), arch_registry.get("x86_64"),
-                   place_near=place_near, on_unresolved=on_unresolved,
-                   unlink_policy=unlink_policy)
+        arch = arch_registry.host()
+        return cls(NativeSpace(tuple(libraries), arch), arch, place_near=place_near,
+                   on_unresolved=on_unresolved, unlink_policy=unlink_policy)
 
     @classmethod
     def emulated(cls, cpu: str, *, static: Source | None = None, symbols: Source | None = None,
@@ -103,12 +90,11 @@ class Linker:
 
         ``static`` is the static module (an ELF executable or a DOL) mapped at its addresses;
         ``symbols`` names its symbols when the file has none (an ``address:name`` list or a
-        map). ``strings`` is makerel's ``.str`` module name table: as for the SDK's debugger,
-        a REL's name there leads to the ``.plf`` it was built from, which names its functions.
-        Python functions stand in for static functions with :meth:`host_function`.
+        map). ``strings`` is a table of module names kept apart (makerel's ``.str``): as for
+        the SDK's debugger, a module's name there leads to the partially linked file it was
+        built from, which names its functions. Python functions stand in for static
+        functions with :meth:`host_function`.
         """
-        from ..space.emulated import EmulatedSpace
-
         space = EmulatedSpace(cpu, **space_options)
         if static is not None:
             module = read_module(static)
@@ -119,7 +105,7 @@ class Linker:
                      on_unresolved=on_unresolved, unlink_policy=unlink_policy)
         if strings is not None:
             data, _file = read_bytes(strings)
-            linker.strings = (bytes(data), os.path.dirname(os.fspath(strings)))
+            linker.name_table = (bytes(data), os.path.dirname(os.fspath(strings)))
         return linker
 
     def host_function(self, name: str, function: Callable) -> int:
@@ -135,10 +121,11 @@ class Linker:
 
     def _resolve_external(self, name: str, hidden: frozenset[int] = frozenset()
                           ) -> tuple[int, int] | None:
-        """(address, -1) for the static module, (address, uid) for a linked module, or None."""
+        """(address, STATIC_MODULE) for the static module, (address, uid) for a linked
+        module (not one of ``hidden``), or None."""
         address = self.space.lookup(name)
         if address is not None:
-            return address, -1
+            return address, STATIC_MODULE
         for m in self.modules:
             if m.uid not in hidden:
                 address = m.exports.get(name)
@@ -165,10 +152,11 @@ class Linker:
         waiting for it, and run its initialisers.
 
         ``place_near`` overrides the linker's placement for this module; ``at`` loads it at
-        that address. For a REL module: ``bss`` gives its bss address (default: after the
-        module), ``fixed=True`` links as OSLinkFixed (the bss goes into the memory from fixSize
-        on), ``symbols`` names its functions and data (the ``.plf`` it was built from, or a
-        ``section,offset:name`` list), for :meth:`LoadedModule.address` and ``call``.
+        that address. For a module loaded as one block (a REL): ``bss`` gives its bss address
+        (default: after the module), ``fixed=True`` links as OSLinkFixed (the bss goes into
+        the block's reusable tail), ``symbols`` names its functions and data (the partially
+        linked file it was built from, or a ``section,offset:name`` list), for
+        :meth:`LoadedModule.address` and ``call``.
         """
         module = self._read(objects, name)
         symbols = symbols if symbols is not None else self._partial_link_of(module)
@@ -176,17 +164,28 @@ class Linker:
             module = _with_module_symbols(module, symbols)
         waiting = self._waiting_for(module)
         near = self.place_near if place_near is ... else place_near
-        job = LinkJob(self, module, next(self._uids), callers=_sites(waiting), place_near=near,
-                      at=at, bss=bss, fixed=fixed)
-        loaded = job.build()
+        request = LinkRequest(module, next(self._uids), _sites(waiting), near, at, bss, fixed)
+        linked = link_module(self._context(), request)
+        loaded = linked.module
         try:
-            patches = [self._plan(m, idx, _targets(loaded, m, idx), loaded.uid)
+            patches = [self._plan_patch(m, idx, _targets(loaded, m, idx), loaded.uid)
                        for m, idx in waiting]
         except BaseException:
             self.space.release(loaded.base, loaded.size)
             raise
-        self._commit(loaded, job, patches)
+        self._commit(linked, patches)
         return loaded
+
+    def _context(self, hidden: frozenset[int] = frozenset()) -> LinkContext:
+        """The linker as one link sees it; ``hidden`` modules are ignored (the module a reload
+        replaces)."""
+        def group_linked(signature: str) -> bool:
+            owner = self._groups.get(signature)
+            return owner is not None and owner.uid not in hidden
+
+        return LinkContext(self.space, self.arch,
+                           functools.partial(self._resolve_external, hidden=hidden),
+                           group_linked, self._unresolved_handler)
 
     def _read(self, objects: Source | list[Source], name: str | None) -> Module:
         sources = objects if isinstance(objects, list) else [objects]
@@ -204,12 +203,12 @@ class Linker:
         return module
 
     def _partial_link_of(self, module: Module) -> str | None:
-        """The .plf a REL was built from, found through the .str name table, if it exists."""
-        header = module.meta.get("rel")
-        if self.strings is None or header is None:
+        """The partially linked file a module was built from, found through its name in the
+        table of module names, if that file exists."""
+        if self.name_table is None or module.name_in_table is None:
             return None
-        table, folder = self.strings
-        start, size = header.nameOffset, header.nameSize
+        table, folder = self.name_table
+        start, size = module.name_in_table
         name = table[start:start + size].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         for candidate in (name, os.path.join(folder, name)):
             if name and os.path.isfile(candidate):
@@ -243,18 +242,18 @@ class Linker:
                 out.append((m, candidates[keep]))
         return out
 
-    def _commit(self, loaded: LoadedModule, job: LinkJob, patches: list[_Patch],
+    def _commit(self, linked: Linked, patches: list[Patch],
                 replacing: LoadedModule | None = None) -> None:
         """Make a built module live: write and protect it, apply the patches of its callers,
         register it, run its initialisers."""
-        space = self.space
+        space, loaded = self.space, linked.module
         space.write(loaded.base, loaded.image)
         loaded.image = None
         for start, size, protection in loaded.layout.segments:
             space.protect(loaded.base + start, size, protection)
             space.flush(loaded.base + start, size)  # a REL's code sits in read+write pages
         for patch in patches:
-            self._apply(patch)
+            apply_patch(space, patch)
         if loaded.bss_range is not None:  # zeroed last, after relocation, as OSLink does
             address, size = loaded.bss_range
             space.write(address, bytes(size))
@@ -263,14 +262,12 @@ class Linker:
         else:
             self.modules.append(loaded)
         self._by_uid[loaded.uid] = loaded
-        for signature in job.new_groups:
+        for signature in linked.new_groups:
             self._groups.setdefault(signature, loaded)
-        register = getattr(space, "register_frames", None)
-        if register is not None:
-            for address in job.eh_frames:
-                register(address)
-                loaded.eh_frames.append(address)
-        for address in job.init:
+        for address in linked.eh_frames:
+            space.register_frames(address)
+            loaded.eh_frames.append(address)
+        for address in linked.init:
             space.call(address)
 
     # -- unlink and reload -------------------------------------------------------------------
@@ -283,11 +280,11 @@ class Linker:
         if users and self.unlink_policy == REFUSE_POLICY:
             names = ", ".join(repr(m.name) for m in users)
             raise ModuleStateError(f"module {module.name!r} is still referenced by {names}")
-        patches = [self._plan(m, idx, np.zeros(len(idx), np.int64), UNRESOLVED)
+        patches = [self._plan_patch(m, idx, np.zeros(len(idx), np.int64), UNRESOLVED)
                    for m, idx in self._waiting(lambda _n: True, module.uid)]
         self._finalise(module)
         for patch in patches:
-            self._apply(patch)
+            apply_patch(self.space, patch)
         self.modules.remove(module)
         self._forget(module)
 
@@ -306,33 +303,38 @@ class Linker:
         new_module = self._read(objects, name or module.name)
         rebound = self._waiting(lambda _n: True, module.uid)
         waiting = self._waiting_for(new_module)
-        job = LinkJob(self, new_module, next(self._uids), hidden=frozenset({module.uid}),
-                      callers=_sites(rebound + waiting), place_near=self.place_near)
-        loaded = job.build()
+        request = LinkRequest(new_module, next(self._uids), _sites(rebound + waiting),
+                              self.place_near)
+        linked = link_module(self._context(frozenset({module.uid})), request)
+        loaded = linked.module
         try:
-            patches = [self._plan(m, idx, _targets(loaded, m, idx), loaded.uid)
+            patches = [self._plan_patch(m, idx, _targets(loaded, m, idx), loaded.uid)
                        for m, idx in waiting]
-            patches += [self._plan_to(loaded, m, idx) for m, idx in rebound]
+            patches += [self._rebind_to(loaded, m, idx) for m, idx in rebound]
         except BaseException:
             self.space.release(loaded.base, loaded.size)
             raise
         self._finalise(module)
-        self._commit(loaded, job, patches, replacing=module)
+        self._commit(linked, patches, replacing=module)
         for signature, owner in list(self._groups.items()):
             if owner is module:
                 del self._groups[signature]
-        for signature in job.new_groups:
+        for signature in linked.new_groups:
             self._groups.setdefault(signature, loaded)
         self._forget(module)
         return loaded
 
-    def _plan_to(self, new: LoadedModule, m: LoadedModule, idx: np.ndarray) -> _Patch:
+    def _rebind_to(self, new: LoadedModule, m: LoadedModule, idx: np.ndarray) -> Patch:
         """Rebind references of ``m`` to names of ``new``; names it lacks become pending."""
         names = m.module.symbol_names(m.refs["row"][idx])
         has = np.array([n in new.exports for n in names], bool)
         targets = np.array([new.exports.get(n, 0) for n in names], np.int64)
         bound = np.where(has, new.uid, UNRESOLVED)
-        return self._plan(m, idx, targets, bound)
+        return self._plan_patch(m, idx, targets, bound)
+
+    def _plan_patch(self, m: LoadedModule, idx: np.ndarray, targets: np.ndarray,
+                    bound: int | np.ndarray) -> Patch:
+        return plan_patch(self.space, self.arch, m, idx, targets, bound)
 
     def _check_linked(self, module: LoadedModule) -> None:
         if not module.linked or module not in self.modules:
@@ -344,11 +346,9 @@ class Linker:
             self.space.call(address)
         finalize = self.space.lookup("__cxa_finalize")
         if finalize is not None:  # the module's own __dso_handle, without building its exports
-            self.space.call(finalize, module.base + module.layout.dso_handle_offset)
-        deregister = getattr(self.space, "deregister_frames", None)
-        if deregister is not None:
-            for address in module.eh_frames:
-                deregister(address)
+            self.space.call(finalize, module.dso_handle)
+        for address in module.eh_frames:
+            self.space.deregister_frames(address)
         module.eh_frames.clear()
 
     def _forget(self, module: LoadedModule) -> None:
@@ -357,82 +357,6 @@ class Linker:
         self._by_uid.pop(module.uid, None)
         self.space.release(module.base, module.size)
         module.linked = False
-
-    # -- rebinding ---------------------------------------------------------------------------
-    def _plan(self, m: LoadedModule, idx: np.ndarray, targets: np.ndarray,
-              bound: int | np.ndarray) -> _Patch:
-        """Compute, check and encode new contents for references ``idx`` of module ``m``:
-        ``targets`` are the new target addresses, ``bound`` the new owners (``UNRESOLVED``:
-        calls go to m's unresolved handler, addresses become 0)."""
-        bound = np.broadcast_to(np.asarray(bound, np.int32), idx.shape).copy()
-        patch = _Patch(m, idx, bound)
-        refs = m.refs[idx]
-        order = m.module.byteorder
-        for k in np.unique(refs["kind"]).tolist():
-            kind = self.arch.kinds[k]
-            sel = np.flatnonzero(refs["kind"] == k)
-            rows, P, A = refs["row"][sel], refs["site"][sel], refs["addend"][sel]
-            values = self._new_values(m, kind, rows, targets[sel].astype(np.int64), A, P,
-                                      bound[sel] == UNRESOLVED)
-            values = kind.field.adjust(values)
-            ok = kind.field.fits(values)
-            if kind.expr is Expr.BRANCH and not ok.all():
-                values, ok = self._veneers(patch, kind, rows, A, P, values, ok)
-            if not ok.all():
-                bad = int(np.flatnonzero(~ok)[0])
-                raise overflow_error(None, kind, None, int(values[bad]), int((~ok).sum()) - 1,
-                                     file=m.module.file, symbol=m.module.symbol_name(int(rows[bad])),
-                                     offset=int(P[bad]) - m.base)
-            containers = self.space.read_fields(P, kind.field.size, order)
-            patch.fields.append((P, kind.field.size, kind.field.encode(containers, values)))
-        return patch
-
-    def _new_values(self, m: LoadedModule, kind, rows, S, A, P, pending) -> np.ndarray:
-        """Field values for references rebound to targets S; ``pending`` ones point nowhere:
-        calls at m's unresolved handler, addresses at 0, a REL module's PC-relative data
-        references at themselves (displacement 0, as OSUnlink leaves them)."""
-        bias = self.arch.branch_bias
-        values = _value(kind.expr, S, A, P, m.got)
-        if not pending.any():
-            return values
-        if kind.expr is Expr.BRANCH:
-            fallback = np.array([self._fallback(m, r) for r in rows[pending].tolist()], np.int64)
-            values[pending] = fallback - bias - P[pending]
-        elif kind.expr is Expr.ABS or m.module.lazy_data:
-            values[pending] = 0
-        else:
-            name = m.module.symbol_name(int(rows[np.flatnonzero(pending)[0]]))
-            raise ModuleStateError(
-                f"module {m.name!r} refers to {name!r} with a PC-relative data reference, "
-                f"which cannot be pointed nowhere (compile with -fPIC)",
-                kind=kind.name, symbol=name, file=m.module.file)
-        return values
-
-    def _fallback(self, m: LoadedModule, row: int) -> int:
-        return m.unresolved if m.unresolved is not None else m.stub_slots.get(row, 0)
-
-    def _veneers(self, patch: _Patch, kind, rows, A, P, values, ok):
-        """Far branches go through m's veneer for their (symbol, addend)."""
-        bias = self.arch.branch_bias
-        far = np.flatnonzero(~ok)
-        values, ok = values.copy(), ok.copy()
-        for i in far.tolist():
-            slot = patch.module.veneer_slots.get((int(rows[i]), int(A[i])))
-            if slot is None:
-                continue
-            destination = int(P[i]) + bias + int(values[i])
-            patch.code.append((slot, self.arch.veneer(slot, destination)))
-            values[i] = kind.field.adjust(np.array([slot - bias - P[i]], np.int64))[0]
-            ok[i] = kind.field.fits(values[i:i + 1])[0]
-        return values, ok
-
-    def _apply(self, patch: _Patch) -> None:
-        for address, code in patch.code:
-            self.space.write(address, code)
-        for addresses, size, contents in patch.fields:
-            self.space.write_fields(addresses, size, patch.module.module.byteorder, contents)
-            self.space.flush(int(addresses.min()), int(addresses.max() - addresses.min()) + size)
-        patch.module.refs["bound"][patch.index] = patch.bound
 
     # -- the unresolved handler ----------------------------------------------------------------
     def _unresolved_handler(self) -> int:
@@ -452,12 +376,6 @@ class Linker:
                          f"defines; aborting\n")
         sys.stderr.flush()
         os.abort()
-
-
-def _value(expr: Expr, S, A, P, got: int) -> np.ndarray:
-    from .relocate import evaluate
-
-    return evaluate(expr, S, A, P, got=got)
 
 
 def _sites(groups: list[tuple[LoadedModule, np.ndarray]]) -> np.ndarray:
@@ -484,8 +402,6 @@ def _with_module_symbols(module: Module, source: Source) -> Module:
         sections = elf_index[plf.symbols["section"][rows]]
         names, values = plf.symbol_names(rows), plf.symbols["value"][rows].astype(np.int64)
     else:
-        from ..formats import symtab
-
         entries = [e for e in symtab.parse_file(source) if isinstance(e.section, int)]
         names = [e.name for e in entries]
         sections = [e.section for e in entries]
@@ -496,8 +412,6 @@ def _with_module_symbols(module: Module, source: Source) -> Module:
 def _with_static_symbols(module: Module, source: Source) -> Module:
     """A static module with the symbols of an ``address:name`` list or map added
     (``section,offset`` lines are placed with the static module's sections)."""
-    from ..formats import symtab
-
     entries = symtab.resolve(symtab.parse_file(source), symtab.dol_sections(module),
                              str(source))
     names = [e.name for e in entries]

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import LinkError, UndefinedSymbolError
 from ..model import ABS, Module
+from ..space import Space
 from .layout import Layout
-
-if TYPE_CHECKING:
-    from .linker import Linker
 
 # References of a module to names another module defines, or nobody yet: one row per field
 # (and per GOT slot), so that linking, unlinking or reloading that other module can patch them.
@@ -25,41 +22,68 @@ REF_DTYPE = np.dtype([
     ("addend", "<i8"),
     ("bound", "<i4"),  # uid of the module it points into, or UNRESOLVED
 ], align=True)
-UNRESOLVED = -1
+UNRESOLVED = -1  # ``bound`` of a reference nobody defines yet (it reaches a fallback)
+NO_REFS = np.zeros(0, REF_DTYPE)
+
+
+@dataclass(frozen=True)
+class Fallbacks:
+    """Where a module's calls to names nobody defines go: its own ``_unresolved`` if it has
+    one (the REL convention), else the unresolved stub of the name (symbol row -> stub)."""
+
+    unresolved: int | None = None
+    stubs: Mapping[int, int] = field(default_factory=dict)
+
+    def address(self, row: int) -> int:
+        """Where a call to the name of symbol ``row`` goes (0: nowhere, a weak name that is
+        never called)."""
+        return self.unresolved if self.unresolved is not None else self.stubs.get(row, 0)
+
+    def addresses(self, rows: np.ndarray) -> np.ndarray:
+        return np.array([self.address(r) for r in rows.tolist()], np.int64)
 
 
 @dataclass(eq=False)
 class LoadedModule:
-    """A module linked into a space. Returned by :meth:`Linker.link`."""
+    """A module linked into a space. Returned by :meth:`Linker.link`.
+
+    ``refs`` (:data:`REF_DTYPE`) are its references that another module's coming or going
+    rebinds; ``veneer_slots`` maps (symbol row, addend) to the address of that pair's veneer;
+    ``fallbacks`` says where calls to names nobody defines go.
+    """
 
     name: str
     module: Module
-    linker: Linker
+    space: Space
     base: int
     size: int
     layout: Layout
     section_addresses: list[int | None]
-    _exports: dict[str, int] | None
     uid: int = 0
-    refs: np.ndarray = field(default_factory=lambda: np.zeros(0, REF_DTYPE))
-    veneer_slots: dict[int, int] = field(default_factory=dict)  # symbol row -> veneer address
-    stub_slots: dict[int, int] = field(default_factory=dict)  # symbol row -> unresolved stub
-    unresolved: int | None = None  # address of the module's own _unresolved
-    got: int = 0
+    refs: np.ndarray = field(default_factory=lambda: NO_REFS.copy())
+    veneer_slots: dict[tuple[int, int], int] = field(default_factory=dict)
+    fallbacks: Fallbacks = Fallbacks()
+    got: int = 0  # address of its GOT
     fini: list[int] = field(default_factory=list)
     eh_frames: list[int] = field(default_factory=list)
     image: np.ndarray | None = None  # the built image, until it is written
     linked: bool = True
     export_table: Callable[[], dict[str, int]] | None = None  # computes exports on demand
-    bss_range: tuple[int, int] | None = None  # an image module's bss (address, size)
+    bss_range: tuple[int, int] | None = None  # a block module's bss (address, size)
+    _exports: dict[str, int] | None = None
 
     @property
     def exports(self) -> dict[str, int]:
         """Names this module defines for others, with their addresses."""
         if self._exports is None:
             self._exports = self.export_table() if self.export_table else {}
-            self.export_table = None  # the job behind it can go
+            self.export_table = None  # the link behind it can go
         return self._exports
+
+    @property
+    def dso_handle(self) -> int:
+        """The address of the module's own ``__dso_handle``."""
+        return self.base + self.layout.dso_handle_offset
 
     def address(self, name: str) -> int:
         """Address of the symbol ``name`` defined by this module (exported or local)."""
@@ -77,9 +101,9 @@ class LoadedModule:
                                    file=self.module.file)
 
     def function(self, name_or_address: str | int, restype=ctypes.c_int, *argtypes):
-        """A ctypes callable for a function of this module: ``function("add", c_int, c_int,
-        c_int)`` (restype first, then the argument types)."""
-        return self.linker.space.function(self._resolve(name_or_address), restype, *argtypes)
+        """A ctypes callable for a function of this module (native spaces): ``function("add",
+        c_int, c_int, c_int)`` (restype first, then the argument types)."""
+        return self.space.function(self._resolve(name_or_address), restype, *argtypes)
 
     def call(self, name_or_address: str | int, *args: int, restype=ctypes.c_int) -> int:
         """Call a function of this module with integer arguments and return its result.
@@ -87,11 +111,7 @@ class LoadedModule:
         Natively the arguments are C longs and the result a C ``int`` unless ``restype`` says
         otherwise; in an emulated space the CPU's calling convention decides (PowerPC: r3..r10
         in, r3 out)."""
-        space = self.linker.space
-        if not hasattr(space, "function"):
-            return space.call(self._resolve(name_or_address), *args)
-        fn = self.function(name_or_address, restype, *([ctypes.c_long] * len(args)))
-        return fn(*args)
+        return self.space.call(self._resolve(name_or_address), *args, restype=restype)
 
     def _resolve(self, name_or_address: str | int) -> int:
         if isinstance(name_or_address, int):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UnsupportedError
+
 
 class Protection(enum.Enum):
     """Page protections a space hands out. There is deliberately no read+write+execute."""
@@ -84,5 +86,19 @@ class Space:
         """Address of the static module's symbol ``name``, or None."""
         raise NotImplementedError
 
-    def call(self, address: int, *args: int) -> int:
+    def call(self, address: int, *args: int, restype=None) -> int:
+        """Call the function at ``address`` with integer arguments and return its result
+        (``restype``: a ctypes type where the space runs native code; elsewhere the CPU's
+        calling convention decides)."""
         raise NotImplementedError
+
+    def function(self, address: int, restype, *argtypes):
+        """A ctypes callable for the function at ``address`` (spaces that run native code)."""
+        raise UnsupportedError(f"{type(self).__name__} cannot make ctypes functions; use call()")
+
+    def register_frames(self, address: int) -> None:
+        """Hand an ``.eh_frame`` at ``address`` to the unwinder of the code the space runs
+        (natively, libgcc's); a space without one ignores it."""
+
+    def deregister_frames(self, address: int) -> None:
+        """Take back what :meth:`register_frames` handed over."""

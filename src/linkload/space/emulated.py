@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import importlib
 import inspect
 import itertools
@@ -56,9 +57,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
+from .. import arch as arch_registry
+from ..arch import Arch, Emulation
+from ..arch.fields import gather, scatter
 from ..errors import LinkError, PlacementError, UnsupportedError
 from ..model import ABS, FILE_SYMBOL, LOCAL, SECTION_SYMBOL, Module
 from . import Protection, Space, Window
@@ -214,18 +219,22 @@ class _Runtime:
     stubs: list[int]  # free host-stub addresses
 
 
-def emulation_of(arch_name: str):
-    """The arch file's description of its CPU for emulation (its ``EMULATION``)."""
-    from .. import arch as registry
-
-    arch = registry.get(arch_name)
-    spec = getattr(arch, "emulation", None)
-    if spec is None:  # until Arch carries it: the arch file's own module-level EMULATION
-        module = importlib.import_module(arch.veneer.__module__)
-        spec = getattr(module, "EMULATION", None)
-    if spec is None:
+def emulation_of(arch_name: str) -> tuple[Arch, Emulation]:
+    """The CPU ``arch_name`` and its description for emulation."""
+    arch = arch_registry.get(arch_name)
+    if arch.emulation is None:
         raise UnsupportedError(f"no emulation of the {arch_name} CPU yet")
-    return arch, spec
+    return arch, arch.emulation
+
+
+@functools.cache
+def _unicorn() -> ModuleType:
+    """unicorn, imported when the first emulated space is made: it takes a tenth of a second,
+    which nothing else in linkload needs to pay."""
+    try:
+        return importlib.import_module("unicorn")
+    except ImportError:  # pragma: no cover - unicorn is a dependency
+        raise UnsupportedError("the emulated space needs unicorn (pip install unicorn)") from None
 
 
 class EmulatedSpace(Space):
@@ -282,10 +291,7 @@ class EmulatedSpace(Space):
 
     # -- the CPU ---------------------------------------------------------------------------------
     def _make_cpu(self):
-        try:
-            import unicorn
-        except ImportError:  # pragma: no cover - unicorn is a test dependency
-            raise UnsupportedError("the emulated space needs unicorn (pip install unicorn)") from None
+        unicorn = _unicorn()
         consts = importlib.import_module(self.cpu.uc_constants)
         mode = 0
         for name in self.cpu.uc_mode:
@@ -296,9 +302,7 @@ class EmulatedSpace(Space):
         return uc, consts
 
     def _const(self, name: str) -> int:
-        import unicorn
-
-        return getattr(unicorn, name)
+        return getattr(_unicorn(), name)
 
     def _reg_id(self, name: str) -> int:
         rid = self._regs.get(name)
@@ -442,8 +446,6 @@ class EmulatedSpace(Space):
         return "big" if self.arch.byteorder == ">" else "little"
 
     def read_fields(self, addresses: np.ndarray, size: int, byteorder: str) -> np.ndarray:
-        from ..link.relocate import gather
-
         out = np.zeros(len(addresses), np.uint64)
         for lo, span, idx in self._spans(addresses, size):
             image = np.frombuffer(self.read(lo, span), np.uint8)
@@ -452,8 +454,6 @@ class EmulatedSpace(Space):
 
     def write_fields(self, addresses: np.ndarray, size: int, byteorder: str,
                      values: np.ndarray) -> None:
-        from ..link.relocate import scatter
-
         addresses = np.asarray(addresses, np.int64)
         for lo, span, idx in self._spans(addresses, size):
             image = np.frombuffer(self.read(lo, span), np.uint8).copy()
@@ -748,10 +748,11 @@ class EmulatedSpace(Space):
         runtime.stubs[:0] = range(base + size - step, base - step, -step)  # lowest first out
 
     # -- calls -----------------------------------------------------------------------------------
-    def call(self, address: int, *args: int) -> int:
+    def call(self, address: int, *args: int, restype=None) -> int:
         """Call the function at ``address`` with integer arguments (argument registers, then
-        the stack) and return the result register as a signed integer. Re-entrant: a host
-        function may call emulated code, which may call host functions..."""
+        the stack) and return the result register as a signed integer (the calling
+        convention decides: ``restype`` is not used). Re-entrant: a host function may call
+        emulated code, which may call host functions..."""
         runtime = self._runtime()
         depth = self._depth
         if depth >= len(runtime.traps):
@@ -800,10 +801,8 @@ class EmulatedSpace(Space):
             self._uc._hook_exception = None  # raised by a hook: the caller reports it once
             raise
         except Exception as e:
-            import unicorn
-
             self._uc._hook_exception = None
-            if isinstance(e, unicorn.UcError):
+            if isinstance(e, _unicorn().UcError):
                 raise self._fault(address, e) from None
             raise
         finally:

@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import LinkError, PlacementError
+from .. import arch as arch_registry
+from ..arch import Arch
+from ..arch.fields import gather, scatter
+from ..errors import LinkError, PlacementError, UnsupportedError
 from . import Protection, Space, Window
 
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
@@ -34,7 +37,6 @@ HUGE_PAGE = 2 << 20
 HUGE_RESERVATION = 1 << 20
 RTLD_DEFAULT = None
 LOWEST_ADDRESS = 1 << 16  # below vm.mmap_min_addr nothing can be mapped
-HIGHEST_ADDRESS = (1 << 47) - (1 << 12)  # top of the x86-64 user address space
 
 _PROT_BITS = {
     Protection.NONE: PROT_NONE,
@@ -74,15 +76,15 @@ def mapped_ranges() -> list[tuple[int, int]]:
     return out
 
 
-def free_gaps(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The unmapped (start, end) gaps of the user address space."""
+def free_gaps(ranges: list[tuple[int, int]], highest: int) -> list[tuple[int, int]]:
+    """The unmapped (start, end) gaps of the user address space, which ends at ``highest``."""
     gaps, cursor = [], LOWEST_ADDRESS
     for lo, hi in ranges:
         if lo > cursor:
             gaps.append((cursor, lo))
         cursor = max(cursor, hi)
-    if cursor < HIGHEST_ADDRESS:
-        gaps.append((cursor, HIGHEST_ADDRESS))
+    if cursor < highest:
+        gaps.append((cursor, highest))
     return gaps
 
 
@@ -113,9 +115,15 @@ class _Mapping:
 
 
 class NativeSpace(Space):
-    """This process as a space (x86-64 Linux)."""
+    """This process as a space (Linux), for ``arch`` (default: the CPU it runs on), which must
+    offer a :class:`~linkload.arch.NativeHost` part. ``libraries``: further shared libraries
+    whose symbols :meth:`lookup` finds."""
 
-    def __init__(self, libraries: list[str] | tuple[str, ...] = ()) -> None:
+    def __init__(self, libraries: list[str] | tuple[str, ...] = (), arch: Arch | None = None) -> None:
+        self.arch = arch if arch is not None else arch_registry.host()
+        if self.arch.native is None:
+            raise UnsupportedError(f"the {self.arch.name} CPU cannot run linked code in this process")
+        self.host = self.arch.native
         self.page_size = mmap.PAGESIZE
         self.libraries = []
         for lib in libraries:
@@ -164,7 +172,8 @@ class NativeSpace(Space):
         if near is not None:
             return near
         for _attempt in range(8):  # another thread may take the gap between scan and map
-            start = choose_address(free_gaps(mapped_ranges()), size, align, window)
+            start = choose_address(free_gaps(mapped_ranges(), self.host.highest_address), size,
+                                   align, window)
             if start is None:
                 break
             if self._map_exactly(start, size):
@@ -250,6 +259,17 @@ class NativeSpace(Space):
         for page in range(start, end, self.page_size):
             mapping.pages[page] = protection
 
+    def flush(self, address: int, size: int) -> None:
+        """Make code written at [address, address+size) visible to instruction fetch: nothing
+        to do where the CPU keeps its caches coherent (x86), libgcc's ``__clear_cache``
+        elsewhere."""
+        if self.host.coherent_instruction_cache or size <= 0:
+            return
+        clear_cache = _libgcc().get("__clear_cache")
+        if clear_cache is None:
+            raise UnsupportedError("libgcc_s exports no __clear_cache to flush the instruction cache")
+        clear_cache(address, address + size)
+
     def protection(self, address: int) -> Protection:
         page = address - address % self.page_size
         return self._mapping_of(page, 1).pages.get(page, Protection.READ_WRITE)
@@ -300,8 +320,6 @@ class NativeSpace(Space):
             yield mapping, addresses[idx] - mapping.address, idx
 
     def read_fields(self, addresses: np.ndarray, size: int, byteorder: str) -> np.ndarray:
-        from ..link.relocate import gather
-
         out = np.zeros(len(addresses), np.uint64)
         for mapping, positions, idx in self._group(addresses, size):
             out[idx] = gather(self._view(mapping), positions, size, byteorder)
@@ -309,8 +327,6 @@ class NativeSpace(Space):
 
     def write_fields(self, addresses: np.ndarray, size: int, byteorder: str,
                      values: np.ndarray) -> None:
-        from ..link.relocate import scatter
-
         for mapping, positions, idx in self._group(addresses, size):
             pages = np.unique(np.concatenate([positions, positions + size - 1]) // self.page_size)
             locked = []
@@ -332,9 +348,6 @@ class NativeSpace(Space):
         through the CPython API; ctypes callbacks are avoided because libffi backs them with
         a writable and executable page. ``function`` must return an int and must not raise
         (exceptions are printed and the call returns 0)."""
-        from ..arch import get
-
-        arch = get("x86_64")
 
         def guarded(context: int) -> int:
             try:
@@ -343,16 +356,17 @@ class NativeSpace(Space):
                 traceback.print_exc()
                 return 0
 
-        api = {name: self.lookup(name) for name in arch.python_api}
+        api = {name: self.lookup(name) for name in self.host.python_api}
         if not all(api.values()):
             raise LinkError("the CPython API is not visible to the dynamic linker")
         page = self.reserve(self.page_size, self.page_size)
         format_address = page + self.page_size - 16
         self._callbacks.append(guarded)  # the code holds a borrowed reference
-        code = arch.python_bridge(api, id(guarded), format_address)
+        code = self.host.python_bridge(api, id(guarded), format_address)
         self.write(page, code)
         self.write(format_address, b"l\0")
         self.protect(page, self.page_size, Protection.READ_EXECUTE)
+        self.flush(page, len(code))
         return page
 
     def read(self, address: int, size: int) -> bytes:
@@ -364,8 +378,9 @@ class NativeSpace(Space):
         """A ctypes callable for the function at ``address``."""
         return ctypes.CFUNCTYPE(restype, *argtypes)(address)
 
-    def call(self, address: int, *args: int) -> int:
-        fn = self.function(address, ctypes.c_long, *([ctypes.c_long] * len(args)))
+    def call(self, address: int, *args: int, restype=ctypes.c_long) -> int:
+        """Call the function at ``address`` with C ``long`` arguments."""
+        fn = self.function(address, restype, *([ctypes.c_long] * len(args)))
         return fn(*args)
 
     def register_frames(self, address: int) -> None:
@@ -376,20 +391,27 @@ class NativeSpace(Space):
         _libgcc()["__deregister_frame"](address)
 
 
-_UNWINDER: dict[str, ctypes._CFuncPtr] = {}
+_LIBGCC: dict[str, ctypes._CFuncPtr] = {}
+_LIBGCC_FUNCTIONS = {  # name -> argument count (each a pointer)
+    "__register_frame": 1,  # the unwinder C++ exceptions go through
+    "__deregister_frame": 1,
+    "__clear_cache": 2,  # instruction-cache maintenance of a range, on CPUs that need it
+}
 
 
 def _libgcc() -> dict[str, ctypes._CFuncPtr]:
-    """libgcc's frame registration functions (the unwinder C++ exceptions go through)."""
-    if not _UNWINDER:
+    """The libgcc functions linkload calls (loaded on first use)."""
+    if not _LIBGCC:
         lib = ctypes.CDLL(ctypes.util.find_library("gcc_s") or "libgcc_s.so.1",
                           mode=ctypes.RTLD_GLOBAL)
-        for name in ("__register_frame", "__deregister_frame"):
-            fn = getattr(lib, name)
-            fn.argtypes = [ctypes.c_void_p]
+        for name, count in _LIBGCC_FUNCTIONS.items():
+            fn = getattr(lib, name, None)
+            if fn is None:
+                continue  # __clear_cache is only exported where it does something
+            fn.argtypes = [ctypes.c_void_p] * count
             fn.restype = None
-            _UNWINDER[name] = fn
-    return _UNWINDER
+            _LIBGCC[name] = fn
+    return _LIBGCC
 
 
 def _signed64(value: int) -> int:

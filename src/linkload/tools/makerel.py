@@ -42,7 +42,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import arch as arch_registry
+from ..arch import ppc
+from ..arch.fields import FieldBatch, kind_set, kinds_of, overflow_message, write_fields
 from ..errors import (
     FormatError,
     LinkError,
@@ -54,47 +55,37 @@ from ..formats import dol as dol_format
 from ..formats import elf as elf_format
 from ..formats import rel as rel_format
 from ..formats import symtab
-from ..link.relocate import gather, scatter
+from ..formats.base import read_bytes
 from ..model import ABS, COMMON, UNDEF, WEAK, Module, SectionKind
 
 Source = str | os.PathLike | bytes | Module
 
 # -- relocation kinds ---------------------------------------------------------------------------
-R_PPC_UADDR32, R_PPC_UADDR16, R_PPC_REL32 = 24, 25, 26
 # The PC-relative kinds makerel resolves in the file when source and target are both in the
 # module (their encodings are the PowerPC arch's).
-_PCREL = (rel_format.R_PPC_REL24, rel_format.R_PPC_REL14, rel_format.R_PPC_REL14_BRTAKEN,
-          rel_format.R_PPC_REL14_BRNTAKEN, R_PPC_REL32)
+_PCREL = (ppc.R_PPC_REL24, ppc.R_PPC_REL14, ppc.R_PPC_REL14_BRTAKEN, ppc.R_PPC_REL14_BRNTAKEN,
+          ppc.R_PPC_REL32)
 # ELF kind -> REL type (R_PPC_REL32 only ever resolved in the file); -1: not expressible.
 KIND_MAP = np.full(256, -1, np.int64)
-KIND_MAP[1:14] = np.arange(1, 14)
-KIND_MAP[R_PPC_UADDR32], KIND_MAP[R_PPC_UADDR16] = rel_format.R_PPC_ADDR32, rel_format.R_PPC_ADDR16
-KIND_MAP[R_PPC_REL32] = R_PPC_REL32
-_SDA_KINDS = {32, 106, 107, 108, 109, 116}
-_TLS_KINDS = set(range(67, 97))
-_PIC_KINDS = set(range(14, 24)) | set(range(27, 32)) | set(range(249, 253))
+KIND_MAP[list(rel_format.PATCHING_TYPES)[1:]] = list(rel_format.PATCHING_TYPES)[1:]
+KIND_MAP[ppc.R_PPC_UADDR32], KIND_MAP[ppc.R_PPC_UADDR16] = ppc.R_PPC_ADDR32, ppc.R_PPC_ADDR16
+KIND_MAP[ppc.R_PPC_REL32] = ppc.R_PPC_REL32
 _IN_FILE = np.zeros(256, bool)
 _IN_FILE[list(_PCREL)] = True
 
 
 def _kind_problem(kind: int) -> str:
-    if kind in _SDA_KINDS:
+    if kind in ppc.SMALL_DATA_KINDS:
         return ("small-data relocation: r2/r13 belong to the static module, a REL cannot use "
                 "small data; compile with -msdata=none (CodeWarrior: -sdata 0 -sdata2 0)")
-    if kind in _TLS_KINDS:
+    if kind in ppc.TLS_KINDS:
         return ("thread-local storage relocation: it needs r2 (reserved for the static module) "
                 "and a TLS runtime; remove __thread variables and compile with -msdata=none")
-    if kind in _PIC_KINDS:
+    if kind in ppc.POSITION_INDEPENDENT_KINDS | ppc.DYNAMIC_KINDS:
         return "position-independent code relocation: compile with -fno-pic"
-    if kind == R_PPC_REL32:
+    if kind == ppc.R_PPC_REL32:
         return "R_PPC_REL32 to another module or the DOL cannot be expressed in a REL"
     return "relocation kind cannot be expressed in a REL"
-
-
-def _kind_label(kind: int) -> str:
-    names = {24: "R_PPC_UADDR32", 25: "R_PPC_UADDR16", 26: "R_PPC_REL32", 32: "R_PPC_SDAREL16",
-             109: "R_PPC_EMB_SDA21"}
-    return rel_format.TYPE_NAMES.get(kind) or names.get(kind) or f"R_PPC type {kind}"
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -157,8 +148,6 @@ class _Definition(NamedTuple):
 def _load_plf(source: Source, module_id: int, name: str | None) -> _Plf:
     if isinstance(source, Module):
         raise LinkError("makerel reads plf files (it needs their ELF section table), not Modules")
-    from ..formats import read_bytes
-
     data, path = read_bytes(source)
     ef = elf_format.ElfFile(data, path)
     if ef.header.type != elf_format.ET_REL or ef.header.machine != 20:
@@ -398,7 +387,8 @@ def _reloc_error(plf: _Plf, relocs: np.ndarray, i: int, message: str,
         if symbol_section >= 0:
             symbol = plf.module.sections[symbol_section].name
     return cls(message, file=plf.path, section=section, offset=offset,
-               kind=_kind_label(int(relocs["kind"][i]) if kind is None else kind), symbol=symbol)
+               kind=ppc.ARCH.kind_name(int(relocs["kind"][i]) if kind is None else kind),
+               symbol=symbol)
 
 
 @dataclass
@@ -441,7 +431,7 @@ def _plan(plf: _Plf, specs: list[rel_format.RelSection], statics: dict[str, _Def
     unresolved = (t.status > 0) & branch
     _check_undefined(plf, relocs, t, branch)
     entry = ~in_file & ~unresolved
-    for bad, message in ((entry & (rtype == R_PPC_REL32), _kind_problem(R_PPC_REL32)),
+    for bad, message in ((entry & (rtype == ppc.R_PPC_REL32), _kind_problem(ppc.R_PPC_REL32)),
                          (entry & (t.section > 255), "the target section's index does not fit "
                                                      "a REL entry (8 bits)")):
         if bad.any():
@@ -497,22 +487,18 @@ def _check_undefined(plf: _Plf, relocs: np.ndarray, t: _Targets, branch: np.ndar
 
 def _patch(plf: _Plf, relocs: np.ndarray, image: np.ndarray, place: np.ndarray,
            displacement: np.ndarray, kinds: np.ndarray, rows: np.ndarray) -> None:
-    """Write PC-relative displacements into the file image, checked and encoded by the
-    PowerPC arch's own fields (the branch-prediction bit included)."""
-    arch = arch_registry.get("ppc")
-    for kind in np.unique(kinds).tolist():
-        sel = np.flatnonzero(kinds == kind)
-        field = arch.kinds[kind].field
-        values = field.adjust(displacement[sel])
-        ok = field.fits(values)
-        if not ok.all():
-            i = int(sel[np.flatnonzero(~ok)[0]])
-            raise _reloc_error(plf, relocs, int(rows[i]), f"displacement {int(displacement[i]):#x} "
-                               f"does not fit {arch.kind_name(kind)} (a {field.bits}-bit "
-                               f"{field.check.value} field, multiple of {field.align})",
-                               RelocationOverflowError)
-        containers = gather(image, place[sel], field.size, arch.byteorder)
-        scatter(image, place[sel], field.size, arch.byteorder, field.encode(containers, values))
+    """Write PC-relative displacements into the file image through the one field writer:
+    checked and encoded by the PowerPC arch's own fields (the branch-prediction bit
+    included)."""
+    kind = kinds.astype(np.intp)
+    batch = FieldBatch(kind_set(ppc.ARCH, kinds_of(kind)), kind, place.astype(np.int64),
+                       displacement.astype(np.int64))
+    overflow = write_fields(ppc.ARCH, image, ppc.ARCH.byteorder, batch)
+    if overflow is not None:
+        k = ppc.ARCH.kinds[int(kind[overflow.row])]
+        raise _reloc_error(plf, relocs, int(rows[overflow.row]),
+                           overflow_message(k, overflow.value, overflow.count - 1),
+                           RelocationOverflowError)
 
 
 def _entry_point(plf: _Plf, name: str, specs: list[rel_format.RelSection]) -> tuple[int, int]:

@@ -1,0 +1,322 @@
+"""What a CPU file declares: relocation kinds as (expression, field), and the optional parts a
+space or a tool asks for.
+
+As in lld, a relocation kind is split into an *expression* (what value is computed: S+A, S+A-P,
+a GOT slot, ...) and a *field* (where the value goes in the instruction or word, and which
+overflow check applies). :class:`Arch` holds those relocation facts and the range-extension
+veneer; everything else a CPU can offer is an optional part, declared as a field that is
+``None`` where the CPU lacks it, and checked by whoever needs it when it is built:
+
+* :class:`CallStubs`: the code the linker puts in a module for calls that wait for a module
+  not linked yet, and a module's own ``atexit``;
+* :class:`TrampolineCode`: ffcall-style closures (:mod:`linkload.trampoline`);
+* :class:`NativeHost`: what running modules in this very process needs (the CPython bridge,
+  instruction-cache coherence, the user address space);
+* :class:`Emulation`: what an emulated space needs (unicorn's names, registers, the ABI);
+* :class:`Disassembly`: capstone's names for the CPU (``linkload dump --disasm``).
+
+This file only describes; :mod:`.fields` evaluates and encodes, a whole numpy column at a time.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class Expr(enum.Enum):
+    """What a relocation computes. S: target address, A: addend, P: address of the field,
+    G: address of the target's GOT slot, GOT: address of the module's GOT, Z: target size."""
+
+    NONE = "none"  # nothing is written
+    ABS = "S+A"
+    PCREL = "S+A-P"
+    BRANCH = "S+A-P (via a veneer when out of reach)"
+    GOT_PCREL = "G+A-P"
+    GOT_OFF = "S+A-GOT"
+    GOT_PC = "GOT+A-P"
+    GOT_SLOT = "G+A-GOT"
+    SIZE = "Z+A"
+
+
+EXPR_CODES = {expr: i for i, expr in enumerate(Expr)}
+# Expressions that need a GOT slot for their target.
+GOT_EXPRS = (Expr.GOT_PCREL, Expr.GOT_SLOT)
+# Expressions measured from the place of the field.
+PC_RELATIVE = (Expr.PCREL, Expr.BRANCH)
+
+
+class Check(enum.Enum):
+    """The overflow check of a field, on the value after its adjustment."""
+
+    NONE = "none"
+    SIGNED = "signed"
+    UNSIGNED = "unsigned"
+    BITFIELD = "signed or unsigned"
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field of ``size`` bytes (the container read and written) whose bits ``mask`` receive
+    the value.
+
+    The value is first adjusted: ``round_ha`` adds 0x8000 (PowerPC @ha), then it is shifted
+    right by ``shift``; the adjusted value must lie in :attr:`bounds` and be a multiple of
+    ``align``; then ``value & mask`` replaces the masked bits of the container. CPUs whose
+    fields scatter their bits (Thumb-2 branches) subclass and override :meth:`encode` and
+    :meth:`decode`.
+    """
+
+    size: int
+    mask: int
+    bits: int
+    check: Check
+    shift: int = 0
+    round_ha: bool = False
+    align: int = 1
+
+    @property
+    def whole(self) -> bool:
+        """True if the value fills the whole container, so its old contents do not matter."""
+        return self.mask == (1 << (8 * self.size)) - 1
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The smallest and the largest adjusted value the field takes, both inclusive (the
+        one range convention of linkload)."""
+        if self.check is Check.NONE or self.bits >= 64:
+            return INT64_MIN, INT64_MAX
+        b = self.bits
+        low = 0 if self.check is Check.UNSIGNED else -(1 << (b - 1))
+        high = (1 << (b - 1)) - 1 if self.check is Check.SIGNED else (1 << b) - 1
+        return low, high
+
+    def encode(self, containers: np.ndarray | None, values: np.ndarray) -> np.ndarray:
+        """New container contents; ``containers`` may be None for a :attr:`whole` field."""
+        if containers is None:
+            return values
+        mask = np.uint64(self.mask)
+        return (containers & ~mask) | (values.astype(np.uint64) & mask)
+
+    def decode(self, containers: np.ndarray) -> np.ndarray:
+        """The addend stored in the field (ELF REL tables), sign-extended where signed."""
+        raw = (containers & np.uint64(self.mask)).astype(np.int64)
+        if self.check in (Check.SIGNED, Check.BITFIELD) and self.bits < 64:
+            top = np.int64(1 << (self.bits - 1))
+            raw = np.where(raw & top, raw - np.int64(1 << self.bits), raw)
+        return raw << np.int64(self.shift)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One relocation kind of a CPU: its name, what it computes and where the value goes."""
+
+    name: str
+    expr: Expr
+    field: Field | None
+    relaxable: bool = False  # the arch may rewrite the instruction to a direct form
+
+    @property
+    def writes(self) -> bool:
+        """False for kinds that patch nothing (R_*_NONE, markers)."""
+        return self.field is not None and self.expr is not Expr.NONE
+
+
+@dataclass(frozen=True)
+class KindTables:
+    """Per-kind properties as arrays indexed by kind number, so that a whole relocation table
+    is evaluated with a few column operations instead of a pass per kind."""
+
+    known: np.ndarray  # bool
+    expr: np.ndarray  # EXPR_CODES
+    pcrel: np.ndarray  # bool: the value is measured from the place (S+A-P)
+    branch: np.ndarray  # bool: a branch, which may go through a veneer
+    width: np.ndarray  # container bytes (0: nothing written)
+    low: np.ndarray  # smallest value the adjusted value may take
+    high: np.ndarray  # largest
+    mask: np.ndarray  # uint64 bits of the container that receive the value
+    shift: np.ndarray
+    round: np.ndarray  # added before the shift (0x8000 for @ha)
+    align: np.ndarray
+    whole: np.ndarray  # bool: the value fills the container
+    plain: np.ndarray  # bool: the generic Field (no scattered bits)
+
+
+# -- the optional parts -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Veneer:
+    """A range-extension veneer: ``code(address, target)`` is ``size`` bytes that, placed at
+    ``address`` and entered by a branch, go on to ``target`` from anywhere, clobbering only
+    what the ABI lets a call clobber."""
+
+    size: int
+    code: Callable[[int, int], bytes]
+
+
+@dataclass(frozen=True)
+class CallStubs:
+    """Code the linker writes into a module for its calls.
+
+    ``unresolved(context, handler)``: calls ``handler(context)`` in place of a function no
+    module defines yet, whose result goes straight back to the caller. ``atexit(address,
+    dso_handle, cxa_atexit)``: a module's own ``atexit(f)``, which is
+    ``__cxa_atexit(f, 0, dso_handle)``."""
+
+    unresolved_size: int
+    unresolved: Callable[[int, int], bytes]
+    atexit_size: int
+    atexit: Callable[[int, int, int], bytes]
+
+
+@dataclass(frozen=True)
+class TrampolineCode:
+    """ffcall-style trampolines: ``code(distance)`` is one ``slot``-byte slot of code that
+    reads its record (function, variable, data words) ``distance`` bytes further on;
+    ``register`` is where the register form passes its data."""
+
+    slot: int
+    code: Callable[[int], bytes]
+    register: str
+
+
+@dataclass(frozen=True)
+class NativeHost:
+    """What linking into this very process needs of its CPU.
+
+    ``machines``: what ``os.uname().machine`` says on it. ``python_bridge(api, callable,
+    format)``: code for ``long f(long)`` that calls a Python callable through the CPython
+    functions named in ``python_api``. ``coherent_instruction_cache``: False where code
+    written must be made visible to instruction fetch (libgcc's ``__clear_cache``).
+    ``highest_address``: the top of the user address space."""
+
+    machines: tuple[str, ...]
+    python_bridge: Callable[[dict[str, int], int, int], bytes]
+    python_api: tuple[str, ...]
+    coherent_instruction_cache: bool
+    highest_address: int
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """What an emulated space needs to know about a CPU (unicorn's names as strings, so that
+    an arch file does not need unicorn)."""
+
+    uc_arch: str  # unicorn constant names
+    uc_mode: tuple[str, ...]
+    uc_cpu: str | None
+    uc_constants: str  # module holding the register constants
+    register: Callable[[str], str]  # ABI register name -> unicorn constant name
+    arguments: tuple[str, ...]  # integer argument registers, in order
+    result: str
+    link_register: str  # where a call leaves its return address
+    stack_pointer: str
+    stack_alignment: int
+    linkage_area: int  # bytes above the stack pointer a callee may use (back chain, LR save)
+    stack_arguments: int  # offset from the stack pointer of the first argument on the stack
+    back_chain: bool  # the word at the stack pointer points to the caller's frame
+    wide_argument: tuple[str, ...]  # a 64-bit argument's registers, most significant first
+    trap: bytes  # an instruction that always faults: host stubs and return addresses
+    instruction_size: int
+    initial_registers: dict[str, int]  # set once when the CPU is created
+    static_registers: dict[str, str]  # register -> static-module symbol that sets it
+    default_memory: tuple[tuple[int, int, str], ...]  # (base, size, name)
+    cache_line: int  # instruction cache block; 0: the caches are coherent
+    cache_maintenance: Callable[[int, int], list[tuple[str, int]]] | None = None
+    program_counter: str = "pc"
+    page_size: int = 4096  # unicorn's protection granule
+
+
+@dataclass(frozen=True)
+class Disassembly:
+    """capstone's names for the CPU (strings, so that an arch file does not need capstone)."""
+
+    cs_arch: str
+    cs_mode: tuple[str, ...]
+
+
+# -- the CPU ----------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Arch:
+    """Everything the linker and the tools need to know about one CPU.
+
+    The relocation facts: ``kinds`` (number -> :class:`Kind`) and ``unsupported`` (number ->
+    ``"NAME: why"``), the reach of a PC-relative data reference and of a direct branch (both
+    reach ``[P - reach, P + reach)``), the kind that stores a whole address (``pointer_kind``:
+    GOT slots are rebound with it) and the range-extension :class:`Veneer`. The other parts
+    are optional: see the module docstring.
+    """
+
+    name: str
+    bits: int
+    byteorder: str
+    kinds: Mapping[int, Kind]
+    pcrel_reach: int
+    branch_reach: int
+    veneer: Veneer
+    got_entry_size: int
+    pointer_kind: int
+    # A branch field's value is measured from P + branch_bias (x86-64: from the end of the
+    # rel32, so a call's addend is -4 and a call landing exactly on X holds X - 4 - P).
+    branch_bias: int = 0
+    code_alignment: int = 16
+    # (kind, image, field positions, candidates) -> mask of the fields rewritten to a direct
+    # form (x86-64 GOTPCRELX); the caller then writes S+A-P into them
+    relax: Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+    unsupported: Mapping[int, str] = field(default_factory=dict)
+    stubs: CallStubs | None = None
+    trampolines: TrampolineCode | None = None
+    native: NativeHost | None = None
+    emulation: Emulation | None = None
+    disassembly: Disassembly | None = None
+
+    @property
+    def word_size(self) -> int:
+        """Bytes of an address."""
+        return self.bits // 8
+
+    @functools.cached_property
+    def tables(self) -> KindTables:
+        """The kinds' properties as arrays indexed by kind number."""
+        size = max(max(self.kinds), max(self.unsupported, default=0)) + 1
+        t = {name: np.zeros(size, dtype) for name, dtype in (
+            ("known", bool), ("expr", np.int64), ("pcrel", bool), ("branch", bool),
+            ("width", np.int64), ("low", np.int64), ("high", np.int64), ("mask", np.uint64),
+            ("shift", np.int64), ("round", np.int64), ("align", np.int64), ("whole", bool),
+            ("plain", bool))}
+        t["align"][:] = 1
+        for number, kind in self.kinds.items():
+            t["known"][number] = True
+            t["expr"][number] = EXPR_CODES[kind.expr]
+            t["pcrel"][number] = kind.expr in PC_RELATIVE
+            t["branch"][number] = kind.expr is Expr.BRANCH
+            f = kind.field
+            if not kind.writes:
+                t["expr"][number] = EXPR_CODES[Expr.NONE]
+                continue
+            t["width"][number] = f.size
+            t["low"][number], t["high"][number] = f.bounds
+            t["mask"][number] = f.mask
+            t["shift"][number] = f.shift
+            t["round"][number] = 0x8000 if f.round_ha else 0
+            t["align"][number] = f.align
+            t["whole"][number] = f.whole
+            t["plain"][number] = type(f) is Field
+        return KindTables(**t)
+
+    def kind_name(self, kind: int) -> str:
+        """``R_X86_64_PC32`` for 2: the name of a kind, supported or not."""
+        if kind in self.kinds:
+            return self.kinds[kind].name
+        if kind in self.unsupported:
+            return self.unsupported[kind].split(":")[0]
+        return f"relocation type {kind}"
+
+    def unsupported_reason(self, kind: int) -> str:
+        """Why a kind the CPU does not link is refused."""
+        return self.unsupported.get(kind, "unknown relocation type").split(": ", 1)[-1]
