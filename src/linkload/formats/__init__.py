@@ -37,7 +37,6 @@ FORMATS: tuple[Format, ...] = (
     Format("rel", rel.read, rel.dump, extensions=(".rel",), write=rel.write_module),
     Format("dol", dol.read, dol.dump, extensions=(".dol",)),
 )
-BY_NAME = {f.name: f for f in FORMATS}
 
 
 def guess_format(data: bytes | bytearray | memoryview, file: str) -> Format | None:
@@ -52,9 +51,10 @@ def guess_format(data: bytes | bytearray | memoryview, file: str) -> Format | No
 
 def _format_of(data: bytes | bytearray | memoryview, file: str, format: str | None) -> Format:
     if format is not None:
-        found = BY_NAME.get(format)
+        found = next((f for f in FORMATS if f.name == format), None)
         if found is None:
-            raise FormatError(f"unknown format {format!r} (one of {', '.join(BY_NAME)})", file=file)
+            names = ", ".join(f.name for f in FORMATS)
+            raise FormatError(f"unknown format {format!r} (one of {names})", file=file)
         return found
     found = guess_format(data, file)
     if found is None:
@@ -79,5 +79,5 @@ def dump(source: Source, *, disasm: bool = False, format: str | None = None,
     yield from _format_of(data, file, format).dump(data, file, disasm=disasm, plf=plf)
 
 
-__all__ = ["BY_NAME", "FORMATS", "Format", "Source", "dump", "guess_format", "read_bytes",
+__all__ = ["FORMATS", "Format", "Source", "dump", "guess_format", "read_bytes",
            "read_module"]

@@ -143,13 +143,13 @@ class Linker:
         return [m for m in self.modules if m.uid in uids and m is not module]
 
     # -- link ------------------------------------------------------------------------------
-    def link(self, objects: Source | list[Source], name: str | None = None, *,
+    def link(self, objects: Source | Module | list[Source | Module], name: str | None = None, *,
              place_near: str | int | None | object = ..., at: int | None = None,
              bss: int | None = None, fixed: bool = False,
              symbols: Source | None = None) -> LoadedModule:
-        """Load one object (a path or bytes) or several (linked together as one module), link
-        it against the static module and the modules already linked, patch the calls that were
-        waiting for it, and run its initialisers.
+        """Load one object (a path, bytes or a :class:`~linkload.model.Module`) or several
+        (linked together as one module), link it against the static module and the modules
+        already linked, patch the calls that were waiting for it, and run its initialisers.
 
         ``place_near`` overrides the linker's placement for this module; ``at`` loads it at
         that address. For a module loaded as one block (a REL): ``bss`` gives its bss address
@@ -187,11 +187,11 @@ class Linker:
                            functools.partial(self._resolve_external, hidden=hidden),
                            group_linked, self._unresolved_handler)
 
-    def _read(self, objects: Source | list[Source], name: str | None) -> Module:
+    def _read(self, objects: Source | Module | list[Source | Module], name: str | None) -> Module:
         sources = objects if isinstance(objects, list) else [objects]
         if not sources:
             raise LinkError("nothing to link")
-        parts = [read_module(s) for s in sources]
+        parts = [s if isinstance(s, Module) else read_module(s) for s in sources]
         module = merge(parts, name or parts[0].name)
         arch = self.arch
         if (module.machine, module.bits, module.byteorder) != (arch.name, arch.bits, arch.byteorder):
@@ -267,8 +267,9 @@ class Linker:
         for address in linked.eh_frames:
             space.register_frames(address)
             loaded.eh_frames.append(address)
-        for address in linked.init:
-            space.call(address)
+        if space.runs_code:
+            for address in linked.init:
+                space.call(address)
 
     # -- unlink and reload -------------------------------------------------------------------
     def unlink(self, module: LoadedModule) -> None:
@@ -288,7 +289,7 @@ class Linker:
         self.modules.remove(module)
         self._forget(module)
 
-    def reload(self, module: LoadedModule, objects: Source | list[Source],
+    def reload(self, module: LoadedModule, objects: Source | Module | list[Source | Module],
                name: str | None = None) -> LoadedModule:
         """Replace ``module`` by a new build of it and return the new handle.
 
@@ -342,11 +343,12 @@ class Linker:
 
     def _finalise(self, module: LoadedModule) -> None:
         """Run a module's finalisers and take its unwind tables back."""
-        for address in module.fini:
-            self.space.call(address)
-        finalize = self.space.lookup("__cxa_finalize")
-        if finalize is not None:  # the module's own __dso_handle, without building its exports
-            self.space.call(finalize, module.dso_handle)
+        if self.space.runs_code:
+            for address in module.fini:
+                self.space.call(address)
+            finalize = self.space.lookup("__cxa_finalize")
+            if finalize is not None:  # the module's own __dso_handle (its exports need not exist)
+                self.space.call(finalize, module.dso_handle)
         for address in module.eh_frames:
             self.space.deregister_frames(address)
         module.eh_frames.clear()

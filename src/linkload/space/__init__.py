@@ -39,6 +39,7 @@ class Space:
     """The protocol every space implements (see the module docstring)."""
 
     page_size: int = 4096
+    runs_code: bool = True  # False for a space that only holds bytes (no initialisers run)
 
     def reserve(self, size: int, align: int, window: Window | None = None) -> int:
         raise NotImplementedError

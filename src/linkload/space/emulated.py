@@ -2,8 +2,8 @@
 static module's functions.
 
 Everything CPU-specific (unicorn's names for the CPU and its registers, the calling
-convention, the trap instruction, the cache line, the default memory map) comes from the arch
-file's ``EMULATION`` description; this file is the same for every CPU.
+convention, the trap instruction, the cache line, the default memory map) comes from the
+CPU's :class:`~linkload.arch.Emulation` part; this file is the same for every CPU.
 
 Memory
     The regions (default for ``"ppc"``: the Wii's MEM1, 24 MiB at 0x80000000, and MEM2,
@@ -47,7 +47,6 @@ Calls
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import functools
 import importlib
@@ -55,7 +54,7 @@ import inspect
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -64,9 +63,10 @@ import numpy as np
 from .. import arch as arch_registry
 from ..arch import Arch, Emulation
 from ..arch.fields import gather, scatter
-from ..errors import LinkError, PlacementError, UnsupportedError
+from ..errors import LinkError, UnsupportedError
 from ..model import ABS, FILE_SYMBOL, LOCAL, SECTION_SYMBOL, Module
 from . import Protection, Space, Window
+from .regions import Intervals, Region, RegionMemory
 
 HostFunction = Callable[..., "int | None"]
 
@@ -139,66 +139,6 @@ class StaleCodeError(EmulationError):
     """Emulated code reached bytes written after the last instruction-cache flush of them."""
 
 
-@dataclass(frozen=True)
-class Region:
-    """A named block of emulated memory."""
-
-    base: int
-    size: int
-    name: str
-
-    @property
-    def end(self) -> int:
-        return self.base + self.size
-
-
-class Intervals:
-    """Disjoint, sorted, half-open intervals ``[lo, hi)``; touching intervals merge."""
-
-    def __init__(self) -> None:
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter(list(zip(self.starts, self.ends, strict=True)))
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def add(self, lo: int, hi: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """Cover [lo, hi); returns (intervals removed, intervals added)."""
-        i = bisect.bisect_left(self.ends, lo)
-        j = bisect.bisect_right(self.starts, hi)
-        removed = list(zip(self.starts[i:j], self.ends[i:j], strict=True))
-        if removed:
-            lo, hi = min(lo, removed[0][0]), max(hi, removed[-1][1])
-        self.starts[i:j], self.ends[i:j] = [lo], [hi]
-        return removed, [(lo, hi)]
-
-    def remove(self, lo: int, hi: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """Uncover [lo, hi); returns (intervals removed, intervals added)."""
-        i = bisect.bisect_right(self.ends, lo)
-        j = bisect.bisect_left(self.starts, hi)
-        removed = list(zip(self.starts[i:j], self.ends[i:j], strict=True))
-        added = []
-        if removed and removed[0][0] < lo:
-            added.append((removed[0][0], lo))
-        if removed and removed[-1][1] > hi:
-            added.append((hi, removed[-1][1]))
-        self.starts[i:j] = [a for a, _ in added]
-        self.ends[i:j] = [b for _, b in added]
-        return removed, added
-
-    def covers(self, lo: int, hi: int) -> bool:
-        """True if one interval contains all of [lo, hi)."""
-        i = bisect.bisect_right(self.starts, lo) - 1
-        return i >= 0 and self.ends[i] >= hi
-
-    def overlaps(self, lo: int, hi: int) -> bool:
-        i = bisect.bisect_right(self.ends, lo)
-        return i < len(self.starts) and self.starts[i] < hi
-
-
 @dataclass
 class _Host:
     """A Python function standing in for emulated code."""
@@ -247,7 +187,7 @@ class EmulatedSpace(Space):
     running code written since its last flush.
     """
 
-    def __init__(self, arch_name: str = "ppc", *,
+    def __init__(self, arch_name: str, *,
                  memory: list[tuple[int, int, str]] | tuple[tuple[int, int, str], ...] | None = None,
                  symbols: dict[str, int] | None = None, page_size: int | None = None,
                  stack_size: int = 256 << 10, timeout: float = 10.0,
@@ -263,13 +203,12 @@ class EmulatedSpace(Space):
         self.enforce_protection = enforce_protection
         self.check_cache = check_cache
         self.stack_size = stack_size
-        self.regions = [Region(b, s, n) for b, s, n in (memory or self.cpu.default_memory)]
+        self.memory = RegionMemory(memory or self.cpu.default_memory, self.cpu.page_size)
         self._mask = (1 << self.arch.bits) - 1
         self._uc, self._uc_consts = self._make_cpu()
         self._regs: dict[str, int] = {}
-        self._free = Intervals()
-        self._reservations: dict[int, int] = {}
-        self._map_regions()
+        for region in self.memory.regions:
+            self._uc.mem_map(region.base, region.size)
         for name, value in self.cpu.initial_registers.items():
             self.set_reg(name, value)
         self._pages: dict[int, Protection] = {}
@@ -321,80 +260,41 @@ class EmulatedSpace(Space):
         """Set register ``name``."""
         self._uc.reg_write(self._reg_id(name), value & self._mask)
 
-    def _map_regions(self) -> None:
-        granule = self.cpu.page_size
-        ordered = sorted(self.regions, key=lambda r: r.base)
-        for a, b in zip(ordered, ordered[1:], strict=False):
-            if b.base < a.end:
-                raise LinkError(f"memory regions {a.name} and {b.name} overlap")
-        for region in ordered:
-            if region.base % granule or region.size % granule or region.size <= 0:
-                raise LinkError(f"memory region {region.name} ({region.base:#x}, {region.size:#x}) "
-                                f"is not a whole number of {granule:#x}-byte pages")
-            self._uc.mem_map(region.base, region.size)
-            self._free.add(region.base, region.end)
-
     # -- memory ----------------------------------------------------------------------------------
+    @property
+    def regions(self) -> list[Region]:
+        """The memory regions, in the order given."""
+        return self.memory.regions
+
     def region(self, name: str) -> Region:
         """The memory region called ``name``."""
-        for r in self.regions:
-            if r.name == name:
-                return r
-        raise LinkError(f"no memory region {name!r} (there are {', '.join(r.name for r in self.regions)})")
+        return self.memory.region(name)
 
     def region_of(self, address: int) -> Region | None:
         """The region ``address`` lies in, or None."""
-        return next((r for r in self.regions if r.base <= address < r.end), None)
+        return self.memory.region_of(address)
 
     def _check_mapped(self, address: int, size: int) -> None:
-        region = self.region_of(address)
-        if region is None or address + size > region.end or address < 0:
-            raise LinkError(f"[{address:#x}, {address + size:#x}) is not memory of this space")
+        self.memory.check(address, size)
 
     def reserve(self, size: int, align: int, window: Window | None = None, *,
                 region: str | None = None, address: int | None = None) -> int:
         """Reserve ``size`` bytes aligned to ``align``: the lowest free place inside
         ``window`` (and inside ``region``, if named), or exactly at ``address``. The memory
         reads as zeros."""
-        size = max(int(size), 1)
-        align = max(int(align), 1)
-        if address is not None:
-            window, align = Window(address, address + size, address), 1
-        start = self._first_fit(size, align, window, self.region(region) if region else None)
-        if start is None:
-            where = f" in {region}" if region else ""
-            if window is not None:
-                where += f" between {window.low:#x} and {window.high:#x}"
-            raise PlacementError(f"no free {size:#x} bytes aligned to {align:#x}{where}")
-        self._free.remove(start, start + size)
-        self._reservations[start] = size
-        self._uc.mem_write(start, bytes(size))
+        start = self.memory.reserve(size, align, window, region=region, address=address)
+        self._uc.mem_write(start, bytes(max(int(size), 1)))
         return start
-
-    def _first_fit(self, size: int, align: int, window: Window | None,
-                   region: Region | None) -> int | None:
-        for lo, hi in self._free:
-            if region is not None:
-                lo, hi = max(lo, region.base), min(hi, region.end)
-            if window is not None:
-                lo, hi = max(lo, window.low), min(hi, window.high)
-            start = -(-lo // align) * align
-            if start + size <= hi:
-                return start
-        return None
 
     def release(self, address: int, size: int) -> None:
         """Give a reservation back."""
-        held = self._reservations.pop(address, None)
-        if held is None:
-            raise LinkError(f"{address:#x} is not a reservation of this space")
-        self._free.add(address, address + held)
+        held = self.memory.release(address)
         self._unprotect(address, held)
         self._uc.ctl_remove_cache(address, address + held)
 
     def reservations(self) -> dict[int, int]:
         """Start -> size of every live reservation."""
-        return dict(self._reservations)
+        return dict(self.memory.reservations)
 
     def write(self, address: int, data) -> None:
         """Store ``data`` (bytes-like or a numpy array) at ``address``; the bytes are stale
@@ -579,7 +479,7 @@ class EmulatedSpace(Space):
             raise LinkError("the static module has no segments in this space's memory",
                             file=module.file)
         for seg in segments:
-            self._claim(seg.address, seg.size, module.file)
+            self.memory.claim(seg.address, seg.size, module.file)
         for seg in segments:
             data = bytes(seg.data)
             self._uc.mem_write(seg.address, data + bytes(seg.size - len(data)))
@@ -601,27 +501,11 @@ class EmulatedSpace(Space):
         return any(sec.address is not None and sec.size and
                    seg.address <= sec.address < seg.address + seg.size for sec in module.sections)
 
-    def _claim(self, address: int, size: int, file: str) -> None:
-        """Take [address, address+size) out of the free memory for good (static segments)."""
-        if size <= 0:
-            return
-        region = self.region_of(address)
-        if region is None or address + size > region.end:
-            raise LinkError(f"segment [{address:#x}, {address + size:#x}) is outside this space's "
-                            f"memory ({self._describe_regions()})", file=file)
-        if not self._free.covers(address, address + size):
-            raise PlacementError(f"segment [{address:#x}, {address + size:#x}) overlaps memory "
-                                 "already in use", file=file)
-        self._free.remove(address, address + size)
-
     def _segment_perms(self, seg) -> int:
         c = self._const
         perms = c("UC_PROT_READ") if seg.readable else 0
         perms |= c("UC_PROT_WRITE") if seg.writable else 0
         return perms | (c("UC_PROT_EXEC") if seg.executable else 0)
-
-    def _describe_regions(self) -> str:
-        return ", ".join(f"{r.name} {r.base:#x}-{r.end:#x}" for r in self.regions)
 
     def lookup(self, name: str) -> int | None:
         """Address of ``name``: a host function, an explicit symbol, or the static module's."""
@@ -719,22 +603,13 @@ class EmulatedSpace(Space):
         had its pick of memory), at the top of the first region."""
         if self._runtime_state is None:
             size = self.stack_size + self.page_size
-            top = self._highest_fit(size)
+            top = self.memory.highest_fit(size, self.page_size)
             stack = self.reserve(self.stack_size, 16, address=top)
             self._runtime_state = _Runtime(stack, stack + self.stack_size, [], [])
             self._host_area(self._runtime_state, top + self.stack_size)
             self._runtime_state.traps = self._runtime_state.stubs[-RETURN_TRAPS:]
             del self._runtime_state.stubs[-RETURN_TRAPS:]
         return self._runtime_state
-
-    def _highest_fit(self, size: int) -> int:
-        first = min(self.regions, key=lambda r: r.base)
-        for lo, hi in reversed(list(self._free)):
-            hi = min(hi, first.end)
-            start = (hi - size) // self.page_size * self.page_size
-            if start >= max(lo, first.base):
-                return start
-        raise PlacementError(f"no room for the {size:#x}-byte stack and host-stub area")
 
     def _host_area(self, runtime: _Runtime, address: int | None = None) -> None:
         """A page of trap instructions, one per host stub, hooked as a whole."""
