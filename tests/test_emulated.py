@@ -372,6 +372,22 @@ def test_unresolved_calls_reach_the_handler_until_linked(ppc_tc, chunk_rows):
     assert len(asked) == 2
 
 
+def test_a_waiting_call_rebound_out_of_reach_goes_through_a_flushed_veneer(ppc_tc, chunk_rows):
+    """The module defining a waited-for name lands over 32 MiB from the caller: re-patching
+    the call routes it through the caller's veneer, written and flushed like the call."""
+    world = World(ppc_tc)
+    linker = Linker(world.space, ARCH, on_unresolved=lambda module, symbol: 7)
+    waiting = linker.link(build(ppc_tc, "waiting.c"), place_near=MEM2 + 0x100_0000)
+    assert world.space.region_of(waiting.base).name == "MEM2"
+    ask = functools.partial(world.space.call, waiting.address("ask_later"))
+    assert ask(3) == 8
+    linker.link(build(ppc_tc, "provider.c"), at=MEM1 + 0x40_0000)
+    (slot,) = waiting.veneer_slots.values()
+    assert world.space.read(slot, ARCH.veneer.size) == ppc.veneer(slot, linker.lookup("later"))
+    assert not world.space.is_stale(slot, ARCH.veneer.size)
+    assert ask(3) == 301  # through the veneer (stale code would stop the call)
+
+
 def test_cxx_objects_live_as_long_as_the_module(ppc_tc):
     world = World(ppc_tc)
     space = world.space
