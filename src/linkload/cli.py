@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--format", choices=["elf", "rel", "dol"],
                       help="the file's format (default: from its magic or extension)")
     dump.add_argument("--disasm", action="store_true",
-                      help="disassemble the executable sections (REL, DOL; needs capstone)")
+                      help="disassemble the executable sections, for the file's CPU (needs capstone)")
     dump.add_argument("--plf", help="REL: the plf it was made from (section names, alignments)")
 
     mk = sub.add_parser("makerel", help="build REL modules from partially linked PowerPC ELF "
