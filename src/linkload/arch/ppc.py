@@ -183,6 +183,10 @@ def _refused_for(why: str) -> frozenset[int]:
                      for i in range(len(names)))
 
 
+def _refused_named(*names: str) -> frozenset[int]:
+    return frozenset(k for k, text in UNSUPPORTED.items() if text.split(":")[0][len("R_PPC_"):] in names)
+
+
 # Families of kinds, for tools that refuse more than the linker does (a REL expresses only
 # the kinds of absolute, -fno-pic code) and say why.
 SMALL_DATA_KINDS = _refused_for(_SDATA)  # r2/r13-relative: the small-data areas
@@ -191,7 +195,7 @@ DYNAMIC_KINDS = _refused_for(_DYNAMIC)
 # What -fpic/-fPIE code emits: GOT and PLT references, and the local calls and PC-relative
 # halves with which it finds itself and its data.
 POSITION_INDEPENDENT_KINDS = (_refused_for(_GOT) | {R_PPC_PLTREL24, R_PPC_LOCAL24PC}
-                              | set(range(27, 32))
+                              | _refused_named("PLT32", "PLTREL32", "PLT16_LO", "PLT16_HI", "PLT16_HA")
                               | {R_PPC_REL16, R_PPC_REL16_LO, R_PPC_REL16_HI, R_PPC_REL16_HA})
 
 # -- instructions ----------------------------------------------------------------------------
