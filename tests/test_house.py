@@ -17,7 +17,7 @@ import linkload
 from linkload import Linker, RelocationOverflowError, UndefinedSymbolError, UnsupportedError, formats
 from linkload import arch as arch_registry
 from linkload.arch import Arch, Check, Expr, Field, Kind, Veneer
-from linkload.link.context import AUTO, STATIC_MODULE, LinkContext, LinkRequest
+from linkload.link.context import AUTO, STATIC_MODULE, Definition, LinkContext, LinkRequest
 from linkload.link.plan import plan
 from linkload.link.resolve import SymbolUses, resolve
 from linkload.link.select import select, survey
@@ -42,7 +42,7 @@ from linkload.trampoline import TrampolinePool
 WORD = Field(4, 0xFFFF_FFFF, 32, Check.BITFIELD)
 CALL24 = Field(4, 0x00FF_FFFF, 24, Check.SIGNED, shift=2)  # a word displacement: +-32 MiB
 HALF = Field(2, 0xFFFF, 16, Check.UNSIGNED)
-R_TOY_NONE, R_TOY_32, R_TOY_CALL, R_TOY_16 = 0, 1, 2, 3
+R_TOY_NONE, R_TOY_32, R_TOY_CALL, R_TOY_16, R_TOY_SIZE32 = 0, 1, 2, 3, 4
 CALL_OPCODE = 0xEB
 
 
@@ -56,7 +56,8 @@ TOY = Arch(
     kinds={R_TOY_NONE: Kind("R_TOY_NONE", Expr.NONE, None),
            R_TOY_32: Kind("R_TOY_32", Expr.ABS, WORD),
            R_TOY_CALL: Kind("R_TOY_CALL", Expr.BRANCH, CALL24),
-           R_TOY_16: Kind("R_TOY_16", Expr.ABS, HALF)},
+           R_TOY_16: Kind("R_TOY_16", Expr.ABS, HALF),
+           R_TOY_SIZE32: Kind("R_TOY_SIZE32", Expr.SIZE, WORD)},
     pcrel_reach=1 << 25, branch_reach=1 << 25, veneer=Veneer(8, toy_veneer),
     got_entry_size=4, pointer_kind=R_TOY_32)
 
@@ -69,8 +70,9 @@ def toy_space(**symbols: int) -> ImageSpace:
                       symbols={"far_away": FAR, "small": 0x1234, **symbols})
 
 
-def toy_module(small_target: str = "small") -> Module:
-    """Two calls (one far, one to its own code), a pointer and a 16-bit value."""
+def toy_module(small_target: str = "small", small_kind: int = R_TOY_16) -> Module:
+    """Two calls (one far, one to its own code), a pointer and a 16-bit value (or another
+    ``small_kind`` of relocation against ``small_target``)."""
     names = ["", "start", "far_away", "table", small_target]
     strtab = b"\0" + b"".join(n.encode() + b"\0" for n in names[1:])
     offsets = np.cumsum([0] + [len(n) + 1 for n in names[:-1]])
@@ -89,7 +91,7 @@ def toy_module(small_target: str = "small") -> Module:
                              np.array(targets, np.uint32), np.array(addends, np.int64))
 
     runs = [run(0, [0, 4], [R_TOY_CALL, R_TOY_CALL], [2, 1], [0, 8]),
-            run(1, [0, 4], [R_TOY_32, R_TOY_16], [1, 4], [0, 0])]
+            run(1, [0, 4], [R_TOY_32, small_kind], [1, 4], [0, 0])]
     return Module("toy", "toy32", "<", 32, sections, symbols, strtab, runs, "toy.o")
 
 
@@ -214,8 +216,8 @@ def test_each_pass_runs_on_its_own(host):
     module = linkload.read_module(obj)
     arch = arch_registry.get("x86_64")
     space = NativeSpace(arch=arch)
-    context = LinkContext(space, arch,
-                          resolve=lambda name: (LIBRARY, STATIC_MODULE) if name == "puts_count" else None,
+    static = {"puts_count": Definition(LIBRARY, STATIC_MODULE)}
+    context = LinkContext(space, arch, resolve=static.get,
                           group_linked=lambda signature: signature == "_Z5twicei",
                           unresolved_handler=lambda: 0)
     # select: the COMDAT copy of twice() counts as linked before, so its section is dropped
@@ -252,10 +254,37 @@ def test_survey_names_an_unknown_kind():
     assert (e.section, e.offset, e.kind, e.symbol) == (".data", 0, "relocation type 99", "start")
 
 
-def test_a_pending_name_used_as_data_is_refused_before_anything_is_reserved():
+def test_a_pending_name_whose_size_is_asked_is_refused_before_anything_is_reserved():
     space = ImageSpace([(ROM, 1 << 20, "ROM")], symbols={"far_away": FAR})  # no "small"
     linker = Linker(space, TOY, place_near=None)
-    with pytest.raises(UndefinedSymbolError, match="used as data: small") as info:
-        linker.link(toy_module())
-    assert (info.value.section, info.value.offset, info.value.kind) == (".data", 4, "R_TOY_16")
+    with pytest.raises(UndefinedSymbolError, match="undefined symbol: small .*cannot wait") as info:
+        linker.link(toy_module(small_kind=R_TOY_SIZE32))
+    assert (info.value.section, info.value.offset, info.value.kind) == (".data", 4, "R_TOY_SIZE32")
     assert space.memory.reservations == {}
+
+
+def test_a_pending_data_reference_points_at_the_guard_area_until_defined():
+    space = ImageSpace([(ROM, 1 << 20, "ROM")], symbols={"far_away": FAR})
+    linker = Linker(space, TOY, place_near=None)
+    module = linker.link(toy_module(small_kind=R_TOY_32))
+    assert module.waiting() == {"small": "data"}
+    data = module.section_address(".data")
+    guard = word(space, data + 4)
+    assert any(start <= guard - module.base < start + size and protection.name == "NONE"
+               for start, size, protection in module.layout.segments)
+    definer = linker.link(toy_module_defining("small", 0x40))
+    assert word(space, data + 4) == definer.address("small") and module.pending() == []
+    linker.unlink(definer)
+    assert word(space, data + 4) == guard and module.waiting() == {"small": "data"}
+
+
+def toy_module_defining(name: str, value: int) -> Module:
+    """A module of one data section whose symbol ``name`` lies at ``value`` in it."""
+    symbols = np.zeros(2, SYMBOL_DTYPE)
+    symbols["module"] = -1
+    symbols[0]["section"] = UNDEF
+    symbols[1]["name"], symbols[1]["section"], symbols[1]["bind"] = 1, 0, GLOBAL
+    symbols[1]["value"] = value
+    data = Section(".data", SectionKind.DATA, 0x100, 4, bytes(0x100), 1)
+    return Module("definer", "toy32", "<", 32, [data], symbols, b"\0" + name.encode() + b"\0",
+                  file="definer.o")

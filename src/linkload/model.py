@@ -49,6 +49,7 @@ NOT_LOADED = -4  # defined in a section that is not loaded (debug info, TLS, a d
 # Symbol bindings and types (the ELF numbering, which every other format maps onto).
 LOCAL, GLOBAL, WEAK = 0, 1, 2
 NOTYPE, OBJECT, FUNC, SECTION_SYMBOL, FILE_SYMBOL = 0, 1, 2, 3, 4
+GNU_IFUNC = 10
 
 SYMBOL_DTYPE = np.dtype(
     [
@@ -368,6 +369,11 @@ class Module:
         order = np.argsort(offsets, kind="stable")
         return exported[order], offsets[order]
 
+    def defines_code(self, name: str) -> bool:
+        """True if this module exports ``name`` as a function."""
+        row = self.exports().get(name)
+        return row is not None and int(self.symbols["type"][row]) in (FUNC, GNU_IFUNC)
+
     def find_symbol(self, name: str) -> int | None:
         """Row of the defining symbol called ``name`` (global first, then any), or None."""
         if not self.has_name(name):
@@ -423,7 +429,7 @@ def merge(modules: list[Module], name: str) -> Module:
         sec_base = len(sections)
         sections.extend(dataclasses.replace(sec, origin=origin) for sec in m.sections)
         syms = m.symbols.copy()
-        syms["name"] += np.uint32(str_base)
+        syms["name"][syms["name"] != 0] += np.uint32(str_base)  # 0 stays the empty name
         inside = syms["section"] >= 0
         syms["section"][inside] += sec_base
         reloc_parts += [dataclasses.replace(run, section=run.section + sec_base,

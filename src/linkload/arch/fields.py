@@ -188,8 +188,10 @@ class FieldBatch:
     """Fields to write: their kinds (a :class:`KindSet` and a column of kind numbers as
     machine integers), where each starts in the image, and the value of each expression,
     before the field's own adjustment. ``places`` (each field's address), ``targets`` and
-    ``addends`` are needed only where a far branch may take a veneer, which is chosen per
-    (target, addend)."""
+    ``addends`` are needed only where a field that does not fit may take a veneer, which is
+    chosen per (target, addend); ``veneerable`` says which may (default: the branches; an
+    absolute field holding a function's address may too, the veneer's address standing in
+    for the function's)."""
 
     kinds: KindSet
     kind: np.ndarray
@@ -198,6 +200,7 @@ class FieldBatch:
     places: np.ndarray | None = None
     targets: np.ndarray | None = None
     addends: np.ndarray | None = None
+    veneerable: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -221,16 +224,17 @@ class FieldOverflow:
 
 def write_fields(arch: Arch, image: np.ndarray, byteorder: str, batch: FieldBatch,
                  veneers: VeneerSlots | None = None) -> FieldOverflow | None:
-    """Adjust, check and encode a batch of fields into ``image`` (uint8). A branch that does
-    not reach goes through its veneer, if ``veneers`` has one for it. Returns what does not
-    fit, or None; the fields are written either way (a caller that gets an overflow drops the
-    image)."""
+    """Adjust, check and encode a batch of fields into ``image`` (uint8). A branch (or another
+    veneerable field) that does not reach goes through its veneer, if ``veneers`` has one for
+    it. Returns what does not fit, or None; the fields are written either way (a caller that
+    gets an overflow drops the image)."""
     t = arch.tables
     kinds, kind, values = batch.kinds, batch.kind, batch.values
     if kinds.adjusted:
         values = (values + t.round[kind]) >> t.shift[kind]
     ok = in_range(t, kinds, kind, values)
-    if ok is not None and veneers is not None and kinds.branches and not ok.all():
+    may_route = kinds.branches or batch.veneerable is not None
+    if ok is not None and veneers is not None and may_route and not ok.all():
         values, ok = _through_veneers(arch, batch, values, ok, veneers)
     overflow = None
     if ok is not None and not ok.all():
@@ -242,23 +246,27 @@ def write_fields(arch: Arch, image: np.ndarray, byteorder: str, batch: FieldBatc
 
 def _through_veneers(arch: Arch, batch: FieldBatch, values: np.ndarray, ok: np.ndarray,
                      veneers: VeneerSlots) -> tuple[np.ndarray, np.ndarray]:
-    """Route the branches that cannot reach their target through the veneer of that (target,
-    addend): the veneer's code goes on to where the branch had to go."""
+    """Route the fields that cannot reach their target through the veneer of that (target,
+    addend): the veneer's code goes on to where the field had to lead, and the field holds
+    the veneer instead (a branch to it; an absolute field, its address)."""
     t, bias = arch.tables, arch.branch_bias
-    far = np.flatnonzero(~ok & t.branch[batch.kind])
+    veneerable = batch.veneerable if batch.veneerable is not None else t.branch[batch.kind]
+    far = np.flatnonzero(~ok & veneerable)
     keys = list(zip(batch.targets[far].tolist(), batch.addends[far].tolist(), strict=True))
     slots = np.array([veneers.slots.get(key, -1) for key in keys], np.int64)
     usable = slots >= 0
     far, slots = far[usable], slots[usable]
     if not len(far):
         return values, ok
-    P = batch.places[far]
-    destinations = P + bias + batch.values[far]
+    k = batch.kind[far]
+    # a PC-relative field is measured from P + bias; an absolute one from 0
+    origin = np.where(t.pcrel[k], batch.places[far] + bias, 0) if batch.places is not None \
+        else np.zeros(len(far), np.int64)
+    destinations = batch.values[far] + origin
     for slot, destination in zip(slots.tolist(), destinations.tolist(), strict=True):
         veneers.emit(slot, arch.veneer.code(slot, destination))
     values, ok = values.copy(), ok.copy()
-    k = batch.kind[far]
-    v = (branch_to(slots, P, bias) + t.round[k]) >> t.shift[k]
+    v = (slots - origin + t.round[k]) >> t.shift[k]
     values[far] = v
     ok[far] = (v >= t.low[k]) & (v <= t.high[k]) & ((v & (t.align[k] - 1)) == 0)
     return values, ok

@@ -6,12 +6,15 @@ can carry its own protection:
 * code (read+execute): text sections, then the veneer area;
 * read-only: rodata, initialiser and finaliser arrays, ``.eh_frame`` (each followed by the
   zero terminator the unwinder wants), the GOT;
-* read+write: data, a word for ``__dso_handle``, bss, common blocks.
+* read+write: data, a word for ``__dso_handle``, bss, common blocks;
+
+and, for a module whose data references may wait for a module linked later, a guard area
+that faults on any access (no access at all), where those references point meanwhile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,13 +51,15 @@ class Layout:
     got_offset: int
     common_offset: int
     dso_handle_offset: int
-    extra: dict[str, int] = field(default_factory=dict)
+    guard_offset: int | None = None  # the guard area (no access), if the module has one
 
 
 def plan_layout(sections: list[Section], loaded: np.ndarray, *, page_size: int,
                 veneer_bytes: int, got_bytes: int, got_align: int,
-                common_bytes: int, common_align: int, code_alignment: int) -> Layout:
-    """Lay out the ``loaded`` sections and the linker's own areas into segments."""
+                common_bytes: int, common_align: int, code_alignment: int,
+                guard_bytes: int = 0) -> Layout:
+    """Lay out the ``loaded`` sections and the linker's own areas into segments; the guard
+    area (``guard_bytes``, whole pages) comes last."""
     offsets = np.full(len(sections), -1, np.int64)
     by_segment: list[list[int]] = [[], [], []]
     max_align = page_size
@@ -95,9 +100,14 @@ def plan_layout(sections: list[Section], loaded: np.ndarray, *, page_size: int,
             cursor += common_bytes
         if cursor > start:
             segments.append((start, cursor - start, PROTECTIONS[seg]))
+    guard = None
+    if guard_bytes:
+        guard = cursor = align_up(cursor, page_size)
+        cursor += guard_bytes
+        segments.append((guard, guard_bytes, Protection.NONE))
     size = align_up(max(cursor, 1), page_size)
     return Layout(offsets, segments, size, max_align, areas["veneer"], areas["got"],
-                  areas["common"], areas["dso_handle"])
+                  areas["common"], areas["dso_handle"], guard)
 
 
 def plan_image_layout(sections: list[Section], image_size: int, *, page_size: int,

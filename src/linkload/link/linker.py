@@ -26,10 +26,11 @@ from ..model import ABS, FUNC, GLOBAL, SECTION_SYMBOL, Module, merge, with_symbo
 from ..space import Space
 from ..space.emulated import EmulatedSpace
 from ..space.native import NativeSpace
-from .context import AUTO, STATIC_MODULE, LinkContext, LinkRequest
+from .context import AUTO, STATIC_MODULE, Definition, LinkContext, LinkRequest
 from .job import Linked, link_module
 from .module import UNRESOLVED, LoadedModule
 from .rebind import Patch, apply_patch, plan_patch
+from .select import address_limit, narrow_absolute_flags
 
 REL_POLICY = "rel"  # unlink always; references fall back to the unresolved handler
 REFUSE_POLICY = "refuse"  # unlink only a module nobody refers to
@@ -117,20 +118,20 @@ class Linker:
     def lookup(self, name: str) -> int | None:
         """Address of ``name`` in the static module or any linked module, or None."""
         found = self._resolve_external(name)
-        return found[0] if found else None
+        return found.address if found else None
 
     def _resolve_external(self, name: str, hidden: frozenset[int] = frozenset()
-                          ) -> tuple[int, int] | None:
-        """(address, STATIC_MODULE) for the static module, (address, uid) for a linked
-        module (not one of ``hidden``), or None."""
+                          ) -> Definition | None:
+        """Where ``name`` is defined: in the static module, or in a linked module (not one
+        of ``hidden``); None if nowhere."""
         address = self.space.lookup(name)
         if address is not None:
-            return address, STATIC_MODULE
+            return Definition(address, STATIC_MODULE)
         for m in self.modules:
             if m.uid not in hidden:
                 address = m.exports.get(name)
                 if address is not None:
-                    return address, m.uid
+                    return Definition(address, m.uid, m.defines_function(name), m.name)
         return None
 
     def dependents(self, module: LoadedModule) -> list[LoadedModule]:
@@ -164,12 +165,12 @@ class Linker:
             module = _with_module_symbols(module, symbols)
         waiting = self._waiting_for(module)
         near = self.place_near if place_near is ... else place_near
-        request = LinkRequest(module, next(self._uids), _sites(waiting), near, at, bss, fixed)
+        request = LinkRequest(module, next(self._uids), _sites(waiting), near, at, bss, fixed,
+                              self._address_limit(module, waiting))
         linked = link_module(self._context(), request)
         loaded = linked.module
         try:
-            patches = [self._plan_patch(m, idx, _targets(loaded, m, idx), loaded.uid)
-                       for m, idx in waiting]
+            patches = [self._rebind_to(loaded, m, idx) for m, idx in waiting]
         except BaseException:
             self.space.release(loaded.base, loaded.size)
             raise
@@ -226,6 +227,23 @@ class Linker:
             return []
         defined = module.definitions_of(sorted(names))
         return self._waiting(lambda n: n in defined)
+
+    def _address_limit(self, module: Module, waiting: list[tuple[LoadedModule, np.ndarray]]
+                       ) -> int | None:
+        """Where ``module`` must end so that the narrow absolute fields (-fno-pic code) that
+        wait for its data hold their addresses; those waiting for its functions take a
+        veneer in their own module instead."""
+        narrow = narrow_absolute_flags(self.arch)
+        limit = None
+        for m, idx in waiting:
+            refs = m.refs[idx]
+            held = np.flatnonzero(narrow[refs["kind"]])
+            names = m.module.symbol_names(refs["row"][held])
+            for i, name in zip(held.tolist(), names, strict=True):
+                if not module.defines_code(name):
+                    field = self.arch.kinds[int(refs["kind"][i])].field
+                    limit = min(limit or address_limit(field), address_limit(field))
+        return limit
 
     def _waiting(self, wanted: Callable[[str], bool], uid: int = UNRESOLVED
                  ) -> list[tuple[LoadedModule, np.ndarray]]:
@@ -305,13 +323,12 @@ class Linker:
         rebound = self._waiting(lambda _n: True, module.uid)
         waiting = self._waiting_for(new_module)
         request = LinkRequest(new_module, next(self._uids), _sites(rebound + waiting),
-                              self.place_near)
+                              self.place_near,
+                              address_limit=self._address_limit(new_module, rebound + waiting))
         linked = link_module(self._context(frozenset({module.uid})), request)
         loaded = linked.module
         try:
-            patches = [self._plan_patch(m, idx, _targets(loaded, m, idx), loaded.uid)
-                       for m, idx in waiting]
-            patches += [self._rebind_to(loaded, m, idx) for m, idx in rebound]
+            patches = [self._rebind_to(loaded, m, idx) for m, idx in waiting + rebound]
         except BaseException:
             self.space.release(loaded.base, loaded.size)
             raise
@@ -326,12 +343,14 @@ class Linker:
         return loaded
 
     def _rebind_to(self, new: LoadedModule, m: LoadedModule, idx: np.ndarray) -> Patch:
-        """Rebind references of ``m`` to names of ``new``; names it lacks become pending."""
+        """Rebind references ``idx`` of ``m`` to the names ``new`` defines; names it lacks
+        become pending."""
         names = m.module.symbol_names(m.refs["row"][idx])
         has = np.array([n in new.exports for n in names], bool)
         targets = np.array([new.exports.get(n, 0) for n in names], np.int64)
+        code = np.array([new.defines_function(n) for n in names], bool)
         bound = np.where(has, new.uid, UNRESOLVED)
-        return self._plan_patch(m, idx, targets, bound)
+        return plan_patch(self.space, self.arch, m, idx, targets, bound, code, new.name)
 
     def _plan_patch(self, m: LoadedModule, idx: np.ndarray, targets: np.ndarray,
                     bound: int | np.ndarray) -> Patch:
@@ -384,11 +403,6 @@ def _sites(groups: list[tuple[LoadedModule, np.ndarray]]) -> np.ndarray:
     if not groups:
         return np.zeros(0, np.int64)
     return np.concatenate([m.refs["site"][idx] for m, idx in groups]).astype(np.int64)
-
-
-def _targets(new: LoadedModule, m: LoadedModule, idx: np.ndarray) -> np.ndarray:
-    names = m.module.symbol_names(m.refs["row"][idx])
-    return np.array([new.exports[n] for n in names], np.int64)
 
 
 def _with_module_symbols(module: Module, source: Source) -> Module:

@@ -28,19 +28,41 @@ NO_REFS = np.zeros(0, REF_DTYPE)
 
 @dataclass(frozen=True)
 class Fallbacks:
-    """Where a module's calls to names nobody defines go: its own ``_unresolved`` if it has
-    one (the REL convention), else the unresolved stub of the name (symbol row -> stub)."""
+    """Where a module's references to names nobody defines (yet, or any more) point.
+
+    A call goes to the module's own ``_unresolved`` if it has one (the REL convention), else
+    to the name's unresolved stub (``stubs``: symbol row -> stub), which reaches the
+    unresolved handler; the address of a function is that same place, so a call through it
+    reaches the handler too. A reference to data (a row of ``data_rows``) points into the
+    guard area (``guard``), where any access faults. A weak reference is 0, and so is every
+    data reference of a module whose references wait at 0 (``zero_data``: a REL, as OSLink
+    leaves them)."""
 
     unresolved: int | None = None
     stubs: Mapping[int, int] = field(default_factory=dict)
+    guard: int | None = None
+    data_rows: frozenset[int] = frozenset()
+    zero_data: bool = False
 
-    def address(self, row: int) -> int:
+    def call(self, row: int) -> int:
         """Where a call to the name of symbol ``row`` goes (0: nowhere, a weak name that is
         never called)."""
         return self.unresolved if self.unresolved is not None else self.stubs.get(row, 0)
 
-    def addresses(self, rows: np.ndarray) -> np.ndarray:
-        return np.array([self.address(r) for r in rows.tolist()], np.int64)
+    def calls(self, rows: np.ndarray) -> np.ndarray:
+        return np.array([self.call(r) for r in rows.tolist()], np.int64)
+
+    def values(self, rows: np.ndarray, weak: np.ndarray) -> np.ndarray:
+        """The address each of ``rows`` stands for while nobody defines it (``weak``: per
+        row, a weak reference)."""
+        if self.zero_data:
+            return np.zeros(len(rows), np.int64)
+        out = self.calls(rows)
+        out[weak] = 0
+        if self.guard is not None:  # (only weak data references: no guard, 0 says it all)
+            data = np.array([r in self.data_rows for r in rows.tolist()], bool)
+            out[data & ~weak] = self.guard
+        return out
 
 
 @dataclass(eq=False)
@@ -66,7 +88,7 @@ class LoadedModule:
     got: int = 0  # address of its GOT
     fini: list[int] = field(default_factory=list)
     eh_frames: list[int] = field(default_factory=list)
-    image: np.ndarray | None = None  # the built image, until it is written
+    image: np.ndarray | None = field(default=None, repr=False)  # the built image, until written
     linked: bool = True
     export_table: Callable[[], dict[str, int]] | None = None  # computes exports on demand
     bss_range: tuple[int, int] | None = None  # a block module's bss (address, size)
@@ -125,9 +147,21 @@ class LoadedModule:
         raise LinkError(f"module {self.name!r} has no loaded section {name}")
 
     def pending(self) -> list[str]:
-        """Names this module calls that no linked module defines (they reach _unresolved)."""
-        rows = np.unique(self.refs["row"][self.refs["bound"] == UNRESOLVED])
-        return self.module.symbol_names(rows)
+        """Names this module refers to that no linked module defines: its calls to them reach
+        ``_unresolved`` (or the handler), its data references the guard area."""
+        return list(self.waiting())
+
+    def waiting(self) -> dict[str, str]:
+        """The names of :meth:`pending`, each with what it is taken for: ``"function"`` (a
+        call or an address that reaches the unresolved handler until defined) or ``"data"``
+        (references that fault until defined)."""
+        rows = np.unique(self.refs["row"][self.refs["bound"] == UNRESOLVED]).tolist()
+        kinds = ["data" if r in self.fallbacks.data_rows else "function" for r in rows]
+        return dict(zip(self.module.symbol_names(np.array(rows, np.int64)), kinds, strict=True))
+
+    def defines_function(self, name: str) -> bool:
+        """True if this module's exported ``name`` is code."""
+        return self.module.defines_code(name)
 
     def __repr__(self) -> str:
         state = "" if self.linked else ", unlinked"

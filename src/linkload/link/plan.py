@@ -12,16 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arch import PC_RELATIVE, Arch, Check, Expr
+from ..arch import PC_RELATIVE, Arch
 from ..errors import LinkError
-from ..model import COMMON, Module, OneBlock
+from ..model import COMMON, WEAK, Module, OneBlock
 from ..space import Window
 from .context import AUTO, LinkContext, LinkRequest
 from .layout import Layout, plan_image_layout, plan_layout
 from .resolve import Resolution, SymbolUses, row_flags
-from .select import Selection, Survey
+from .select import Selection, Survey, address_limit
 
 UNRESOLVED_SYMBOL = "_unresolved"
+GUARD_MARGIN = 256  # bytes of guard beyond the largest addend: a field read at a small index
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,9 @@ class Plan:
     ``got_targets``: the rows with a GOT slot, ascending; ``got_slot``: per row, its slot
     (-1: none). ``veneer_keys``: the (target row, addend) pairs with a veneer slot each.
     ``stub_rows``: the rows whose calls may reach an unresolved stub (none when the module
-    has its own ``_unresolved``, at row ``unresolved_row``). ``common_rows`` and
+    has its own ``_unresolved``, at row ``unresolved_row``); ``data_rows``: the rows taken
+    for data, whose references fall back to the guard area; ``code``: per row, known to be
+    code (a narrow absolute field holding it may take a veneer). ``common_rows`` and
     ``common_offsets``: the common blocks, at offsets in the common area. ``window``:
     where the reservation must lie (None: anywhere), ``align`` its alignment.
     """
@@ -41,6 +44,8 @@ class Plan:
     got_slot: np.ndarray
     veneer_keys: tuple[tuple[int, int], ...]
     stub_rows: np.ndarray
+    data_rows: np.ndarray
+    code: np.ndarray
     unresolved_row: int | None
     common_rows: np.ndarray
     common_offsets: np.ndarray
@@ -60,16 +65,17 @@ def plan(context: LinkContext, request: LinkRequest, selection: Selection, surve
     row = module.find_symbol(UNRESOLVED_SYMBOL)
     unresolved_row = row if row is not None and selection.placed(row, module) and \
         int(symbols["section"][row]) >= 0 else None
-    stub_rows = np.zeros(0, np.int64)
-    if unresolved_row is None:  # calls to names that may come and go need stubs
-        called = uses.targets_of(survey.branch_kinds)
-        changeable = np.array(sorted(resolution.bound) + resolution.pending.tolist(), np.int64)
-        stub_rows = called[row_flags(len(symbols), changeable)[called]]
+    code = _code_flags(context, module, survey, resolution, uses)
+    function_rows, data_rows = _fallback_kinds(module, resolution, code)
+    # calls to (and addresses of) functions that may come and go need stubs to fall back to
+    stub_rows = function_rows if unresolved_row is None else np.zeros(0, np.int64)
+    guard_bytes = _guard_bytes(module, uses, data_rows, context.space.page_size)
     common = np.flatnonzero(symbols["section"] == COMMON)
     common = common[~row_flags(len(symbols), list(resolution.aliases))[common]]
     common_rows, common_offsets, common_bytes, common_align = _commons(
         symbols, common, module.symbol_names(common))
-    veneer_keys = _veneer_keys(uses)
+    may_be_code = code | row_flags(len(symbols), resolution.pending)
+    veneer_keys = _veneer_keys(uses, may_be_code)
     stubs = arch.stubs
     if (len(stub_rows) or resolution.uses_atexit) and stubs is None:
         raise LinkError(f"the {arch.name} CPU has no stubs for calls that wait or for atexit",
@@ -80,6 +86,9 @@ def plan(context: LinkContext, request: LinkRequest, selection: Selection, surve
     got_bytes = len(got_targets) * arch.got_entry_size
     page_size = context.space.page_size
     if isinstance(module.loading, OneBlock):
+        if guard_bytes:
+            raise LinkError("data references of a module loaded as one block cannot wait for "
+                            "a module linked later", file=module.file)
         block = module.loading
         layout = plan_image_layout(
             module.sections, len(block.image), page_size=page_size,
@@ -90,16 +99,67 @@ def plan(context: LinkContext, request: LinkRequest, selection: Selection, surve
         layout = plan_layout(
             module.sections, selection.kept, page_size=page_size, veneer_bytes=code_bytes,
             got_bytes=got_bytes, got_align=arch.got_entry_size, common_bytes=common_bytes,
-            common_align=common_align, code_alignment=arch.code_alignment)
-    window, align = _placement(arch, request, selection, survey, resolution, uses, layout)
-    return Plan(layout, got_targets, got_slot, veneer_keys, stub_rows, unresolved_row,
-                common_rows, common_offsets, resolution.uses_atexit, window, align)
+            common_align=common_align, code_alignment=arch.code_alignment,
+            guard_bytes=guard_bytes)
+    window, align = _placement(arch, request, selection, survey, resolution, uses, layout,
+                               may_be_code)
+    return Plan(layout, got_targets, got_slot, veneer_keys, stub_rows, data_rows, code,
+                unresolved_row, common_rows, common_offsets, resolution.uses_atexit, window, align)
 
 
-def _veneer_keys(uses: SymbolUses) -> tuple[tuple[int, int], ...]:
-    """The distinct (symbol row, addend) pairs of branches to outside targets: each may need
-    a veneer of its own (REL addends select different functions of one target)."""
+def _code_flags(context: LinkContext, module: Module, survey: Survey, resolution: Resolution,
+                uses: SymbolUses) -> np.ndarray:
+    """Per symbol row, known to be code: a name the module calls, one a linked module defines
+    as code, or a static-module name held in a narrow absolute field whose address lies in
+    code (the space tells)."""
+    count = len(module.symbols)
+    code = row_flags(count, uses.targets_of(survey.branch_kinds))
+    code |= row_flags(count, [r for r, d in resolution.bound.items() if d.function])
+    if survey.narrow_absolute_kinds and resolution.host:
+        taken, _addends = uses.address_candidates()
+        for row in set(taken.tolist()) & resolution.host.keys():
+            code[row] |= bool(context.space.is_code(resolution.host[row]))
+    return code
+
+
+def _fallback_kinds(module: Module, resolution: Resolution,
+                    code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows whose definer may come and go, split into functions and data: code (see
+    :func:`_code_flags`) is a function, whose references fall back to a stub that reaches
+    the unresolved handler; any other is taken for data, whose references fall back to the
+    guard area, which faults on any access. A module whose references to data wait at 0 (a
+    REL) has no data rows."""
+    changeable = resolution.changeable()
+    functions = changeable[code[changeable]]
+    if module.lazy_data:
+        return functions, np.zeros(0, np.int64)
+    return functions, changeable[~code[changeable]]
+
+
+def _guard_bytes(module: Module, uses: SymbolUses, data_rows: np.ndarray, page_size: int) -> int:
+    """The size of the guard area the module's data references fall back to: whole pages
+    covering the largest offset (addend) any of them adds to its name; none when no
+    relocation refers to such a name, or every such name is weak (weak references are 0
+    until defined)."""
+    strong = data_rows[module.symbols["bind"][data_rows] != WEAK]
+    largest = uses.max_addend(row_flags(len(module.symbols), strong)) if len(strong) else None
+    if largest is None:
+        return 0  # (nothing refers to them)
+    reach = max(largest, 0) + GUARD_MARGIN
+    return max(page_size, -(-reach // page_size) * page_size)
+
+
+def _veneer_keys(uses: SymbolUses, may_be_code: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """The distinct (symbol row, addend) pairs of branches to outside targets, and of narrow
+    absolute fields holding outside functions (``may_be_code``: per row, code or not known
+    yet): each may need a veneer of its own (REL addends select different functions of one
+    target)."""
     rows, addends = uses.veneer_candidates()
+    taken, taken_addends = uses.address_candidates()
+    if len(taken):
+        keep = may_be_code[taken]
+        rows = np.concatenate([rows, taken[keep]])
+        addends = np.concatenate([addends, taken_addends[keep]])
     if not len(rows):
         return ()
     low, high = int(addends.min()), int(addends.max())
@@ -158,14 +218,17 @@ def _bss_offset(module: Module, block: OneBlock, request: LinkRequest) -> int | 
 
 # -- placement ----------------------------------------------------------------------------------
 def _placement(arch: Arch, request: LinkRequest, selection: Selection, survey: Survey,
-               resolution: Resolution, uses: SymbolUses, layout: Layout) -> tuple[Window | None, int]:
+               resolution: Resolution, uses: SymbolUses, layout: Layout,
+               may_be_code: np.ndarray) -> tuple[Window | None, int]:
     """The window of addresses the module must be reserved in, and the alignment."""
     if request.at is not None:  # the caller chose the address, as OSLink's caller does
         loading = request.module.loading
         required = loading.align if isinstance(loading, OneBlock) else 1
         check_alignment(request.module, "module", request.at, required)
         return Window(request.at, request.at + layout.size, request.at), 1
-    limit = _absolute_limit(arch, selection, survey, uses)
+    limit = _absolute_limit(arch, selection, survey, uses, may_be_code)
+    if request.address_limit is not None:
+        limit = min(limit or request.address_limit, request.address_limit)
     near = request.place_near
     window = None
     if near == AUTO:
@@ -186,19 +249,20 @@ def check_alignment(module: Module, what: str, address: int, align: int) -> None
                         file=module.file)
 
 
-def _absolute_limit(arch: Arch, selection: Selection, survey: Survey,
-                    uses: SymbolUses) -> int | None:
+def _absolute_limit(arch: Arch, selection: Selection, survey: Survey, uses: SymbolUses,
+                    may_be_code: np.ndarray) -> int | None:
     """Highest end address allowed by absolute fields narrower than a pointer (-fno-pic
-    code): the module must then sit in the low 2 GiB (or 4 GiB) so its addresses fit."""
+    code) that hold addresses in the module: its own, or those of the veneers standing in
+    for outside functions (``may_be_code``); the module must then sit in the low 2 GiB
+    (or 4 GiB) so they fit. Fields holding only outside data do not depend on where the
+    module sits."""
     limit = None
-    for k in survey.fully_noted_kinds:
-        kind = arch.kinds[k]
-        if kind.expr is not Expr.ABS:
-            continue  # (the GOT kinds)
-        if selection.by_name[uses.targets_of([k])].all():
-            continue  # only outside targets: where the module sits does not matter
-        bits = kind.field.bits - (1 if kind.field.check is Check.SIGNED else 0)
-        limit = min(limit or (1 << 64), 1 << bits)
+    for k in survey.narrow_absolute_kinds:
+        targets = uses.targets_of([k])
+        outside = selection.by_name[targets]
+        if outside.all() and not may_be_code[targets].any():
+            continue
+        limit = min(limit or (1 << 64), address_limit(arch.kinds[k].field))
     return limit
 
 
@@ -206,7 +270,7 @@ def _reach_window(arch: Arch, request: LinkRequest, survey: Survey, resolution: 
                   uses: SymbolUses, layout: Layout, limit: int | None) -> Window | None:
     """Addresses from which the module's outside PC-relative targets, and the callers
     waiting for it, are in reach."""
-    fixed = {**resolution.host, **{r: a for r, (a, _) in resolution.bound.items()}}
+    fixed = {**resolution.host, **{r: d.address for r, d in resolution.bound.items()}}
     rows = np.array(sorted(fixed), np.int64)
     pcrel = [k for k in survey.kinds if arch.kinds[k].expr in PC_RELATIVE]
     used = uses.of(pcrel)[rows]

@@ -26,9 +26,12 @@ from ..arch.fields import (
     write_fields,
 )
 from ..errors import ModuleStateError, RelocationOverflowError
+from ..model import WEAK
 from ..space import Space
+from .context import Definition
 from .module import UNRESOLVED, LoadedModule
 from .relocate import reach_hint
+from .select import narrow_absolute_flags
 
 FIELD_STRIDE = 8  # bytes per field in a gathered image: the widest field
 
@@ -46,10 +49,12 @@ class Patch:
 
 
 def plan_patch(space: Space, arch: Arch, m: LoadedModule, index: np.ndarray, targets: np.ndarray,
-               bound: int | np.ndarray) -> Patch:
+               bound: int | np.ndarray, code: np.ndarray | None = None,
+               definer: str | None = None) -> Patch:
     """New contents for references ``index`` of module ``m``: ``targets`` are the new target
-    addresses, ``bound`` the new owners (``UNRESOLVED``: calls go to m's fallback, addresses
-    become 0)."""
+    addresses, ``bound`` the new owners (``UNRESOLVED``: they point at m's fallbacks);
+    ``code`` says which targets are functions (a narrow absolute field may then hold a
+    veneer's address), ``definer`` names the module that defines them, for messages."""
     bound = np.broadcast_to(np.asarray(bound, np.int32), index.shape).copy()
     refs = m.refs[index]
     kind = refs["kind"].astype(np.intp)
@@ -67,39 +72,46 @@ def plan_patch(space: Space, arch: Arch, m: LoadedModule, index: np.ndarray, tar
     by_width = [(int(w), np.flatnonzero(widths == w)) for w in np.unique(widths) if w]
     for w, sel in by_width:  # the fields' current contents (masked fields keep other bits)
         scatter(image, positions[sel], w, order, space.read_fields(P[sel], w, order))
-    code: list[tuple[int, bytes]] = []
-    batch = FieldBatch(kind_set(arch, kinds_of(kind)), kind, positions, values, P, rows, A)
-    veneers = VeneerSlots(m.veneer_slots, lambda address, veneer: code.append((address, veneer)))
+    veneerable = None
+    if code is not None:
+        veneerable = arch.tables.branch[kind] | (narrow_absolute_flags(arch)[kind] & code)
+    emitted: list[tuple[int, bytes]] = []
+    batch = FieldBatch(kind_set(arch, kinds_of(kind)), kind, positions, values, P, rows, A,
+                       veneerable)
+    veneers = VeneerSlots(m.veneer_slots, lambda address, veneer: emitted.append((address, veneer)))
     overflow = write_fields(arch, image, order, batch, veneers)
     if overflow is not None:
         i = overflow.row
         k = arch.kinds[int(kind[i])]
+        where = Definition(int(targets[i]), int(bound[i]), owner_name=definer) if definer else None
         raise RelocationOverflowError(
-            overflow_message(k, overflow.value, overflow.count - 1, reach_hint(k)), kind=k.name,
-            file=m.module.file, symbol=m.module.symbol_name(int(rows[i])), offset=int(P[i]) - m.base)
+            overflow_message(k, overflow.value, overflow.count - 1, reach_hint(k, where)),
+            kind=k.name, file=m.module.file, symbol=m.module.symbol_name(int(rows[i])),
+            offset=int(P[i]) - m.base)
     fields = [(P[sel], w, gather(image, positions[sel], w, order)) for w, sel in by_width]
-    return Patch(m, index, bound, fields, code)
+    return Patch(m, index, bound, fields, emitted)
 
 
 def _new_values(arch: Arch, m: LoadedModule, kind: Kind, rows: np.ndarray, S: np.ndarray,
                 A: np.ndarray, P: np.ndarray, pending: np.ndarray) -> np.ndarray:
-    """Values of references rebound to targets S; ``pending`` ones point nowhere: calls at m's
-    fallback, addresses at 0, a REL module's PC-relative data references at themselves
-    (displacement 0, as OSUnlink leaves them)."""
+    """Values of references rebound to targets S; ``pending`` ones point at m's fallbacks:
+    calls and function addresses at its unresolved stub (or ``_unresolved``), data at its
+    guard area, weak references at 0 (and a REL's data references at 0, displacement 0 for
+    PC-relative ones, as OSUnlink leaves them)."""
+    if pending.any():
+        S = S.copy()
+        weak = m.module.symbols["bind"][rows[pending]] == WEAK
+        if kind.expr is Expr.PCREL and weak.any() and not m.fallbacks.zero_data:
+            name = m.module.symbol_name(int(rows[pending][np.flatnonzero(weak)[0]]))
+            raise ModuleStateError(
+                f"module {m.name!r} refers to the weak {name!r} PC-relatively: the reference "
+                f"cannot become 0", kind=kind.name, symbol=name, file=m.module.file)
+        S[pending] = m.fallbacks.values(rows[pending], weak)
     values = evaluate(kind.expr, S, A, P, got=m.got)
-    if not pending.any():
-        return values
-    if kind.expr is Expr.BRANCH:
-        values[pending] = branch_to(m.fallbacks.addresses(rows[pending]), P[pending],
-                                    arch.branch_bias)
-    elif kind.expr is Expr.ABS or m.module.lazy_data:
+    if pending.any() and kind.expr is Expr.BRANCH:
+        values[pending] = branch_to(m.fallbacks.calls(rows[pending]), P[pending], arch.branch_bias)
+    elif pending.any() and m.fallbacks.zero_data and kind.expr is not Expr.ABS:
         values[pending] = 0
-    else:
-        name = m.module.symbol_name(int(rows[np.flatnonzero(pending)[0]]))
-        raise ModuleStateError(
-            f"module {m.name!r} refers to {name!r} with a PC-relative data reference, "
-            f"which cannot be pointed nowhere (compile with -fPIC)",
-            kind=kind.name, symbol=name, file=m.module.file)
     return values
 
 

@@ -12,7 +12,7 @@ and routes far branches through veneers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,8 +31,8 @@ from ..arch.fields import (
     write_fields,
 )
 from ..errors import LinkError, RelocationOverflowError
-from ..model import ABS, Module, OneBlock, SectionKind
-from .context import LinkContext, LinkRequest
+from ..model import ABS, WEAK, Module, OneBlock, SectionKind
+from .context import Definition, LinkContext, LinkRequest
 from .layout import EH_FRAME, EH_FRAME_TERMINATOR
 from .module import NO_REFS, REF_DTYPE, UNRESOLVED, Fallbacks
 from .plan import Plan, check_alignment
@@ -48,7 +48,8 @@ class Image:
     ``base``, where each section starts in it (``section_offsets``; -1: not loaded) and at
     which address (``section_base``), and the address of its GOT."""
 
-    data: np.ndarray
+    # (not in the repr: after a failed link it views memory given back to the space)
+    data: np.ndarray = field(repr=False)
     base: int
     section_offsets: np.ndarray
     section_base: np.ndarray
@@ -67,17 +68,22 @@ class Targets:
     """What the relocations of one link refer to, per symbol row: its ``address``, where a
     call to it goes (``call``: a pending name's fallback), which module it is bound to
     (``bound_to``: a uid, UNRESOLVED, or NEVER_REBOUND), whether it is pending or has no
-    address (``unplaced``), its GOT slot and its size; and, per kind number, whether a
-    reference of that kind is recorded for rebinding (``rebindable``)."""
+    address (``unplaced``), whether it is known to be code, its GOT slot and its size, and
+    the definition of those bound to a linked module; and, per kind number, whether a
+    reference of that kind is recorded for rebinding (``rebindable``), and whether it is a
+    narrow absolute field (which may hold a veneer's address for a function's)."""
 
     address: np.ndarray
     call: np.ndarray
     bound_to: np.ndarray
     pending: np.ndarray
     unplaced: np.ndarray
+    code: np.ndarray
     got_slot: np.ndarray
     size: np.ndarray
+    definitions: dict[int, Definition]
     rebindable: np.ndarray
+    narrow: np.ndarray
     veneers: VeneerSlots
     rebinds: bool  # some row may be rebound
     any_pending: bool
@@ -118,8 +124,9 @@ def build(context: LinkContext, request: LinkRequest, selection: Selection, surv
         for row, address in stubs.items():
             image.write(address, arch.stubs.unresolved((request.uid << 32) | row, handler))
     address = _symbol_addresses(module, resolution, plan, image, atexit)
-    unresolved = int(address[plan.unresolved_row]) if plan.unresolved_row is not None else None
-    fallbacks = Fallbacks(unresolved, stubs)
+    fallbacks = _fallbacks(module, plan, image, address, stubs)
+    pending = resolution.pending
+    address[pending] = fallbacks.values(pending, module.symbols["bind"][pending] == WEAK)
     targets = _targets(arch, module, selection, survey, resolution, plan, address, fallbacks,
                        VeneerSlots(veneer_slots, image.write))
     refs = relocate(arch, selection.relocations, survey, image, targets)
@@ -199,9 +206,18 @@ def _write_atexit_stub(context: LinkContext, module: Module, image: Image, addre
     image.write(address, context.arch.stubs.atexit(address, dso_handle, cxa_atexit))
 
 
+def _fallbacks(module: Module, plan: Plan, image: Image, address: np.ndarray,
+               stubs: dict[int, int]) -> Fallbacks:
+    """Where the module's references to names nobody defines point (see :class:`Fallbacks`)."""
+    unresolved = int(address[plan.unresolved_row]) if plan.unresolved_row is not None else None
+    guard = plan.layout.guard_offset
+    return Fallbacks(unresolved, stubs, image.base + guard if guard is not None else None,
+                     frozenset(plan.data_rows.tolist()), zero_data=module.lazy_data)
+
+
 def _symbol_addresses(module: Module, resolution: Resolution, plan: Plan, image: Image,
                       atexit: int) -> np.ndarray:
-    """The address of every symbol row (0 for pending ones)."""
+    """The address of every symbol row (0 for pending ones, for now)."""
     symbols = module.symbols
     section = symbols["section"]
     value = symbols["value"].astype(np.int64)
@@ -220,8 +236,8 @@ def _symbol_addresses(module: Module, resolution: Resolution, plan: Plan, image:
         address[row] = linker_defined[name]
     for row, target in resolution.host.items():
         address[row] = target
-    for row, (target, _uid) in resolution.bound.items():
-        address[row] = target
+    for row, definition in resolution.bound.items():
+        address[row] = definition.address
     address[resolution.pending] = 0
     return address
 
@@ -231,15 +247,17 @@ def _targets(arch: Arch, module: Module, selection: Selection, survey: Survey,
              veneers: VeneerSlots) -> Targets:
     pending = resolution.pending
     call = address.copy()  # what a call to a pending name reaches: _unresolved or its stub
-    call[pending] = fallbacks.addresses(pending)
+    call[pending] = fallbacks.calls(pending)
     bound_to = np.full(len(address), NEVER_REBOUND, np.int32)
-    for row, (_target, uid) in resolution.bound.items():
-        bound_to[row] = uid
+    for row, definition in resolution.bound.items():
+        bound_to[row] = definition.owner
     bound_to[pending] = UNRESOLVED
     pending_flag = np.zeros(len(address), bool)
     pending_flag[pending] = True
-    return Targets(address, call, bound_to, pending_flag, selection.unplaced, plan.got_slot,
-                   module.symbols["size"], kind_flags(arch, survey.rebindable_kinds), veneers,
+    return Targets(address, call, bound_to, pending_flag, selection.unplaced, plan.code,
+                   plan.got_slot, module.symbols["size"], resolution.bound,
+                   kind_flags(arch, survey.rebindable_kinds),
+                   kind_flags(arch, survey.narrow_absolute_kinds), veneers,
                    rebinds=bool((bound_to != NEVER_REBOUND).any()), any_pending=bool(len(pending)),
                    any_unplaced=bool(selection.unplaced.any()))
 
@@ -262,13 +280,21 @@ def relocate(arch: Arch, relocations: Relocations, survey: Survey, image: Image,
         row, value = first
         run, i = relocations.locate(row)
         kind = arch.kinds[int(run.kind[i])]
-        raise relocations.error(RelocationOverflowError,
-                                overflow_message(kind, value, count - 1, reach_hint(kind)), row)
+        definition = targets.definitions.get(int(run.target[i]))
+        raise relocations.error(RelocationOverflowError, overflow_message(
+            kind, value, count - 1, reach_hint(kind, definition)), row)
     return np.concatenate(refs) if refs else NO_REFS
 
 
-def reach_hint(kind: Kind) -> str:
-    """What usually makes a value miss a field of ``kind``, and the remedy."""
+def reach_hint(kind: Kind, definition: Definition | None = None) -> str:
+    """What usually makes a value miss a field of ``kind``, and the remedy; ``definition``:
+    where the target lies, when another module defines it."""
+    if definition is not None and kind.expr in (Expr.ABS, Expr.PCREL):
+        owner = definition.owner_name
+        return (f"the target lies in module {owner!r} at {definition.address:#x}, out of this "
+                f"field's reach: link {owner!r} after this module (a module is placed where "
+                f"the fields waiting for it reach it) or near it (place_near=), or compile "
+                f"this module with -fPIC")
     if kind.expr in (Expr.PCREL, Expr.GOT_PC):
         return "the target is out of reach (compile with -fPIC to reach it through the GOT)"
     if kind.expr is Expr.ABS:
@@ -297,7 +323,10 @@ def relocate_chunk(arch: Arch, relocations: Relocations, image: Image, targets: 
         if dropped.any():  # allowed in .eh_frame only, where the field is then 0
             _check_unplaced(relocations, chunk, dropped)
             values[dropped] = 0
-    batch = FieldBatch(kinds, kind, positions, values, places, target, addends)
+    veneerable = None  # (the branches)
+    if targets.narrow[list(chunk.kinds)].any():  # and narrow absolute fields holding code
+        veneerable = arch.tables.branch[kind] | (targets.narrow[kind] & targets.code[target])
+    batch = FieldBatch(kinds, kind, positions, values, places, target, addends, veneerable)
     overflow = write_fields(arch, image.data, image.byteorder, batch, targets.veneers)
     return _references(kind, places, target, addends, targets), overflow
 

@@ -3,7 +3,9 @@
 A name is found, in order: in the module (a module combined from several objects defines
 names for itself), among the names the linker defines for each module (``__dso_handle``,
 ``_GLOBAL_OFFSET_TABLE_``, ``atexit``), in the static module, in the modules linked so far;
-else it is *pending*, and only calls (and weak references) may wait for it.
+else it is *pending*: every reference to it waits for a module that defines it (calls and
+function addresses at a fallback, data at a guard area), except the few kinds whose value
+could not be patched later (a symbol's size).
 
 :class:`SymbolUses` answers planning's questions "which symbols do relocations of these kinds
 refer to", noting a chunk's uses only when a question first concerns its kinds.
@@ -18,7 +20,7 @@ import numpy as np
 from ..arch import Arch
 from ..errors import LinkError, UndefinedSymbolError
 from ..model import ABS, COMMON, WEAK, Module
-from .context import STATIC_MODULE, LinkContext
+from .context import STATIC_MODULE, Definition, LinkContext
 from .select import Chunk, Relocations, Selection, Survey, kind_flags
 
 DSO_HANDLE = "__dso_handle"
@@ -32,19 +34,24 @@ class Resolution:
     """Where each name the module does not define for itself goes (symbol row -> ...):
     ``aliases`` to another row of the module defining that name; ``linker_defined`` to a
     name the linker defines for the module; ``host`` to an address in the static module;
-    ``bound`` to (address, uid) in a linked module; ``pending`` rows nobody defines yet.
-    ``outside``: per row, defined outside the module (those four, and absolute symbols)."""
+    ``bound`` to the :class:`Definition` in a linked module; ``pending`` rows nobody defines
+    yet. ``outside``: per row, defined outside the module (those four, and absolute
+    symbols)."""
 
     aliases: dict[int, int]
     linker_defined: dict[int, str]
     host: dict[int, int]
-    bound: dict[int, tuple[int, int]]
+    bound: dict[int, Definition]
     pending: np.ndarray
     outside: np.ndarray
 
     @property
     def uses_atexit(self) -> bool:
         return ATEXIT in self.linker_defined.values()
+
+    def changeable(self) -> np.ndarray:
+        """The rows whose definer may come or go: bound to a linked module, or pending."""
+        return np.array(sorted(self.bound) + self.pending.tolist(), np.int64)
 
 
 def resolve(context: LinkContext, module: Module, selection: Selection) -> Resolution:
@@ -59,9 +66,9 @@ def resolve(context: LinkContext, module: Module, selection: Selection) -> Resol
     aliases = _definitions_by_name(module, selection) if several else {}
     linker_defined: dict[int, str] = {}
     host: dict[int, int] = {}
-    bound: dict[int, tuple[int, int]] = {}
+    bound: dict[int, Definition] = {}
     pending: list[int] = []
-    found_before: dict[str, tuple[int, int] | None] = {}
+    found_before: dict[str, Definition | None] = {}
     for row, name in zip(rows.tolist(), names, strict=True):
         defining = own.get(name)
         if defining is not None and defining != row and selection.placed(defining, module):
@@ -74,8 +81,8 @@ def resolve(context: LinkContext, module: Module, selection: Selection) -> Resol
             found = found_before[name]
             if found is None:
                 pending.append(row)
-            elif found[1] == STATIC_MODULE:
-                host[row] = found[0]
+            elif found.owner == STATIC_MODULE:
+                host[row] = found.address
             else:
                 bound[row] = found
     outside = row_flags(len(module.symbols), [*host, *bound, *pending])
@@ -126,7 +133,9 @@ class SymbolUses:
 
     Complete for the fully noted kinds (GOT kinds, narrow absolute fields); for the others
     only targets defined outside the module are noted, which is all planning asks. Noting a
-    chunk also collects its branches to outside targets: the veneer candidates."""
+    chunk also collects the veneer candidates: its branches to outside targets, and its
+    narrow absolute fields holding outside targets (a -fno-pic module taking the address
+    of another module's function reaches it through a veneer placed as low as itself)."""
 
     def __init__(self, arch: Arch, survey: Survey, outside: np.ndarray) -> None:
         self.survey = survey
@@ -138,7 +147,10 @@ class SymbolUses:
         self.noted = np.zeros(len(survey.chunks), bool)
         self.fully_noted = kind_flags(arch, survey.fully_noted_kinds)
         self.branch = kind_flags(arch, survey.branch_kinds)
-        self.branches: list[tuple[np.ndarray, np.ndarray]] = []  # (target rows, addends)
+        self.narrow = kind_flags(arch, survey.narrow_absolute_kinds)
+        # veneer candidates: (target rows, addends) of branches, and of narrow addresses
+        self.branches: list[tuple[np.ndarray, np.ndarray]] = []
+        self.addresses: list[tuple[np.ndarray, np.ndarray]] = []
 
     def of(self, kinds) -> np.ndarray:
         """A flag per symbol row: do relocations of ``kinds`` refer to it?"""
@@ -157,10 +169,25 @@ class SymbolUses:
     def veneer_candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """The (target row, addend) of every branch to a target defined outside the module."""
         self.of(self.survey.branch_kinds)  # notes every chunk holding branches
-        if not self.branches:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return (np.concatenate([rows for rows, _ in self.branches]),
-                np.concatenate([addends for _, addends in self.branches]))
+        return _pairs(self.branches)
+
+    def address_candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (target row, addend) of every narrow absolute field holding a target defined
+        outside the module."""
+        self.of(self.survey.narrow_absolute_kinds)
+        return _pairs(self.addresses)
+
+    def max_addend(self, wanted: np.ndarray) -> int | None:
+        """The largest addend of a relocation whose target row ``wanted`` flags, or None if
+        no relocation refers to them."""
+        largest = None
+        for chunk in self.survey.chunks:
+            _kind, target = chunk.columns()
+            hits = np.take(wanted, target, mode="clip")  # rows checked by the reader
+            if hits.any():
+                found = int(chunk.addends()[hits].max())
+                largest = found if largest is None else max(largest, found)
+        return largest
 
     def _note(self, chunk: Chunk) -> None:
         kind, target = chunk.columns()
@@ -179,32 +206,44 @@ class SymbolUses:
             key = self.kind_slot[kind] * self.used_by.shape[1]
             key += target
             self.used_by.reshape(-1)[key] = True
-        if self.branch[list(chunk.kinds)].any():
-            picked = self.branch[kind] & self.outside[target]
-            in_chunk = np.flatnonzero(picked) if isinstance(rows, slice) else rows[picked]
-            addends = chunk.addends()[in_chunk].astype(np.int64)
-            self.branches.append((target[picked].astype(np.int64), addends))
+        for flags, found in ((self.branch, self.branches), (self.narrow, self.addresses)):
+            if flags[list(chunk.kinds)].any():
+                picked = flags[kind] & self.outside[target]
+                in_chunk = np.flatnonzero(picked) if isinstance(rows, slice) else rows[picked]
+                addends = chunk.addends()[in_chunk].astype(np.int64)
+                found.append((target[picked].astype(np.int64), addends))
+
+
+def _pairs(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate([rows for rows, _ in parts]), np.concatenate([a for _, a in parts])
 
 
 def check_pending(module: Module, relocations: Relocations, survey: Survey, uses: SymbolUses,
                   resolution: Resolution) -> None:
-    """A name nobody defines may only be called (it then reaches the unresolved handler until
-    a module defines it) or be weak; any other use is an error listing them all."""
+    """A name nobody defines may be referred to by every kind whose fields are patched again
+    when a module defining it comes (calls, addresses, PC-relative accesses, GOT slots);
+    a kind whose value could not be patched later (a symbol's size) needs the name now,
+    unless it is weak. Any such use is an error listing them all."""
     pending = resolution.pending
     if not len(pending) or module.lazy_data:
         return
     strong = pending[module.symbols["bind"][pending] != WEAK]
-    data_kinds = [k for k in survey.kinds if k not in survey.branch_kinds]
-    as_data = strong[uses.of(data_kinds)[strong]]
-    if not len(as_data):
+    waiting = set(survey.rebindable_kinds) | set(survey.got_kinds)
+    fixed_kinds = [k for k in survey.kinds if k not in waiting]
+    if not len(strong) or not fixed_kinds:
         return
-    names = sorted(set(module.symbol_names(as_data)))
+    fixed = strong[uses.of(fixed_kinds)[strong]]
+    if not len(fixed):
+        return
+    names = sorted(set(module.symbol_names(fixed)))
     listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     plural = "s" if len(names) > 1 else ""
     raise relocations.error(
-        UndefinedSymbolError, f"undefined symbol{plural} used as data: {listed} (only calls may "
-        f"wait for a module linked later)",
-        _first_use(relocations.arch, survey, data_kinds, row_flags(len(module.symbols), as_data)))
+        UndefinedSymbolError, f"undefined symbol{plural}: {listed} (a reference of this kind "
+        f"cannot wait for a module linked later)",
+        _first_use(relocations.arch, survey, fixed_kinds, row_flags(len(module.symbols), fixed)))
 
 
 def _first_use(arch: Arch, survey: Survey, kinds: list[int], wanted: np.ndarray) -> int:

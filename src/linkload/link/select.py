@@ -8,13 +8,14 @@ relocations into chunks and checks every kind against the CPU.
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..arch import GOT_EXPRS, Arch, Expr
+from ..arch import GOT_EXPRS, Arch, Check, Expr, Field
 from ..arch.fields import stored_addends
 from ..errors import FormatError, LinkError, UnsupportedError
 from ..model import LOCAL, NOT_LOADED, UNDEF, Module, RelocationRun
@@ -120,8 +121,7 @@ def select(module: Module, arch: Arch, group_linked: Callable[[str], bool]) -> S
     # A global defined in a dropped copy is found by name in the kept copy; a local one
     # (a section symbol, for .eh_frame) has no address.
     by_name = (section == UNDEF) | (in_dropped & (module.symbols["bind"] != LOCAL))
-    if len(by_name):
-        by_name[0] = False  # the null symbol
+    by_name &= module.symbols["name"] != 0  # the null symbols (one per object combined)
     unplaced = (section == NOT_LOADED) | (in_dropped & (module.symbols["bind"] == LOCAL))
     runs = [run for run in module.relocation_runs if kept[run.section]]
     relocations = Relocations.of(module, arch, runs)
@@ -192,6 +192,7 @@ class Survey:
     branch_kinds: tuple[int, ...]
     rebindable_kinds: tuple[int, ...]
     got_kinds: tuple[int, ...]
+    narrow_absolute_kinds: tuple[int, ...]  # absolute fields narrower than an address
     # Kinds whose every target planning asks about: GOT kinds (each target gets a slot) and
     # absolute fields narrower than an address (do they point into the module?). For the
     # others only targets defined outside the module matter.
@@ -228,13 +229,27 @@ def survey(relocations: Relocations) -> Survey:
         branch_kinds=tuple(k for k in kinds if expr[k] is Expr.BRANCH),
         rebindable_kinds=tuple(k for k in kinds if expr[k] in REBINDABLE),
         got_kinds=tuple(k for k in kinds if expr[k] in GOT_EXPRS),
-        fully_noted_kinds=tuple(k for k in kinds if expr[k] in GOT_EXPRS or _narrow_absolute(arch, k)))
+        narrow_absolute_kinds=tuple(k for k in kinds if narrow_absolute(arch, k)),
+        fully_noted_kinds=tuple(k for k in kinds if expr[k] in GOT_EXPRS or narrow_absolute(arch, k)))
 
 
-def _narrow_absolute(arch: Arch, k: int) -> bool:
+def address_limit(field: Field) -> int:
+    """The end of the address space whose addresses a narrow absolute field holds (2 GiB for
+    a signed 32-bit field, 4 GiB for an unsigned one)."""
+    return 1 << (field.bits - (1 if field.check is Check.SIGNED else 0))
+
+
+@functools.cache
+def narrow_absolute_flags(arch: Arch) -> np.ndarray:
+    """Per kind number: an absolute field narrower than an address."""
+    return np.array([narrow_absolute(arch, k) for k in range(len(arch.tables.known))], bool)
+
+
+def narrow_absolute(arch: Arch, k: int) -> bool:
     """An absolute field narrower than an address (-fno-pic code's 32-bit addresses)."""
-    kind = arch.kinds[k]
-    return kind.expr is Expr.ABS and kind.field is not None and kind.field.bits < arch.bits
+    kind = arch.kinds.get(k)
+    return kind is not None and kind.expr is Expr.ABS and kind.field is not None \
+        and kind.field.bits < arch.bits
 
 
 def kind_flags(arch: Arch, kinds) -> np.ndarray:

@@ -87,6 +87,11 @@ class Space:
         """Address of the static module's symbol ``name``, or None."""
         raise NotImplementedError
 
+    def is_code(self, address: int) -> bool | None:
+        """Whether the static module's symbol at ``address`` is a function (None: the space
+        cannot tell)."""
+        return None
+
     def call(self, address: int, *args: int, restype=None) -> int:
         """Call the function at ``address`` with integer arguments and return its result
         (``restype``: a ctypes type where the space runs native code; elsewhere the CPU's

@@ -515,6 +515,16 @@ class EmulatedSpace(Space):
                 return address
         return None
 
+    def is_code(self, address: int) -> bool | None:
+        """Whether ``address`` lies in an executable segment of the static module or in a
+        host-stub area (None: in neither, and not in static data either)."""
+        if self._in_host_area(address):
+            return True
+        for seg in self.static.segments if self.static is not None else ():
+            if seg.address <= address < seg.address + seg.size:
+                return seg.executable
+        return None
+
     # -- host functions --------------------------------------------------------------------------
     def host_function(self, name: str, function: HostFunction, *, address: int | None = None) -> int:
         """Let ``function(space, *args) -> int | None`` stand in for the static module's

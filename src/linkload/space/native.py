@@ -149,6 +149,17 @@ class NativeSpace(Space):
                 return address
         return None
 
+    def is_code(self, address: int) -> bool | None:
+        """Whether ``address`` lies in executable memory of this process (a function's
+        address always does, data's never), or None if nothing is mapped there."""
+        with open("/proc/self/maps") as f:
+            for line in f:
+                span, perms = line.split(" ", 2)[:2]
+                lo, hi = span.split("-")
+                if int(lo, 16) <= address < int(hi, 16):
+                    return "x" in perms
+        return None
+
     # -- memory ----------------------------------------------------------------------------
     def reserve(self, size: int, align: int, window: Window | None = None) -> int:
         size = _round_up(size, self.page_size)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -120,7 +120,6 @@ class MakerelResult:
     imports: list[str]
     str_path: str | None = None
     import_path: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 # -- inputs -------------------------------------------------------------------------------------
