@@ -200,7 +200,8 @@ class NativeSpace(Space):
         candidates = [_round_up(a, align) for a in self._recent]  # places freed lately
         if self._starts:
             low = self._starts[0]
-            high = max(m.address + m.size for m in self._mappings.values())
+            last = self._mappings[self._starts[-1]]  # (mappings do not overlap)
+            high = last.address + last.size
             candidates += [(low - guard - size) // align * align, _round_up(high + guard, align)]
         for start in candidates:
             if not (window.low <= start and start + size <= window.high) or start <= 0:
