@@ -419,9 +419,24 @@ def _supported(plf: _Plf) -> tuple[np.ndarray, np.ndarray]:
     return relocs, rtype
 
 
+def _check_fields(plf: _Plf, relocs: np.ndarray) -> None:
+    """Every field lies wholly inside the section it patches. The reader checks only where a
+    field starts; a field that runs past its section's end would be written into the next
+    section's bytes (or past the image)."""
+    sizes = np.array([s.size for s in plf.module.sections], np.int64)
+    width = ppc.ARCH.tables.width[relocs["kind"].astype(np.intp)]  # kinds checked known
+    size = sizes[relocs["section"].astype(np.intp)]
+    bad = np.flatnonzero(relocs["offset"].astype(np.int64) + width > size)
+    if len(bad):
+        i = int(bad[0])
+        raise _reloc_error(plf, relocs, i, f"a {int(width[i])}-byte field runs past the end of "
+                           f"the section ({int(size[i]):#x} bytes)", FormatError)
+
+
 def _plan(plf: _Plf, specs: list[rel_format.RelSection], statics: dict[str, _Definition],
           plf_defs: tuple[dict[str, _Definition], dict[str, str]]) -> _Plan:
     relocs, rtype = _supported(plf)
+    _check_fields(plf, relocs)
     t = _targets(plf, relocs, statics, plf_defs)
     value = t.value + relocs["addend"].astype(np.int64)
     branch = np.isin(rtype, rel_format.BRANCH_TYPES)
