@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from elfutil import patch_reloc, read_reloc
-from linkload import FormatError
+from elfutil import need_tool, patch_reloc, read_reloc, run
+from linkload import FormatError, Linker
 from linkload.arch import ppc
 from linkload.tools import build
 
@@ -63,3 +63,58 @@ def test_makerel_field_ending_at_its_section_end_is_fine(golden):
     text = bytes(out.sections[1].data)
     assert int.from_bytes(text[0x5C:0x60], "big") == (-0x5C) & 0xFFFF_FFFF  # one_func - P
     assert bytes(out.sections[3].data) == bytes.fromhex("12345678") + bytes(4)  # .rodata intact
+
+
+# -- GOTPCRELX relaxation stays inside the field's section ----------------------------------------
+RELAX_SOURCE = r"""
+    .section .text.a,"ax",@progbits
+    .globl mov_bytes
+mov_bytes:                      # what `mov disp32(%rip), %eax` starts with
+    .byte 0x8b, 0x05
+    .section .text.b,"ax",@progbits
+    .globl field_first          # a relaxable field at offset 0 of its section
+field_first:
+    .reloc ., R_X86_64_REX_GOTPCRELX, value-4
+    .long 0
+    .section .text.c,"ax",@progbits
+    .globl call_byte
+call_byte:                      # the first byte of `call *disp32(%rip)`
+    .byte 0xff
+    .section .text.d,"ax",@progbits
+    .globl field_second         # a field at offset 1: one opcode byte is the section's
+field_second:
+    .byte 0x15
+    .reloc ., R_X86_64_GOTPCRELX, value-4
+    .long 0
+    .section .text.e,"ax",@progbits
+    .globl load_value           # an ordinary GOT load: relaxed to lea
+load_value:
+    movq value@GOTPCREL(%rip), %rax
+    movl (%rax), %eax
+    ret
+    .data
+    .globl value
+value:
+    .long 7
+"""
+
+
+def test_gotpcrelx_relaxation_never_rewrites_the_previous_section(tmp_path):
+    """A relaxable field at the start of its section: the two bytes before it are the end of
+    the section laid out before, which must not be taken for (and rewritten as) an opcode."""
+    need_tool("as")
+    (tmp_path / "relax.s").write_text(RELAX_SOURCE)
+    run(["as", str(tmp_path / "relax.s"), "-o", str(tmp_path / "relax.o")])
+    ld = Linker.native()
+    m = ld.link(tmp_path / "relax.o")
+    try:
+        read = ld.space.read
+        assert m.address("field_first") == m.address("mov_bytes") + 2  # laid out back to back
+        assert m.address("field_second") == m.address("call_byte") + 1
+        assert read(m.address("mov_bytes"), 2) == b"\x8b\x05"
+        assert read(m.address("call_byte"), 1) == b"\xff"
+        assert read(m.address("field_second"), 1) == b"\x15"
+        assert read(m.address("load_value"), 3) == b"\x48\x8d\x05"  # the control: relaxed
+        assert m.call("load_value") == 7
+    finally:
+        ld.unlink(m)

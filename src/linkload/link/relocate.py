@@ -291,7 +291,8 @@ def relocate_chunk(arch: Arch, relocations: Relocations, image: Image, targets: 
     if targets.rebinds or kinds.needs_places:
         places = positions + (int(image.section_base[run.section]) - section_offset)
     addends = chunk.addends()
-    values = _values(arch, kinds, kind, target, addends, places, positions, image, targets)
+    values = _values(arch, kinds, kind, target, addends, places, positions, section_offset,
+                     image, targets)
     if targets.any_unplaced:
         dropped = np.take(targets.unplaced, target, mode="clip")  # rows checked by the reader
         if dropped.any():  # allowed in .eh_frame only, where the field is then 0
@@ -324,10 +325,11 @@ def _check_unplaced(relocations: Relocations, chunk: Chunk, dropped: np.ndarray)
 
 
 def _values(arch: Arch, kinds, kind: np.ndarray, T: np.ndarray, A: np.ndarray,
-            P: np.ndarray | None, positions: np.ndarray, image: Image,
+            P: np.ndarray | None, positions: np.ndarray, section_start: int, image: Image,
             targets: Targets) -> np.ndarray:
     """Every relocation's value: S+A, minus P for PC-relative kinds; calls to pending names
-    reach their fallback; GOT and size kinds are computed on their own rows."""
+    reach their fallback; GOT and size kinds are computed on their own rows (``positions``
+    are the fields' places in the image, whose section starts at ``section_start``)."""
     t = arch.tables
     values = np.take(targets.address, T, mode="clip")  # rows checked by the reader
     values += A
@@ -341,12 +343,13 @@ def _values(arch: Arch, kinds, kind: np.ndarray, T: np.ndarray, A: np.ndarray,
     for k in kinds.specials:
         rows = np.flatnonzero(kind == k)
         values[rows] = _special_values(arch, k, T[rows], A[rows], P[rows], positions[rows],
-                                       image, targets)
+                                       section_start, image, targets)
     return values
 
 
 def _special_values(arch: Arch, k: int, T: np.ndarray, A: np.ndarray, P: np.ndarray,
-                    positions: np.ndarray, image: Image, targets: Targets) -> np.ndarray:
+                    positions: np.ndarray, section_start: int, image: Image,
+                    targets: Targets) -> np.ndarray:
     kind = arch.kinds[k]
     S = np.take(targets.address, T, mode="clip")
     slot = size = None
@@ -361,7 +364,9 @@ def _special_values(arch: Arch, k: int, T: np.ndarray, A: np.ndarray, P: np.ndar
         direct = S + A - P
         candidates = fits(kind.field, direct) & ~targets.unplaced[T]
         candidates &= targets.bound_to[T] == NEVER_REBOUND
-        relaxed = arch.relax(k, image.data, positions, candidates)
+        # the instruction must lie in the field's own section: the bytes before the section
+        # are another section's (the arch rewrites nothing before section_start)
+        relaxed = arch.relax(k, image.data, positions, candidates, section_start)
         values = np.where(relaxed, direct, values)
     return values
 
