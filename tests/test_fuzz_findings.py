@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from elfutil import need_tool, patch_reloc, read_reloc, run
-from linkload import FormatError, Linker
+from elfutil import anonymous_mappings, in_child, need_tool, patch_reloc, read_reloc, run
+from linkload import FormatError, Linker, LinkError
 from linkload.arch import ppc
 from linkload.tools import build
 
@@ -118,3 +118,90 @@ def test_gotpcrelx_relaxation_never_rewrites_the_previous_section(tmp_path):
         assert m.call("load_value") == 7
     finally:
         ld.unlink(m)
+
+
+# -- initialiser and finaliser entries point into code ---------------------------------------------
+ENTRIES_PRELUDE = """
+    .text
+    .globl own_init
+own_init:
+    ret
+    .data
+value:
+    .long 1
+"""
+SECTION_DIRECTIVES = {".init_array": '.section .init_array,"aw",@init_array',
+                      ".fini_array": '.section .fini_array,"aw",@fini_array',
+                      ".ctors": '.section .ctors,"aw",@progbits'}
+
+
+def _assemble(tmp_path: Path, name: str, source: str) -> Path:
+    need_tool("as")
+    (tmp_path / f"{name}.s").write_text(source)
+    run(["as", str(tmp_path / f"{name}.s"), "-o", str(tmp_path / f"{name}.o")])
+    return tmp_path / f"{name}.o"
+
+
+def _link_must_fail(path: Path) -> tuple:
+    """Link ``path`` natively in a forked child (a regression would crash the process); the
+    link must fail changing nothing (no module, no mapping left). The error's class, file,
+    section, offset and text."""
+    def attempt():
+        ld = Linker.native()
+        with pytest.raises(LinkError):
+            ld.link(path)  # warms the allocators up, so that the mappings compare
+        before = anonymous_mappings()
+        with pytest.raises(LinkError) as info:
+            ld.link(path)
+        assert ld.modules == [] and anonymous_mappings() == before
+        err = info.value
+        return type(err), err.file, err.section, err.offset, str(err)
+    return in_child(attempt)
+
+
+@pytest.mark.parametrize(("section", "entries", "offset"), [
+    (".init_array", ".quad own_init\n.quad value", 8),  # into data
+    (".init_array", ".quad own_init+0x1000", 0),  # past the end of the code
+    (".fini_array", ".quad 0x1234", 0),  # a bare number: nothing relocates it
+    (".ctors", ".quad -1\n.quad own_init\n.quad value+4\n.quad 0", 16),  # sentinels are skipped
+], ids=["data", "past-the-code", "bare-number", "ctors"])
+def test_initialiser_entries_must_point_into_code(tmp_path, section, entries, offset):
+    """Initialisers are called wherever they point (finalisers at unlink): an entry that
+    points neither into the module's code nor at a function defined elsewhere is a
+    FormatError naming the array and the entry's offset, before anything is written or run."""
+    source = f"{ENTRIES_PRELUDE}\n{SECTION_DIRECTIVES[section]}\n{entries}\n"
+    path = _assemble(tmp_path, "entries", source)
+    cls, file, where, at, text = _link_must_fail(path)
+    assert (cls, file, where, at) == (FormatError, str(path), section, offset), text
+    assert "outside the module's code" in text
+
+
+def test_initialisers_may_be_functions_of_other_modules(tmp_path):
+    """An entry relocated against a function defined outside the module (the static module's,
+    another module's) is what the object asks for: it links and is called."""
+    provider = _assemble(tmp_path, "provider", """
+    .text
+    .globl count_init
+count_init:
+    incl calls(%rip)
+    ret
+    .data
+    .globl calls
+calls:
+    .long 0
+""")
+    user = _assemble(tmp_path, "user", f"""{ENTRIES_PRELUDE}
+    {SECTION_DIRECTIVES[".init_array"]}
+    .quad getpid
+    .quad count_init
+    .quad own_init
+""")
+    def link_both():
+        ld = Linker.native()
+        a = ld.link(provider)
+        b = ld.link(user)
+        calls = ld.space.read(a.address("calls"), 4)
+        ld.unlink(b)
+        ld.unlink(a)
+        return int.from_bytes(calls, "little")
+    assert in_child(link_both) == 1
