@@ -8,13 +8,27 @@ no cross compiler; x86-64 objects are compiled at test time.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
 
-from elfutil import anonymous_mappings, in_child, need_tool, patch_reloc, read_reloc, run
-from linkload import FormatError, Linker, LinkError
+from elfutil import (
+    PHDR,
+    anonymous_mappings,
+    compile_c,
+    in_child,
+    layout,
+    need_tool,
+    patch_reloc,
+    patch_section,
+    read_reloc,
+    run,
+)
+from linkload import FormatError, Linker, LinkError, PlacementError, formats
 from linkload.arch import ppc
+from linkload.cli import main as cli
+from linkload.formats import elf
 from linkload.tools import build
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -205,3 +219,142 @@ calls:
         ld.unlink(a)
         return int.from_bytes(calls, "little")
     assert in_child(link_both) == 1
+
+
+# -- sizes, alignments and headers no address space can hold ---------------------------------------
+GOOD_SOURCE = "int good_function(void) { return 42; }\nint good_data = 1;\nint good_bss[4];\n"
+OTHER_SOURCE = "int other_function(void) { return 7; }\nint other_bss[4];\n"
+
+
+@pytest.fixture(scope="module")
+def small_objects(tmp_path_factory) -> dict[str, bytes]:
+    """Objects with no outside reference (placed anywhere: the reservation is then made with
+    mmap's own choice of address, where ctypes cut an over-long length to 64 bits)."""
+    out = tmp_path_factory.mktemp("small")
+    flags = ["-O1", "-fno-asynchronous-unwind-tables"]
+    return {name: compile_c(source, out / f"{name}.o", flags).read_bytes()
+            for name, source in (("good", GOOD_SOURCE), ("other", OTHER_SOURCE))}
+
+
+def _read_and_link(data: bytes) -> tuple:
+    """Read ``data`` and link it natively, in a forked child: the exception class, section,
+    offset and text of each (None when it worked)."""
+    def attempt():
+        outcome = []
+        for step in (lambda: elf.read(data, "bad", "bad.o"), lambda: Linker.native().link(data)):
+            try:
+                step()
+                outcome.append(None)
+            except LinkError as e:
+                outcome.append((type(e), e.section, e.offset, str(e)))
+        return outcome
+    return in_child(attempt)
+
+
+@pytest.mark.parametrize(("section", "field", "value"), [
+    (".bss", "sh_size", (1 << 64) - 1),  # NOBITS: no file bytes to check the size against
+    (".text", "sh_addralign", 1 << 63),
+    (".data", "sh_size", 1 << 63),
+])
+def test_section_sizes_and_alignments_beyond_half_the_address_space(small_objects, section,
+                                                                     field, value):
+    data = patch_section(small_objects["good"], section, **{field: value})
+    at = layout(data).shdr_offset(layout(data).index(section)) + {
+        "sh_size": 32, "sh_addralign": 48}[field]
+    if field == "sh_size" and section == ".data":
+        expected = (FormatError, section, None)  # bytes outside the file: the usual check
+    else:
+        expected = (FormatError, section, at)
+    for outcome in _read_and_link(data):
+        assert outcome is not None and outcome[0] is expected[0], outcome
+        assert outcome[1] == expected[1], outcome
+        if expected[2] is not None:
+            assert outcome[2] == expected[2], outcome
+
+
+def test_sections_that_fit_alone_but_not_together(small_objects):
+    """Two objects linked as one module, each within the reader's limits, whose sections do
+    not fit one address space together: a PlacementError, not an OverflowError."""
+    huge = (1 << 62) + (1 << 61)
+    parts = [patch_section(small_objects["good"], ".bss", sh_size=huge),
+             patch_section(small_objects["other"], ".bss", sh_size=huge)]
+    aligned = [patch_section(small_objects["good"], ".data", sh_addralign=1 << 62),
+               patch_section(small_objects["other"], ".bss", sh_addralign=1 << 62)]
+
+    def attempt():
+        out = []
+        for objects in (parts, aligned):
+            try:
+                Linker.native().link(objects)
+            except LinkError as e:
+                out.append((type(e), e.section))
+        return out
+    assert in_child(attempt) == [(PlacementError, ".bss"), (PlacementError, ".bss")]
+
+
+def test_native_reservation_larger_than_the_address_space():
+    """ctypes would cut a length of 2**64 or more to its low 64 bits (and map that)."""
+    space = Linker.native().space
+    for size, align in ((1 << 64, 4096), (4096, 1 << 64), ((1 << 47) + 4096, 4096)):
+        with pytest.raises(PlacementError):
+            space.reserve(size, align)
+
+
+def test_static_executable_whose_segment_holds_more_file_than_memory(tmp_path):
+    """p_filesz > p_memsz: a FormatError naming the program header (a ValueError when the
+    static module was loaded)."""
+    exe = compile_c("int start(void) { return 0; }\n", tmp_path / "static",
+                    ["-nostdlib", "-static", "-Wl,-e,start"], link=True).read_bytes()
+    lay = layout(exe)
+    phoff, count = lay.header["e_phoff"], lay.header["e_phnum"]
+    fmt = lay.order + PHDR[64]
+    size = struct.calcsize(fmt)
+    data = bytearray(exe)
+    index = next(i for i in range(count)
+                 if struct.unpack_from(fmt, exe, phoff + i * size)[0] == 1  # PT_LOAD
+                 and struct.unpack_from(fmt, exe, phoff + i * size)[5] > 0)
+    fields = list(struct.unpack_from(fmt, exe, phoff + index * size))
+    fields[6] = fields[5] - 1  # p_memsz one less than p_filesz
+    struct.pack_into(fmt, data, phoff + index * size, *fields)
+    with pytest.raises(FormatError) as info:
+        elf.read(bytes(data), "static", "static")
+    assert (info.value.section, info.value.offset) == (f"program header {index}",
+                                                       phoff + index * size)
+
+
+def test_dump_of_relocations_for_a_section_that_does_not_exist(small_objects, tmp_path, capsys):
+    """``linkload dump`` of a relocation section whose sh_info names no section: one error
+    line and status 2 (an IndexError before)."""
+    base = compile_c("int f(int);\nint g(int x) { return f(x); }\n", tmp_path / "call.o",
+                     ["-O1"]).read_bytes()
+    index = layout(base).index(".rela.text")
+    path = tmp_path / "bad.o"
+    path.write_bytes(patch_section(base, index, sh_info=200))
+    with pytest.raises(FormatError) as info:
+        list(formats.dump(path))
+    assert (info.value.section, info.value.offset) == (".rela.text",
+                                                       layout(base).shdr_offset(index) + 44)
+    assert cli(["dump", str(path)]) == 2
+    assert "relocations apply to section 200" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("section", "field", "value"), [
+    (".data", "sh_addralign", 0x8000_0000),  # the ELF reader: half of a 32-bit address space
+    (".data", "sh_addralign", 0x800_0000),  # makerel: larger than any REL
+    (".bss", "sh_size", 0x800_0000),
+    (".rodata", "sh_addralign", 0x200_0000),  # fits alone, but not with the bss
+])
+def test_makerel_refuses_what_no_rel_can_hold(golden, section, field, value):
+    """makerel of an 888-byte object with sh_addralign 0x80000000 wrote a 2 GiB REL with 4 GB
+    of memory; a REL holds at most 64 MiB (the largest memory of a Wii)."""
+    plf = golden["mod_one.plf"]
+    lay = layout(plf)
+    if section == ".rodata":
+        plf = patch_section(plf, ".bss", sh_size=0x3000_000 - 0x40)  # 48 MiB of bss
+    bad = patch_section(plf, section, **{field: value})
+    at = lay.shdr_offset(lay.index(section)) + {"sh_size": 20, "sh_addralign": 32}[field]
+    with pytest.raises(FormatError) as info:
+        _makerel(bad, golden)
+    err = info.value
+    assert (err.file, err.section) == ("<bytes>", section), err
+    assert err.offset in (at, lay.shdr_offset(lay.index(section)) + 20), err
