@@ -25,7 +25,7 @@ from elfutil import (
     read_reloc,
     run,
 )
-from linkload import FormatError, Linker, LinkError, PlacementError, formats
+from linkload import FormatError, Linker, LinkError, ModuleStateError, PlacementError, formats
 from linkload.arch import ppc
 from linkload.cli import main as cli
 from linkload.formats import elf
@@ -358,3 +358,54 @@ def test_makerel_refuses_what_no_rel_can_hold(golden, section, field, value):
     err = info.value
     assert (err.file, err.section) == ("<bytes>", section), err
     assert err.offset in (at, lay.shdr_offset(lay.index(section)) + 20), err
+
+
+# -- COMDAT copies are not freed under the modules that use them -----------------------------------
+SHARED_DESTRUCTOR = r"""
+struct Counter {
+    int id;
+    explicit Counter(int i) : id(i) {}
+    ~Counter() { id = -1; }  // inline: a COMDAT group, which a second copy of the object shares
+};
+Counter counter(1);
+extern "C" int counter_id() { return counter.id; }
+"""
+
+
+def test_module_whose_comdat_copies_others_use_is_not_freed_under_them(tmp_path):
+    """The same C++ object linked twice: the second module drops its copy of the inline
+    destructor and registers its own static object's destruction with the first module's
+    copy. Freeing the first module then made unlinking the second a SIGSEGV in
+    __cxa_finalize. Unlinking (or reloading) the first is refused while the second is linked,
+    with nothing changed; in the other order both go."""
+    obj = compile_c(SHARED_DESTRUCTOR, tmp_path / "shared.o",
+                    ["-O2", "-fPIC", "-fno-exceptions", "-fno-asynchronous-unwind-tables"],
+                    cxx=True)
+
+    def scenario():
+        ld = Linker.native(libraries=["libstdc++.so.6"])
+        first = ld.link(obj, name="first")
+        second = ld.link(obj, name="second")
+        refused = []
+        for attempt in (lambda: ld.unlink(first), lambda: ld.reload(first, obj)):
+            try:
+                attempt()
+            except ModuleStateError as e:
+                refused.append(str(e))
+        alive = (first.linked, ld.modules == [first, second])
+        if first.linked:
+            alive += (first.call("counter_id"),)
+        ld.unlink(second)  # (a SIGSEGV when the first module was freed)
+        ld.unlink(first)
+        left = list(ld.modules)
+        first, second = ld.link(obj, name="first"), ld.link(obj, name="second")
+        users = [m.name for m in ld.comdat_users(first)], ld.comdat_users(second)
+        ld.unlink(second)
+        ld.unlink(first)
+        return users, refused, alive, left
+    users, refused, alive, left = in_child(scenario)
+    assert users == (["second"], [])
+    assert len(refused) == 2 and all("'second' uses its copies of COMDAT groups" in r
+                                     for r in refused), refused
+    assert alive == (True, True, 1)  # still linked, not finalised
+    assert left == []

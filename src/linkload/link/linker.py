@@ -262,6 +262,9 @@ class Linker:
         else:
             self.modules.append(loaded)
         self._by_uid[loaded.uid] = loaded
+        loaded.comdat_owners = frozenset(self._groups[signature].uid
+                                         for signature in linked.shared_groups
+                                         if signature in self._groups)
         for signature in linked.new_groups:
             self._groups.setdefault(signature, loaded)
         for address in linked.eh_frames:
@@ -277,6 +280,7 @@ class Linker:
         it fall back to their unresolved handlers (policy ``"rel"``), or the unlink is refused
         while there are any (policy ``"refuse"``)."""
         self._check_linked(module)
+        self._check_comdat_users(module, "unlinked")
         users = self.dependents(module)
         if users and self.unlink_policy == REFUSE_POLICY:
             names = ", ".join(repr(m.name) for m in users)
@@ -301,6 +305,7 @@ class Linker:
         the new module fails to link, nothing changes.
         """
         self._check_linked(module)
+        self._check_comdat_users(module, "reloaded")
         new_module = self._read(objects, name or module.name)
         rebound = self._waiting(lambda _n: True, module.uid)
         waiting = self._waiting_for(new_module)
@@ -336,6 +341,25 @@ class Linker:
     def _plan_patch(self, m: LoadedModule, idx: np.ndarray, targets: np.ndarray,
                     bound: int | np.ndarray) -> Patch:
         return plan_patch(self.space, self.arch, m, idx, targets, bound)
+
+    def comdat_users(self, module: LoadedModule) -> list[LoadedModule]:
+        """The linked modules that use ``module``'s copies of COMDAT groups (inline functions,
+        templates, vtables, their static data) in place of their own."""
+        return [m for m in self.modules if module.uid in m.comdat_owners]
+
+    def _check_comdat_users(self, module: LoadedModule, what: str) -> None:
+        """A module whose COMDAT copies others use is not freed under them, whatever the
+        unlink policy: those copies are the users' own definitions, and the users hold
+        pointers to them that no relocation records (destructors registered with
+        ``__cxa_atexit``, vtable pointers in their objects, their unwind tables' personality)."""
+        users = self.comdat_users(module)
+        if users:
+            names = ", ".join(repr(m.name) for m in users)
+            uses, their, them = ("uses", "its", "it") if len(users) == 1 else ("use", "their", "them")
+            raise ModuleStateError(
+                f"module {module.name!r} cannot be {what}: {names} {uses} its copies of COMDAT "
+                f"groups (inline functions, templates, vtables) as {their} own; unlink {them} "
+                "first", file=module.module.file)
 
     def _check_linked(self, module: LoadedModule) -> None:
         if not module.linked or module not in self.modules:

@@ -70,6 +70,9 @@ class LoadedModule:
     linked: bool = True
     export_table: Callable[[], dict[str, int]] | None = None  # computes exports on demand
     bss_range: tuple[int, int] | None = None  # a block module's bss (address, size)
+    # uids of the modules whose COMDAT copies (inline functions, templates, vtables and their
+    # static data) this module uses in place of its own
+    comdat_owners: frozenset[int] = frozenset()
     _exports: dict[str, int] | None = None
 
     @property
