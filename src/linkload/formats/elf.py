@@ -8,6 +8,10 @@ unchanged. Executables and shared objects become static modules: their defined s
 Section headers, symbols and relocation tables are read as numpy structured arrays straight
 from the file bytes. Every offset, size and index is checked before it is used; a malformed
 file raises :class:`~linkload.errors.FormatError` naming the file, the section and the offset.
+The sizes and alignments of the sections an object loads, and the room they take together,
+must stay below half the address space of the file's class (:func:`room_limit`: 2**63 bytes
+for ELF64, 2**31 for ELF32): nothing larger can be laid out in memory, and a linker computes
+its offsets as signed numbers of that width.
 """
 
 from __future__ import annotations
@@ -138,6 +142,11 @@ class ElfFile:
     # -- checked primitives ----------------------------------------------------------------
     def error(self, message: str, section: str | None = None, offset: int | None = None):
         return FormatError(message, file=self.file, section=section, offset=offset)
+
+    def header_offset(self, index: int, field: str) -> int:
+        """The file offset of ``field`` (``"size"``, ``"addralign"``...) of section header
+        ``index``: where a message about that value points."""
+        return self.header.shoff + index * self.header.shentsize + self.dt["shdr"].fields[field][1]
 
     def _slice(self, offset: int, size: int, what: str, section: str | None = None):
         if offset < 0 or size < 0 or offset + size > len(self.data):
@@ -293,6 +302,14 @@ class ElfFile:
         types = self.sections["type"]
         return [int(i) for i in np.flatnonzero((types == SHT_REL) | (types == SHT_RELA))]
 
+    def patched_section(self, index: int) -> int:
+        """The section that relocation section ``index`` patches (its ``sh_info``), checked."""
+        target = int(self.sections["info"][index])
+        if target >= len(self.sections):
+            raise self.error(f"relocations apply to section {target}, which does not exist",
+                             self.names[index], self.header_offset(index, "info"))
+        return target
+
     def relocations(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(offset, type, symbol, addend) columns of relocation section ``index``, checked;
         for ELF64 they are views of the file's table."""
@@ -345,8 +362,16 @@ class ElfFile:
         table = self._table(h.phoff, h.phnum * h.phentsize, h.phentsize, self.dt["phdr"],
                             "program header table")
         out = []
-        for ph in table[table["type"] == PT_LOAD]:
-            data = self._slice(int(ph["offset"]), int(ph["filesz"]), "segment")
+        for i in np.flatnonzero(table["type"] == PT_LOAD).tolist():
+            ph = table[i]
+            where, at = f"program header {i}", h.phoff + i * h.phentsize
+            if int(ph["filesz"]) > int(ph["memsz"]):
+                raise self.error(f"segment of {int(ph['memsz']):#x} bytes in memory holds "
+                                 f"{int(ph['filesz']):#x} bytes of the file", where, at)
+            if int(ph["vaddr"]) + int(ph["memsz"]) > 1 << h.bits:
+                raise self.error(f"segment at {int(ph['vaddr']):#x} of {int(ph['memsz']):#x} "
+                                 f"bytes passes the end of the address space", where, at)
+            data = self._slice(int(ph["offset"]), int(ph["filesz"]), "segment", where)
             flags = int(ph["flags"])
             out.append(Segment(int(ph["vaddr"]), int(ph["memsz"]), data, bool(flags & PF_R),
                                bool(flags & PF_W), bool(flags & PF_X)))
@@ -406,6 +431,7 @@ def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
     groups = elf.groups()
     section_map = np.full(len(shdrs), NOT_LOADED, np.int32)
     sections: list[Section] = []
+    room = 0  # bytes the loaded sections take, padding for their alignment included
     for i in range(len(shdrs)):
         sh = shdrs[i]
         sh_type, flags = int(sh["type"]), int(sh["flags"])
@@ -414,7 +440,9 @@ def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
         sec_name = elf.names[i]
         align = max(int(sh["addralign"]), 1)
         if align & (align - 1):
-            raise elf.error(f"alignment {align} is not a power of two", sec_name)
+            raise elf.error(f"alignment {align} is not a power of two", sec_name,
+                            elf.header_offset(i, "addralign"))
+        room = _check_room(elf, i, int(sh["size"]), align, room)
         kind = _section_kind(sec_name, sh_type, flags)
         priority, reverse = (_init_order(sec_name, sh_type)
                              if kind in (SectionKind.INIT, SectionKind.FINI) else (65536, False))
@@ -426,6 +454,31 @@ def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
     relocations = _relocations(elf, section_map, sections)
     return Module(name, machine, elf.header.byteorder, elf.header.bits, sections, symbols,
                   elf.strtab, relocations, elf.file)
+
+
+def room_limit(bits: int) -> int:
+    """Half the address space of an ELF class: what no loaded section's size or alignment,
+    nor the room they take together, may reach."""
+    return 1 << (bits - 1)
+
+
+def _check_room(elf: ElfFile, index: int, size: int, align: int, before: int) -> int:
+    """The room the loaded sections take once section ``index`` (``size`` bytes aligned to
+    ``align``) is added to the ``before`` bytes of those before it; a size, an alignment or
+    a total that no address space of the file's class can hold is a FormatError."""
+    limit = room_limit(elf.header.bits)
+    name = elf.names[index]
+    why = f"half the address space of an ELF{elf.header.bits} file ({limit:#x} bytes)"
+    if align >= limit:
+        raise elf.error(f"alignment {align:#x} is not below {why}", name,
+                        elf.header_offset(index, "addralign"))
+    if size >= limit:
+        raise elf.error(f"size {size:#x} is not below {why}", name, elf.header_offset(index, "size"))
+    room = before + size + align - 1
+    if room >= limit:
+        raise elf.error(f"the loaded sections up to this one take up to {room:#x} bytes, not "
+                        f"below {why}", name, elf.header_offset(index, "size"))
+    return room
 
 
 def _symbol_rows(elf: ElfFile) -> np.ndarray:
@@ -466,10 +519,7 @@ def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section])
     file's tables where the layout allows)."""
     runs = []
     for ri in elf.relocation_sections():
-        target = int(elf.sections["info"][ri])
-        if target >= len(section_map):
-            raise elf.error(f"relocations apply to section {target}, which does not exist",
-                            elf.names[ri])
+        target = elf.patched_section(ri)
         if section_map[target] < 0:
             continue  # relocations of debug info and other unloaded sections
         offset, typ, sym, addend = elf.relocations(ri)
@@ -532,7 +582,7 @@ def dump(data: bytes | bytearray | memoryview, file: str, *, disasm: bool = Fals
     kind_name = cpu.kind_name if cpu is not None else (lambda k: f"type {k}")
     for ri in elf.relocation_sections():
         offset, typ, sym, addend = elf.relocations(ri)
-        target = int(elf.sections["info"][ri])
+        target = elf.patched_section(ri)
         yield ""
         yield f"Relocations of {elf.names[target]} ({len(offset)} entries, from {elf.names[ri]}):"
         yield f"  {'offset':>10}  {'kind':<26} {'symbol':<32} addend"
@@ -567,10 +617,10 @@ def _relocation_notes(elf: ElfFile, cpu) -> dict[int, dict[int, list[str]]]:
     if cpu is None:
         return out
     for ri in elf.relocation_sections():
-        target = int(elf.sections["info"][ri])
+        target = elf.patched_section(ri)
         offset, typ, sym, addend = elf.relocations(ri)
         notes = out.setdefault(target, {})
-        base = int(elf.sections["addr"][target]) if target < len(elf.sections) else 0
+        base = int(elf.sections["addr"][target])
         for o, t, s, a in zip(offset.tolist(), typ.tolist(), sym.tolist(), addend.tolist(),
                               strict=True):
             notes.setdefault(base + o, []).append(f"{cpu.kind_name(t)} {_symbol_label(elf, s)}{a:+#x}")

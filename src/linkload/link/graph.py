@@ -35,11 +35,14 @@ class ModuleGraph:
         self._uses: dict[int, set[int]] = {}  # uid -> uids it is bound to
         self._waiting: dict[str, set[int]] = {}  # pending name -> uids waiting for it
         self._waits_for: dict[int, set[str]] = {}  # uid -> names it waits for
+        self._comdat_users: dict[int, set[int]] = {}  # uid -> uids using its COMDAT copies
+        self._comdat_owners: dict[int, set[int]] = {}  # uid -> uids whose copies it uses
 
     # -- changes -------------------------------------------------------------------------------
-    def add(self, module: LoadedModule, groups: Iterable[str],
+    def add(self, module: LoadedModule, groups: Iterable[str], shared_groups: Iterable[str] = (),
             replacing: LoadedModule | None = None) -> None:
-        """A module is linked (in place of ``replacing``, which keeps its place in order)."""
+        """A module is linked (in place of ``replacing``, which keeps its place in order): it
+        brings the COMDAT ``groups``, and uses earlier modules' copies of ``shared_groups``."""
         if replacing is not None:
             self.modules[self.modules.index(replacing)] = module
             self._position[module.uid] = self._position.pop(replacing.uid)
@@ -49,6 +52,10 @@ class ModuleGraph:
             self._position[module.uid] = self._next_position
             self._next_position += 1
         self._by_uid[module.uid] = module
+        owners = {self.groups[s].uid for s in shared_groups if s in self.groups}
+        self._comdat_owners[module.uid] = owners
+        for uid in owners:
+            self._comdat_users.setdefault(uid, set()).add(module.uid)
         mine = [s for s in groups if s not in self.groups]
         for signature in mine:
             self.groups[signature] = module
@@ -74,6 +81,9 @@ class ModuleGraph:
                     definers.remove(module)
         self._forget_references(module)
         self._users.pop(module.uid, None)
+        for uid in self._comdat_owners.pop(module.uid, ()):
+            self._comdat_users.get(uid, set()).discard(module.uid)
+        self._comdat_users.pop(module.uid, None)
 
     def refresh(self, module: LoadedModule) -> None:
         """Index ``module``'s references anew (after they were linked or re-patched)."""
@@ -127,6 +137,10 @@ class ModuleGraph:
     def users(self, module: LoadedModule) -> list[LoadedModule]:
         """The modules with references into ``module``, in link order."""
         return self._in_order(self._users.get(module.uid, ()))
+
+    def comdat_users(self, module: LoadedModule) -> list[LoadedModule]:
+        """The modules that use ``module``'s copies of COMDAT groups, in link order."""
+        return self._in_order(self._comdat_users.get(module.uid, ()))
 
     def used(self, module: LoadedModule) -> list[LoadedModule]:
         """The modules ``module`` has references into, in link order."""

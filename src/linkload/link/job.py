@@ -34,10 +34,12 @@ from .select import Selection, select, survey
 @dataclass(frozen=True)
 class Linked:
     """A module built and relocated, not yet live: the linker commits it by writing its image,
-    protecting it, registering ``eh_frames`` and ``new_groups`` and running ``init``."""
+    protecting it, registering ``eh_frames`` and ``new_groups`` and running ``init``; it uses
+    the copies of ``shared_groups`` that earlier modules linked."""
 
     module: LoadedModule
     new_groups: tuple[str, ...]
+    shared_groups: tuple[str, ...]
     init: list[int]
     eh_frames: list[int]
 
@@ -59,7 +61,7 @@ def link_module(context: LinkContext, request: LinkRequest) -> Linked:
         context.space.release(base, layout_plan.layout.size)
         raise
     return Linked(_loaded(context, request, selection, layout_plan, built), selection.new_groups,
-                  built.init, built.eh_frames)
+                  selection.shared_groups, built.init, built.eh_frames)
 
 
 def place(space: Space, layout_plan: Plan) -> int:

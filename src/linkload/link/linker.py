@@ -253,7 +253,7 @@ class Linker:
         if loaded.bss_range is not None:  # zeroed last, after relocation, as OSLink does
             address, size = loaded.bss_range
             space.write(address, bytes(size))
-        self.graph.add(loaded, linked.new_groups, replacing)
+        self.graph.add(loaded, linked.new_groups, linked.shared_groups, replacing)
         for address in linked.eh_frames:
             space.register_frames(address)
             loaded.eh_frames.append(address)
@@ -267,6 +267,7 @@ class Linker:
         it fall back to their unresolved handlers (policy ``"rel"``), or the unlink is refused
         while there are any (policy ``"refuse"``)."""
         self._check_linked(module)
+        self._check_comdat_users(module, "unlinked")
         users = self.dependents(module)
         if users and self.unlink_policy == REFUSE_POLICY:
             names = ", ".join(repr(m.name) for m in users)
@@ -291,6 +292,7 @@ class Linker:
         the new module fails to link, nothing changes.
         """
         self._check_linked(module)
+        self._check_comdat_users(module, "reloaded")
         new_module = self._read(objects, name or module.name)
         rebound = self.graph.references_to(module)
         waiting = self._waiting_for(new_module)
@@ -326,6 +328,25 @@ class Linker:
     def _apply(self, patch: Patch) -> None:
         apply_patch(self.space, patch)
         self.graph.refresh(patch.module)
+
+    def comdat_users(self, module: LoadedModule) -> list[LoadedModule]:
+        """The linked modules that use ``module``'s copies of COMDAT groups (inline functions,
+        templates, vtables, their static data) in place of their own."""
+        return self.graph.comdat_users(module)
+
+    def _check_comdat_users(self, module: LoadedModule, what: str) -> None:
+        """A module whose COMDAT copies others use is not freed under them, whatever the
+        unlink policy: those copies are the users' own definitions, and the users hold
+        pointers to them that no relocation records (destructors registered with
+        ``__cxa_atexit``, vtable pointers in their objects, their unwind tables' personality)."""
+        users = self.comdat_users(module)
+        if users:
+            names = ", ".join(repr(m.name) for m in users)
+            uses, their, them = ("uses", "its", "it") if len(users) == 1 else ("use", "their", "them")
+            raise ModuleStateError(
+                f"module {module.name!r} cannot be {what}: {names} {uses} its copies of COMDAT "
+                f"groups (inline functions, templates, vtables) as {their} own; unlink {them} "
+                "first", file=module.module.file)
 
     def _check_linked(self, module: LoadedModule) -> None:
         if not module.linked or module not in self.graph:

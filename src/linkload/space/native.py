@@ -164,6 +164,10 @@ class NativeSpace(Space):
     def reserve(self, size: int, align: int, window: Window | None = None) -> int:
         size = _round_up(size, self.page_size)
         align = max(align, self.page_size)
+        highest = self.host.highest_address
+        if size > highest or align > highest:  # (ctypes would cut the length to 64 bits)
+            raise PlacementError(f"{size:#x} bytes aligned to {align:#x} do not fit below "
+                                 f"{highest:#x}, the top of the address space")
         huge = _round_up(size, HUGE_PAGE)
         if size >= HUGE_RESERVATION and (window is None
                                          or window.high - window.low >= huge + HUGE_PAGE):
