@@ -131,11 +131,14 @@ class ElfFile:
         self.header = self._read_header()
         self.dt = _dtypes(self.header.bits, self.header.byteorder)
         self.sections = self._read_section_headers()
+        # the table's columns as lists too: a loop over a few dozen sections reads them much
+        # faster than numpy scalars
+        self.sh = {f: self.sections[f].tolist() for f in self.sections.dtype.names}
         self.names = [f"section {i}" for i in range(len(self.sections))]  # until decoded
         self._check_section_bounds()
         self._shstrtab = self._string_table(self.header.shstrndx) if len(self.sections) else b""
-        self.names = [self._name(self._shstrtab, int(n), "section name", i)
-                      for i, n in enumerate(self.sections["name"])]
+        self.names = [self._name(self._shstrtab, n, "section name", i)
+                      for i, n in enumerate(self.sh["name"])]
         self.symtab_index = self._find_symtab()
         self.symbols, self.strtab, self.symbol_shndx, self.symbol_special = self._read_symbols()
 
@@ -231,10 +234,9 @@ class ElfFile:
     def _string_table(self, index: int) -> bytes:
         if index <= 0 or index >= len(self.sections):
             raise self.error(f"string table index {index} out of range")
-        sh = self.sections[index]
-        if int(sh["type"]) != SHT_STRTAB:
+        if self.sh["type"][index] != SHT_STRTAB:
             raise self.error(f"section {index} is not a string table")
-        return bytes(self._slice(int(sh["offset"]), int(sh["size"]), "string table",
+        return bytes(self._slice(self.sh["offset"][index], self.sh["size"][index], "string table",
                                  f"section {index}"))
 
     def _name(self, table: bytes, offset: int, what: str, index: int) -> str:
@@ -246,22 +248,21 @@ class ElfFile:
         return table[offset:end].decode("utf-8", "replace")
 
     def _find_symtab(self) -> int:
-        types = self.sections["type"]
+        types = self.sh["type"]
         for wanted in (SHT_SYMTAB, SHT_DYNSYM):
-            hits = np.flatnonzero(types == wanted)
-            if len(hits):
-                return int(hits[0])
+            if wanted in types:
+                return types.index(wanted)
         return -1
 
     def _read_symbols(self):
         dtype = self.dt["sym"]
         if self.symtab_index < 0:
             return np.zeros(0, dtype), b"\0", np.zeros(0, np.uint32), np.zeros(0, bool)
-        sh = self.sections[self.symtab_index]
-        name = self.names[self.symtab_index]
-        syms = self._table(int(sh["offset"]), int(sh["size"]), int(sh["entsize"]), dtype,
+        i, sh = self.symtab_index, self.sh
+        name = self.names[i]
+        syms = self._table(sh["offset"][i], sh["size"][i], sh["entsize"][i], dtype,
                            "symbol table", name)
-        strtab = self._string_table(int(sh["link"]))
+        strtab = self._string_table(sh["link"][i])
         bad = np.flatnonzero(syms["name"] >= max(len(strtab), 1))
         if len(bad):
             i = int(bad[0])
@@ -292,19 +293,18 @@ class ElfFile:
         return self._name(self.strtab, int(self.symbols["name"][index]), "symbol name", index)
 
     def section_data(self, index: int) -> memoryview | bytes:
-        sh = self.sections[index]
-        if int(sh["type"]) == SHT_NOBITS:
+        if self.sh["type"][index] == SHT_NOBITS:
             return b""
-        return self._slice(int(sh["offset"]), int(sh["size"]), "section data", self.names[index])
+        return self._slice(self.sh["offset"][index], self.sh["size"][index], "section data",
+                           self.names[index])
 
     def relocation_sections(self) -> list[int]:
         """Indices of the REL and RELA sections."""
-        types = self.sections["type"]
-        return [int(i) for i in np.flatnonzero((types == SHT_REL) | (types == SHT_RELA))]
+        return [i for i, t in enumerate(self.sh["type"]) if t in (SHT_REL, SHT_RELA)]
 
     def patched_section(self, index: int) -> int:
         """The section that relocation section ``index`` patches (its ``sh_info``), checked."""
-        target = int(self.sections["info"][index])
+        target = self.sh["info"][index]
         if target >= len(self.sections):
             raise self.error(f"relocations apply to section {target}, which does not exist",
                              self.names[index], self.header_offset(index, "info"))
@@ -313,20 +313,20 @@ class ElfFile:
     def relocations(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(offset, type, symbol, addend) columns of relocation section ``index``, checked;
         for ELF64 they are views of the file's table."""
-        sh = self.sections[index]
+        sh = self.sh
         name = self.names[index]
-        rela = int(sh["type"]) == SHT_RELA
+        rela = sh["type"][index] == SHT_RELA
         dtype = self.dt["rela" if rela else "rel"]
-        table = self._table(int(sh["offset"]), int(sh["size"]), int(sh["entsize"]), dtype,
+        table = self._table(sh["offset"][index], sh["size"][index], sh["entsize"][index], dtype,
                             "relocation table", name)
         if self.header.bits == 64:
             sym, typ = table["sym"], table["type"]
         else:
             info = table["info"]
             sym, typ = info >> np.uint32(8), info & np.uint32(0xFF)
-        if int(sh["link"]) != self.symtab_index and len(table):
-            raise self.error(f"relocations refer to section {int(sh['link'])}, not the symbol table",
-                             name)
+        if sh["link"][index] != self.symtab_index and len(table):
+            raise self.error(f"relocations refer to section {sh['link'][index]}, not the symbol "
+                             f"table", name)
         if len(sym) and int(sym.max()) >= max(len(self.symbols), 1):
             bad = np.flatnonzero(sym >= max(len(self.symbols), 1))
             i = int(bad[0])
@@ -338,14 +338,13 @@ class ElfFile:
     def groups(self) -> dict[int, str]:
         """Section index -> COMDAT signature, for every member of a COMDAT group."""
         member_of: dict[int, str] = {}
-        for gi in np.flatnonzero(self.sections["type"] == SHT_GROUP):
-            gi = int(gi)
-            sh = self.sections[gi]
-            words = self._table(int(sh["offset"]), int(sh["size"]), 4,
+        sh = self.sh
+        for gi in [i for i, t in enumerate(sh["type"]) if t == SHT_GROUP]:
+            words = self._table(sh["offset"][gi], sh["size"][gi], 4,
                                 np.dtype(self.header.byteorder + "u4"), "group", self.names[gi])
             if not len(words) or not (int(words[0]) & GRP_COMDAT):
                 continue
-            sig = int(sh["info"])
+            sig = sh["info"][gi]
             if sig >= len(self.symbols):
                 raise self.error(f"group signature symbol {sig} out of range", self.names[gi])
             signature = self.symbol_name(sig)
@@ -427,29 +426,28 @@ def read(source: Source, name: str | None = None,
 
 
 def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
-    shdrs = elf.sections
+    sh = elf.sh
     groups = elf.groups()
-    section_map = np.full(len(shdrs), NOT_LOADED, np.int32)
+    section_map = np.full(len(elf.sections), NOT_LOADED, np.int32)
     sections: list[Section] = []
     room = 0  # bytes the loaded sections take, padding for their alignment included
-    for i in range(len(shdrs)):
-        sh = shdrs[i]
-        sh_type, flags = int(sh["type"]), int(sh["flags"])
+    for i, (sh_type, flags) in enumerate(zip(sh["type"], sh["flags"], strict=True)):
         if not _is_loaded(sh_type, flags):
             continue
         sec_name = elf.names[i]
-        align = max(int(sh["addralign"]), 1)
+        align = max(sh["addralign"][i], 1)
         if align & (align - 1):
             raise elf.error(f"alignment {align} is not a power of two", sec_name,
                             elf.header_offset(i, "addralign"))
-        room = _check_room(elf, i, int(sh["size"]), align, room)
+        size = sh["size"][i]
+        room = _check_room(elf, i, size, align, room)
         kind = _section_kind(sec_name, sh_type, flags)
         priority, reverse = (_init_order(sec_name, sh_type)
                              if kind in (SectionKind.INIT, SectionKind.FINI) else (65536, False))
         data = None if sh_type == SHT_NOBITS else elf.section_data(i)
         section_map[i] = len(sections)
-        sections.append(Section(sec_name, kind, int(sh["size"]), align, data, i, groups.get(i),
-                                priority, reverse, elf.file))
+        sections.append(Section(sec_name, kind, size, align, data, i, groups.get(i), priority,
+                                reverse, elf.file))
     symbols = _symbols(elf, section_map)
     relocations = _relocations(elf, section_map, sections)
     return Module(name, machine, elf.header.byteorder, elf.header.bits, sections, symbols,
@@ -530,7 +528,7 @@ def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section])
                             f"section's {sec.size:#x} bytes", sec.name, int(offset[i]))
         if len(offset):
             runs.append(RelocationRun(int(section_map[target]), offset, typ, sym, addend,
-                                      int(elf.sections["type"][ri]) == SHT_REL))
+                                      elf.sh["type"][ri] == SHT_REL))
     return runs
 
 

@@ -283,6 +283,7 @@ def relocate(arch: Arch, relocations: Relocations, survey: Survey, image: Image,
         definition = targets.definitions.get(int(run.target[i]))
         raise relocations.error(RelocationOverflowError, overflow_message(
             kind, value, count - 1, reach_hint(kind, definition)), row)
+    refs = [r for r in refs if len(r)]
     return np.concatenate(refs) if refs else NO_REFS
 
 
