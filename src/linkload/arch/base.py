@@ -268,7 +268,7 @@ class Arch:
     # (kind, image, field positions, candidates, start of the fields' section in the image)
     # -> mask of the fields rewritten to a direct form (x86-64 GOTPCRELX); the caller then
     # writes S+A-P into them. Bytes before the section's start are never changed.
-    relax: Callable[[int, np.ndarray, np.ndarray, np.ndarray, int], np.ndarray] | None = None
+    relax: Callable[[int, np.ndarray, np.ndarray, np.ndarray, int | np.ndarray], np.ndarray] | None = None
     unsupported: Mapping[int, str] = field(default_factory=dict)
     stubs: CallStubs | None = None
     trampolines: TrampolineCode | None = None

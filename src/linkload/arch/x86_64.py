@@ -104,14 +104,15 @@ _ADDR32_CALL = (0x67, 0xE8)  # addr32 call rel32: same length, a direct call
 
 
 def relax(kind: int, image: np.ndarray, positions: np.ndarray, candidates: np.ndarray,
-          section_start: int) -> np.ndarray:
+          section_start: int | np.ndarray) -> np.ndarray:
     """Rewrite GOT loads whose target is in reach to direct forms (psABI "GOTPCRELX").
 
     ``mov foo@GOTPCREL(%rip), %reg`` becomes ``lea foo(%rip), %reg`` and
     ``call *foo@GOTPCREL(%rip)`` becomes ``addr32 call foo``; the field stays at the same
     place, so the caller writes S+A-P into it. The opcode and ModRM bytes before a field must
-    lie in the field's own section, which starts at ``section_start`` in ``image``: the bytes
-    before it belong to another section. Returns the mask of rewritten fields.
+    lie in the field's own section, which starts at ``section_start`` in ``image`` (one
+    number, or one per field): the bytes before it belong to another section. Returns the
+    mask of rewritten fields.
     """
     if not candidates.any():
         return np.zeros(len(positions), bool)

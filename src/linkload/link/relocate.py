@@ -308,16 +308,15 @@ def relocate_chunk(arch: Arch, relocations: Relocations, image: Image, targets: 
     """Apply one chunk's relocations; their references to record for rebinding, and what did
     not fit."""
     kinds = kind_set(arch, chunk.kinds)
-    run = chunk.run
     kind, target = chunk.columns()
-    positions = chunk.offsets().astype(np.int64)
+    positions = chunk.offset.astype(np.int64)
     _check_fields(arch, relocations, image, chunk, positions, kind)
-    section_offset = int(image.section_offsets[run.section])
+    section_offset = image.section_offsets[chunk.section]  # one number, or one per row
     positions += section_offset
     places = None  # the fields' addresses, for the kinds that need them
     if targets.rebinds or kinds.needs_places:
-        places = positions + (int(image.section_base[run.section]) - section_offset)
-    addends = chunk.addends()
+        places = positions + (image.section_base[chunk.section] - section_offset)
+    addends = chunk.addend
     values = _values(arch, kinds, kind, target, addends, places, positions, section_offset,
                      image, targets)
     if targets.any_unplaced:
@@ -337,8 +336,8 @@ def _check_fields(arch: Arch, relocations: Relocations, image: Image, chunk: Chu
                   offset: np.ndarray, kind: np.ndarray) -> None:
     """Every field lies inside its section."""
     width = arch.tables.width
-    size = int(image.section_sizes[chunk.run.section])
-    if int(offset.max()) + int(width[list(chunk.kinds)].max()) <= size:
+    size = image.section_sizes[chunk.section]  # one number, or one per row
+    if np.ndim(size) == 0 and int(offset.max()) + int(width[list(chunk.kinds)].max()) <= size:
         return
     bad = np.flatnonzero(offset + width[kind] > size)
     if len(bad):
@@ -349,17 +348,20 @@ def _check_fields(arch: Arch, relocations: Relocations, image: Image, chunk: Chu
 def _check_unplaced(relocations: Relocations, chunk: Chunk, dropped: np.ndarray) -> None:
     """Only ``.eh_frame`` may refer to code that is not loaded (a dropped COMDAT copy): the
     field is then 0, and libgcc skips an FDE whose pc_begin field is 0."""
-    if relocations.module.sections[chunk.run.section].name != EH_FRAME:
-        raise relocations.error(LinkError, "refers to a section that is not loaded",
-                                chunk.row + int(np.flatnonzero(dropped)[0]))
+    sections = np.broadcast_to(chunk.section, dropped.shape)[dropped]
+    for i, section in zip(np.flatnonzero(dropped).tolist(), sections.tolist(), strict=True):
+        if relocations.module.sections[section].name != EH_FRAME:
+            raise relocations.error(LinkError, "refers to a section that is not loaded",
+                                    chunk.row + i)
 
 
 def _values(arch: Arch, kinds, kind: np.ndarray, T: np.ndarray, A: np.ndarray,
-            P: np.ndarray | None, positions: np.ndarray, section_start: int, image: Image,
-            targets: Targets) -> np.ndarray:
+            P: np.ndarray | None, positions: np.ndarray, section_start: int | np.ndarray,
+            image: Image, targets: Targets) -> np.ndarray:
     """Every relocation's value: S+A, minus P for PC-relative kinds; calls to pending names
     reach their fallback; GOT and size kinds are computed on their own rows (``positions``
-    are the fields' places in the image, whose section starts at ``section_start``)."""
+    are the fields' places in the image, whose sections start at ``section_start``: one
+    number for all rows, or one per row)."""
     t = arch.tables
     values = np.take(targets.address, T, mode="clip")  # rows checked by the reader
     values += A
@@ -372,13 +374,14 @@ def _values(arch: Arch, kinds, kind: np.ndarray, T: np.ndarray, A: np.ndarray,
         values[calls] = branch_to(targets.call[T[calls]], P[calls], arch.branch_bias)
     for k in kinds.specials:
         rows = np.flatnonzero(kind == k)
+        starts = section_start[rows] if np.ndim(section_start) else section_start
         values[rows] = _special_values(arch, k, T[rows], A[rows], P[rows], positions[rows],
-                                       section_start, image, targets)
+                                       starts, image, targets)
     return values
 
 
 def _special_values(arch: Arch, k: int, T: np.ndarray, A: np.ndarray, P: np.ndarray,
-                    positions: np.ndarray, section_start: int, image: Image,
+                    positions: np.ndarray, section_start: int | np.ndarray, image: Image,
                     targets: Targets) -> np.ndarray:
     kind = arch.kinds[k]
     S = np.take(targets.address, T, mode="clip")

@@ -26,6 +26,9 @@ from ..model import LOCAL, NOT_LOADED, UNDEF, Module, RelocationRun
 # when freed and page-fault afresh on every link (a microsecond or more a page), which costs
 # several times the arithmetic. Shorter chunks only add per-chunk overhead.
 CHUNK_ROWS = 65536
+# Runs shorter than this are gathered, several to a chunk (real code has many sections with
+# a few relocations each: a pass per run would cost more than the rows).
+GATHER_ROWS = 4096
 # Expressions whose value depends on where the target is: these are rebound when it moves.
 REBINDABLE = (Expr.ABS, Expr.PCREL, Expr.BRANCH, Expr.GOT_OFF)
 
@@ -77,11 +80,30 @@ class Relocations:
         sec = int(self.module.symbols["section"][row])
         return self.module.sections[sec].name if sec >= 0 else f"symbol #{row}"
 
-    def chunks(self) -> Iterator[tuple[RelocationRun, int, int, int]]:
-        """(run, start, stop, row): the runs cut into chunks of at most CHUNK_ROWS rows."""
+    def chunks(self) -> Iterator[tuple[list[RelocationRun], int, int, int]]:
+        """(runs, start, stop, row): the rows taken in one pass. A long run is cut into
+        slices of at most CHUNK_ROWS rows ([start, stop) of its one run); consecutive short
+        runs are gathered whole, up to CHUNK_ROWS rows together. ``row`` is the link's
+        number of the first row."""
+        gathered: list[RelocationRun] = []
+        first = size = 0
         for run, row in zip(self.runs, self.first_rows, strict=True):
-            for start in range(0, len(run), CHUNK_ROWS):
-                yield run, start, min(start + CHUNK_ROWS, len(run)), row + start
+            if len(run) >= min(GATHER_ROWS, CHUNK_ROWS):
+                if gathered:
+                    yield gathered, 0, size, first
+                    gathered, size = [], 0
+                for start in range(0, len(run), CHUNK_ROWS):
+                    yield [run], start, min(start + CHUNK_ROWS, len(run)), row + start
+                continue
+            if gathered and size + len(run) > CHUNK_ROWS:
+                yield gathered, 0, size, first
+                gathered, size = [], 0
+            if not gathered:
+                first = row
+            gathered.append(run)
+            size += len(run)
+        if gathered:
+            yield gathered, 0, size, first
 
 
 @dataclass(frozen=True)
@@ -160,31 +182,49 @@ def _explicit(relocations: Relocations, index: int) -> RelocationRun:
 # -- survey -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Chunk:
-    """Rows [start, stop) of one run, taken in one pass of column operations; ``row`` is the
-    link's number of its first row, ``kinds`` the relocation kinds it holds."""
+    """Relocation rows taken in one pass of column operations: a slice of one run, or several
+    short runs gathered (each column concatenated). ``row`` is the link's number of its first
+    row, ``kinds`` the relocation kinds it holds, ``section`` the section each row patches
+    (one number for all, or a column)."""
 
-    run: RelocationRun
-    start: int
-    stop: int
     row: int
     kinds: tuple[int, ...]
+    section: int | np.ndarray
+    offset: np.ndarray
+    kind: np.ndarray
+    target: np.ndarray
+    addend: np.ndarray
+
+    @classmethod
+    def of(cls, runs: list[RelocationRun], start: int, stop: int, row: int,
+           kinds: tuple[int, ...], kind: np.ndarray) -> Chunk:
+        """The chunk of rows [start, stop) of one run, or of several runs whole; ``kind`` is
+        its kind column (the survey has it already)."""
+        if len(runs) == 1:
+            run = runs[0]
+            return cls(row, kinds, run.section, run.offset[start:stop], kind,
+                       run.target[start:stop], run.addend[start:stop])
+        section = np.repeat(np.array([r.section for r in runs], np.intp), [len(r) for r in runs])
+        return cls(row, kinds, section, np.concatenate([r.offset for r in runs]), kind,
+                   np.concatenate([r.target for r in runs]),
+                   np.concatenate([r.addend for r in runs]))
 
     def columns(self) -> tuple[np.ndarray, np.ndarray]:
         """The kind and target columns, as machine-word indices (indexing with them is several
         times faster than with the table's 32-bit columns). A chunk of one kind gets a kind
         column that costs nothing (a broadcast scalar)."""
-        run, a, b = self.run, self.start, self.stop
         if len(self.kinds) == 1:  # every row the same: one element, stride 0
-            kind = np.ndarray((b - a,), np.intp, np.array(self.kinds, np.intp), strides=(0,))
+            kind = np.ndarray((len(self.kind),), np.intp, np.array(self.kinds, np.intp),
+                              strides=(0,))
         else:
-            kind = run.kind[a:b].astype(np.intp)
-        return kind, run.target[a:b].astype(np.intp)
+            kind = self.kind.astype(np.intp)
+        return kind, self.target.astype(np.intp)
 
     def addends(self) -> np.ndarray:
-        return self.run.addend[self.start:self.stop]
+        return self.addend
 
     def offsets(self) -> np.ndarray:
-        return self.run.offset[self.start:self.stop]
+        return self.offset
 
 
 @dataclass(frozen=True)
@@ -211,8 +251,8 @@ def survey(relocations: Relocations) -> Survey:
     known = arch.tables.known
     chunks = []
     present: set[int] = set()
-    for run, start, stop, row in relocations.chunks():
-        kind = run.kind[start:stop]
+    for runs, start, stop, row in relocations.chunks():
+        kind = runs[0].kind[start:stop] if len(runs) == 1 else np.concatenate([r.kind for r in runs])
         low, high = int(kind.min()), int(kind.max())
         if high >= len(known):  # before counting: it may be any 32-bit number
             beyond = np.flatnonzero(kind >= len(known))
@@ -226,7 +266,7 @@ def survey(relocations: Relocations) -> Survey:
                 first = row + int(np.flatnonzero(kind == k)[0])
                 raise relocations.error(UnsupportedError, arch.unsupported_reason(k), first)
         present.update(kinds)
-        chunks.append(Chunk(run, start, stop, row, kinds))
+        chunks.append(Chunk.of(runs, start, stop, row, kinds, kind))
     kinds = tuple(sorted(present))
     expr = {k: arch.kinds[k].expr for k in kinds}
     return Survey(
