@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ from ..model import (
     RELOC_DTYPE,
     SYMBOL_DTYPE,
     UNDEF,
+    DebugInfo,
+    DebugSections,
     Module,
     RelocationRun,
     Section,
@@ -46,7 +49,9 @@ MACHINES = {3: "i386", 20: "ppc", 21: "ppc64", 40: "arm", 62: "x86_64", 183: "aa
 SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA = 0, 1, 2, 3, 4
 SHT_NOTE, SHT_NOBITS, SHT_REL, SHT_DYNSYM = 7, 8, 9, 11
 SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY, SHT_GROUP, SHT_SYMTAB_SHNDX = 14, 15, 16, 17, 18
-SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS = 0x1, 0x2, 0x4, 0x400
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS, SHF_COMPRESSED = 0x1, 0x2, 0x4, 0x400, 0x800
+ELFCOMPRESS_ZLIB = 1
+DEBUG_PREFIX = ".debug_"
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
 SHN_X86_64_LCOMMON = 0xFF02
 GRP_COMDAT = 1
@@ -63,7 +68,7 @@ SECTION_TYPE_NAMES = {
 
 
 @functools.cache
-def _dtypes(bits: int, order: str) -> dict[str, np.dtype]:
+def table_dtypes(bits: int, order: str) -> dict[str, np.dtype]:
     """The structured dtypes of the ELF tables for one class and byte order (built once)."""
     w = "u8" if bits == 64 else "u4"
     sw = "i8" if bits == 64 else "i4"
@@ -125,7 +130,7 @@ class ElfFile:
         self.file = file
         self.data = memoryview(data).cast("B")  # slices of a memoryview are not copies
         self.header = self._read_header()
-        self.dt = _dtypes(self.header.bits, self.header.byteorder)
+        self.dt = table_dtypes(self.header.bits, self.header.byteorder)
         self.sections = self._read_section_headers()
         self.names = [f"section {i}" for i in range(len(self.sections))]  # until decoded
         self._check_section_bounds()
@@ -404,12 +409,15 @@ def read(source: Source, name: str | None = None,
 def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
     shdrs = elf.sections
     groups = elf.groups()
+    debug: list[int] = []  # the debug sections, read only when asked for
     section_map = np.full(len(shdrs), NOT_LOADED, np.int32)
     sections: list[Section] = []
     for i in range(len(shdrs)):
         sh = shdrs[i]
         sh_type, flags = int(sh["type"]), int(sh["flags"])
         if not _is_loaded(sh_type, flags):
+            if sh_type == SHT_PROGBITS and elf.names[i].startswith(DEBUG_PREFIX):
+                debug.append(i)
             continue
         sec_name = elf.names[i]
         align = max(int(sh["addralign"]), 1)
@@ -424,8 +432,62 @@ def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
                                 priority, reverse, elf.file))
     symbols = _symbols(elf, section_map)
     relocations = _relocations(elf, section_map, sections)
+    # kept aside unread: only a debugger's symbol file needs them
+    debug_info = (DebugInfo(functools.partial(_debug_sections, elf, debug)),) if debug else ()
     return Module(name, machine, elf.header.byteorder, elf.header.bits, sections, symbols,
-                  elf.strtab, relocations, elf.file)
+                  elf.strtab, relocations, elf.file, debug=debug_info)
+
+
+def _debug_sections(elf: ElfFile, indices: list[int]) -> DebugSections:
+    """The debug sections ``indices`` of a relocatable object (decompressed), their
+    relocations (checked), and which debug section each symbol is defined in."""
+    debug_map = np.full(len(elf.sections), -1, np.int32)
+    debug_map[indices] = np.arange(len(indices), dtype=np.int32)
+    sections = []
+    for i in indices:
+        data = _uncompressed(elf, i)
+        sections.append(Section(elf.names[i], SectionKind.DEBUG, len(data),
+                                max(int(elf.sections["addralign"][i]), 1), data, i, file=elf.file))
+    runs = []
+    for ri in elf.relocation_sections():
+        target = int(elf.sections["info"][ri])  # (checked when the module was read)
+        if debug_map[target] < 0:
+            continue
+        offset, typ, sym, addend = elf.relocations(ri)
+        sec = sections[debug_map[target]]
+        _check_offsets(elf, offset, sec)
+        if len(offset):
+            runs.append(RelocationRun(int(debug_map[target]), offset, typ, sym, addend,
+                                      int(elf.sections["type"][ri]) == SHT_REL))
+    shndx = elf.symbol_shndx
+    regular = ~elf.symbol_special & (shndx < len(debug_map))
+    symbol_sections = np.where(regular, debug_map[np.where(regular, shndx, 0)], -1)
+    return DebugSections(sections, runs, symbol_sections.astype(np.int32))
+
+
+def _uncompressed(elf: ElfFile, index: int) -> bytes | memoryview:
+    """The bytes of section ``index``, inflated if it is compressed (``SHF_COMPRESSED``,
+    zlib: ``gcc -gz``)."""
+    data = elf.section_data(index)
+    if not int(elf.sections["flags"][index]) & SHF_COMPRESSED:
+        return data
+    name, order = elf.names[index], elf.header.byteorder
+    header = order + ("IIQQ" if elf.header.bits == 64 else "III")
+    if len(data) < struct.calcsize(header):
+        raise elf.error("compressed section too short for its header", name)
+    fields = struct.unpack_from(header, data)
+    kind, size = fields[0], fields[-2]
+    if kind != ELFCOMPRESS_ZLIB:
+        raise UnsupportedError(f"section {name}: compression type {kind} is not supported "
+                               f"(zlib is)", file=elf.file)
+    try:
+        inflated = zlib.decompress(data[struct.calcsize(header):])
+    except zlib.error as e:
+        raise elf.error(f"compressed section does not inflate: {e}", name) from None
+    if len(inflated) != size:
+        raise elf.error(f"compressed section inflates to {len(inflated):#x} bytes, not "
+                        f"{size:#x}", name)
+    return inflated
 
 
 def _symbol_rows(elf: ElfFile) -> np.ndarray:
@@ -474,14 +536,19 @@ def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section])
             continue  # relocations of debug info and other unloaded sections
         offset, typ, sym, addend = elf.relocations(ri)
         sec = sections[section_map[target]]
-        if len(offset) and int(offset.max()) >= sec.size:
-            i = int(np.flatnonzero(offset >= sec.size)[0])
-            raise elf.error(f"relocation {i} patches offset {int(offset[i]):#x}, beyond the "
-                            f"section's {sec.size:#x} bytes", sec.name, int(offset[i]))
+        _check_offsets(elf, offset, sec)
         if len(offset):
             runs.append(RelocationRun(int(section_map[target]), offset, typ, sym, addend,
                                       int(elf.sections["type"][ri]) == SHT_REL))
     return runs
+
+
+def _check_offsets(elf: ElfFile, offset: np.ndarray, sec: Section) -> None:
+    """Every relocation of ``sec`` patches a place inside it."""
+    if len(offset) and int(offset.max()) >= sec.size:
+        i = int(np.flatnonzero(offset >= sec.size)[0])
+        raise elf.error(f"relocation {i} patches offset {int(offset[i]):#x}, beyond the "
+                        f"section's {sec.size:#x} bytes", sec.name, int(offset[i]))
 
 
 def _read_static(elf: ElfFile, machine: str, name: str) -> Module:
