@@ -34,12 +34,14 @@ from .select import Selection, select, survey
 @dataclass(frozen=True)
 class Linked:
     """A module built and relocated, not yet live: the linker commits it by writing its image,
-    protecting it, registering ``eh_frames`` and ``new_groups`` and running ``init``."""
+    protecting it, registering ``eh_frames`` and ``new_groups``, announcing it to the space
+    (with ``symbol_addresses``, the address of each symbol row) and running ``init``."""
 
     module: LoadedModule
     new_groups: tuple[str, ...]
     init: list[int]
     eh_frames: list[int]
+    symbol_addresses: np.ndarray
 
 
 def link_module(context: LinkContext, request: LinkRequest) -> Linked:
@@ -59,7 +61,7 @@ def link_module(context: LinkContext, request: LinkRequest) -> Linked:
         context.space.release(base, layout_plan.layout.size)
         raise
     return Linked(_loaded(context, request, selection, layout_plan, built), selection.new_groups,
-                  built.init, built.eh_frames)
+                  built.init, built.eh_frames, built.address)
 
 
 def place(space: Space, layout_plan: Plan) -> int:
