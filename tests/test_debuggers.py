@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,20 @@ def addr2line(path: Path, addresses: list[int], section: str | None = None) -> l
     return done.stdout.split()
 
 
+def test_a_common_block_is_named_once_at_its_address(host):
+    objects = host.compile_all(["pair_a.c", "pair_b.c"], ["-g", "-O2", "-fcommon"])
+    before = interface().entries()
+    ld = Linker.native(debugger=True)
+    module = ld.link(objects, name="pair")
+    named = [s for data in symbol_files_since(before)
+             for s in elf(data).get_section_by_name(".symtab").iter_symbols()
+             if s.name == "shared_counter"]
+    assert len(named) == 1  # (both objects declare it)
+    assert named[0]["st_value"] == module.address("shared_counter")
+    assert named[0]["st_shndx"] == "SHN_ABS"
+    ld.unlink(module)
+
+
 def test_unlink_and_reload_take_the_symbol_files_back(debuggee):
     before = interface().entries()
     ld = Linker.native(debugger=True)
@@ -219,8 +234,18 @@ def test_a_symbol_file_of_more_sections_than_section_numbers_hold():
 
 
 # -- perf ------------------------------------------------------------------------------------------
-def test_perf_map_names_every_function_of_every_module(debuggee):
+@pytest.fixture
+def perf_map() -> Iterator[Path]:
+    """This process's perf map, removed afterwards unless it was there before."""
     path = Path(perf_map_path())
+    existed = path.exists()
+    yield path
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
+def test_perf_map_names_every_function_of_every_module(debuggee, perf_map):
+    path = perf_map
     ld = Linker.native(perf_map=True, debugger=False)
     module = ld.link(debuggee, name="debuggee")
     lines = [line.split(" ", 2) for line in path.read_text().splitlines()]
@@ -235,11 +260,12 @@ def test_perf_map_names_every_function_of_every_module(debuggee):
 
 
 PERF_SCRIPT = """
-import sys
+import os, sys
 from linkload import Linker
 ld = Linker.native(perf_map=True)
 module = ld.link(sys.argv[1:], name="debuggee")
-print(module.call("ll_debuggee_spin", 300_000_000))
+module.call("ll_debuggee_spin", 300_000_000)
+print(os.getpid())
 """
 
 
@@ -256,6 +282,7 @@ def test_perf_names_the_functions_of_linked_modules(debuggee, tmp_path):
         pytest.skip(f"perf record is not permitted here: {record.stderr.strip()[:200]}")
     report = subprocess.run([perf, "report", "-i", str(data), "--stdio", "--sort", "symbol"],
                             capture_output=True, text=True, timeout=300).stdout
+    Path(f"/tmp/perf-{record.stdout.split()[-1]}.map").unlink()  # (the child's map: read)
     hottest = next(line for line in report.splitlines() if line.strip() and line[0] != "#")
     assert "ll_debuggee_spin" in hottest
 
@@ -338,7 +365,7 @@ def test_gdb_stops_at_module_functions_by_name_and_names_their_frames(debuggee, 
     assert "exited normally" in end, end
 
 
-def test_no_warnings_when_nothing_goes_wrong(debuggee):
+def test_no_warnings_when_nothing_goes_wrong(debuggee, perf_map):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ld = Linker.native(debugger=True, perf_map=True)
@@ -348,6 +375,21 @@ def test_no_warnings_when_nothing_goes_wrong(debuggee):
 def test_debugger_must_be_a_known_mode():
     with pytest.raises(linkload.LinkError, match="debugger must be"):
         Linker.native(debugger="sometimes")
+
+
+def test_without_a_place_for_the_library_debuggers_are_an_error_or_a_warning(
+        debuggee, tmp_path, monkeypatch):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setattr(debuggers, "_INTERFACES", {})  # as in a fresh process
+    monkeypatch.setattr(debuggers, "_library_folders", lambda: [blocked / "linkload"])
+    with pytest.raises(linkload.DebuggerError, match="cannot provide GDB's JIT interface"):
+        Linker.native(debugger=True)
+    with pytest.warns(UserWarning, match="debuggers will not see linked modules"):
+        ld = Linker.native()
+    module = ld.link(debuggee, name="debuggee")
+    assert module.call("ll_debuggee_twice", 2) == 14
+    ld.unlink(module)
 
 
 def test_the_library_folder_must_be_private(tmp_path, monkeypatch):

@@ -223,8 +223,9 @@ def _add_symbols(writer: _ElfWriter, module: Module, origin: int, out_index: np.
     symbols = module.symbols
     section = symbols["section"].astype(np.int64)
     placed = out_index[np.where(section >= 0, section, len(module.sections))] > 0
-    if origin == 0:
-        placed |= section == COMMON
+    if origin == 0:  # each common block once, though several objects may declare it
+        commons = np.flatnonzero(section == COMMON)
+        placed[commons[np.unique(symbol_addresses[commons], return_index=True)[1]]] = True
     rows = np.flatnonzero(placed & (symbols["name"] != 0) & np.isin(symbols["type"], _SYMBOL_TYPES))
     rows = rows[np.argsort(symbols["bind"][rows] != LOCAL, kind="stable")]
     strtab, names = _names_of(module, rows)
