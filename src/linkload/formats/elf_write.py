@@ -120,6 +120,7 @@ class _ElfWriter:
         self.segments.append((kind, flags, offset, size, align))
 
     def bytes(self) -> bytes:
+        """The file (call once: it adds the section name table)."""
         shstrtab, names = _string_table([s.name for s in self.sections] + [".shstrtab"])
         shstrndx = self.add(_Section(".shstrtab", SHT_STRTAB, data=shstrtab))
         cursor = self.header_size + len(self.segments) * self.dt["phdr"].itemsize
@@ -202,10 +203,10 @@ def symbol_file(arch: Arch, module: Module, origin: int, section_addresses: Sequ
                                            flags, address, data or b"", sec.size, sec.align))
     for info in module.debug if debug else ():
         if info.origin == origin:
-            debug = info.load()
-            images = relocated_debug(arch, module, debug, info.first_symbol, section_addresses,
-                                     symbol_addresses)
-            for sec, image in zip(debug.sections, images, strict=True):
+            sections = info.load()
+            images = relocated_debug(arch, module, sections, info.first_symbol,
+                                     section_addresses, symbol_addresses)
+            for sec, image in zip(sections.sections, images, strict=True):
                 writer.add(_Section(sec.name, SHT_PROGBITS, data=image.tobytes(), align=sec.align))
     _add_symbols(writer, module, origin, out_index, symbol_addresses)
     return writer.bytes()
@@ -242,8 +243,8 @@ def _add_symbols(writer: _ElfWriter, module: Module, origin: int, out_index: np.
     symtab_index = len(writer.sections)
     strtab_index = symtab_index + 1 + bool(large.any())
     first_global = 1 + int(np.count_nonzero(symbols["bind"][rows] == LOCAL))
-    writer.add(_Section(".symtab", SHT_SYMTAB, data=table.tobytes(), align=8, link=strtab_index,
-                        info=first_global, entsize=table.itemsize))
+    writer.add(_Section(".symtab", SHT_SYMTAB, data=table.tobytes(), align=writer.bits // 8,
+                        link=strtab_index, info=first_global, entsize=table.itemsize))
     if large.any():  # section numbers past 0xff00: the real ones go to a table of their own
         extended = np.concatenate([[0], np.where(large, shndx, 0)]).astype(writer.order + "u4")
         writer.add(_Section(".symtab_shndx", SHT_SYMTAB_SHNDX, data=extended.tobytes(), align=4,
@@ -293,8 +294,9 @@ def relocated_debug(arch: Arch, module: Module, debug: DebugSections, first_symb
                  if run.implicit else run.addend[rows].astype(np.int64))
             batch = FieldBatch(kind_set(arch, kinds_of(kind[rows])), kind[rows], offset[rows],
                                evaluate(expr, S, A, offset[rows]))
-            write_fields(arch, image, module.byteorder, batch)  # (a value that overflows is
-    return images                                           # written cut, as ld -r would)
+            # (a value that does not fit is written cut to its field, as ld -r would)
+            write_fields(arch, image, module.byteorder, batch)
+    return images
 
 
 def _debug_targets(module: Module, debug: DebugSections, target: np.ndarray, first_symbol: int,
@@ -317,53 +319,45 @@ def jit_interface_library(machine: str, bits: int, byteorder: str, page_size: in
                           return_code: bytes) -> bytes:
     """A shared object that defines ``__jit_debug_register_code`` (``return_code``: a function
     that returns at once) and ``__jit_debug_descriptor`` (version 1, no action, no entries:
-    two 32-bit words and two pointers), each in a segment of its own, found by ``dlsym``."""
+    two 32-bit words and two pointers), found by ``dlsym``: the read-only tables (hash
+    table, dynamic symbols and their names) after the headers, then the code and the data
+    (the dynamic section, the descriptor) each on a page of their own."""
     writer = _ElfWriter(machine, bits, byteorder, ET_DYN)
     word, order = bits // 8, byteorder
     dynstr, (soname, register, descriptor) = _string_table(
         [JIT_INTERFACE_SONAME, REGISTER_CODE, DESCRIPTOR])
-    tables_at = writer.header_size + 5 * writer.dt["phdr"].itemsize
-    # read-only tables: the hash table (one bucket: descriptor, then the function), the
-    # dynamic symbols and their names
-    hash_table = struct.pack(order + "5I", 1, 3, 2, 0, 0) + struct.pack(order + "I", 1)
-    hash_at = tables_at
-    symbols_at = _align(hash_at + len(hash_table), 8)
-    symbol_table = np.zeros(3, writer.dt["sym"])
-    symbols_size = symbol_table.nbytes
-    dynstr_at = symbols_at + symbols_size
+    # one bucket: the descriptor (symbol 2), chained to the function (1)
+    hash_table = struct.pack(order + "6I", 1, 3, 2, 0, 0, 1)
+    hash_at = writer.header_size + 5 * writer.dt["phdr"].itemsize  # (five program headers)
+    symbols_at = _align(hash_at + len(hash_table), word)
+    dynstr_at = symbols_at + 3 * writer.dt["sym"].itemsize
     code_at = _align(dynstr_at + len(dynstr), page_size)
-    data_at = code_at + page_size
-    descriptor_size = 8 + 2 * word
-    dynamic_at, descriptor_at = data_at, data_at + 7 * 2 * word
-    hash_index, dynsym_index, dynstr_index, text_index, dynamic_index, data_index = range(1, 7)
-    symbol_table["name"] = [0, register, descriptor]
-    symbol_table["value"] = [0, code_at, descriptor_at]
-    symbol_table["size"] = [0, len(return_code), descriptor_size]
-    symbol_table["info"] = [0, (GLOBAL << 4) | FUNC, (GLOBAL << 4) | OBJECT]
-    symbol_table["shndx"] = [0, text_index, data_index]
+    dynamic_at = code_at + page_size
     dynamic = np.array([DT_HASH, hash_at, DT_STRTAB, dynstr_at, DT_SYMTAB, symbols_at,
-                        DT_STRSZ, len(dynstr), DT_SYMENT, symbol_table.itemsize, DT_SONAME, soname,
-                        DT_NULL, 0], f"{order}u{word}")
+                        DT_STRSZ, len(dynstr), DT_SYMENT, writer.dt["sym"].itemsize,
+                        DT_SONAME, soname, DT_NULL, 0], f"{order}u{word}")
+    descriptor_at = dynamic_at + dynamic.nbytes
     descriptor_bytes = struct.pack(order + "II", 1, 0) + bytes(2 * word)
-    for section in (
-            _Section(".hash", SHT_HASH, SHF_ALLOC, hash_at, hash_table, align=8,
-                     link=dynsym_index, entsize=4, offset=hash_at),
-            _Section(".dynsym", SHT_DYNSYM, SHF_ALLOC, symbols_at, symbol_table.tobytes(),
-                     align=8, link=dynstr_index, info=1, entsize=symbol_table.itemsize,
-                     offset=symbols_at),
-            _Section(".dynstr", SHT_STRTAB, SHF_ALLOC, dynstr_at, dynstr, offset=dynstr_at),
-            _Section(".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, code_at, return_code,
-                     align=16, offset=code_at),
-            _Section(".dynamic", SHT_DYNAMIC, SHF_ALLOC | SHF_WRITE, dynamic_at,
-                     dynamic.tobytes(), align=word, link=dynstr_index, entsize=2 * word,
-                     offset=dynamic_at),
-            _Section(".data", SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, descriptor_at,
-                     descriptor_bytes, align=word, offset=descriptor_at)):
-        writer.add(section)
-    data_end = descriptor_at + descriptor_size
+    symbols = np.zeros(3, writer.dt["sym"])
+    symbols["name"] = [0, register, descriptor]
+    symbols["value"] = [0, code_at, descriptor_at]
+    symbols["size"] = [0, len(return_code), len(descriptor_bytes)]
+    symbols["info"] = [0, (GLOBAL << 4) | FUNC, (GLOBAL << 4) | OBJECT]
+    symbols["shndx"] = [0, 4, 6]  # .text, .data
+    for name, kind, flags, at, data, extra in (
+            (".hash", SHT_HASH, SHF_ALLOC, hash_at, hash_table, {"link": 2, "entsize": 4}),
+            (".dynsym", SHT_DYNSYM, SHF_ALLOC, symbols_at, symbols.tobytes(),
+             {"link": 3, "info": 1, "entsize": symbols.itemsize}),
+            (".dynstr", SHT_STRTAB, SHF_ALLOC, dynstr_at, dynstr, {}),
+            (".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, code_at, return_code, {}),
+            (".dynamic", SHT_DYNAMIC, SHF_ALLOC | SHF_WRITE, dynamic_at, dynamic.tobytes(),
+             {"link": 3, "entsize": 2 * word}),
+            (".data", SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, descriptor_at, descriptor_bytes, {})):
+        writer.add(_Section(name, kind, flags, at, data, align=word, offset=at, **extra))
     writer.segment(PT_LOAD, PF_R, 0, dynstr_at + len(dynstr), page_size)
     writer.segment(PT_LOAD, PF_R | PF_X, code_at, len(return_code), page_size)
-    writer.segment(PT_LOAD, PF_R | PF_W, data_at, data_end - data_at, page_size)
+    writer.segment(PT_LOAD, PF_R | PF_W, dynamic_at,
+                   descriptor_at + len(descriptor_bytes) - dynamic_at, page_size)
     writer.segment(PT_DYNAMIC, PF_R | PF_W, dynamic_at, dynamic.nbytes, word)
     writer.segment(PT_GNU_STACK, PF_R | PF_W, 0, 0, 16)  # no executable stack
     return writer.bytes()
