@@ -448,17 +448,7 @@ def _debug_sections(elf: ElfFile, indices: list[int]) -> DebugSections:
         data = _uncompressed(elf, i)
         sections.append(Section(elf.names[i], SectionKind.DEBUG, len(data),
                                 max(int(elf.sections["addralign"][i]), 1), data, i, file=elf.file))
-    runs = []
-    for ri in elf.relocation_sections():
-        target = int(elf.sections["info"][ri])  # (checked when the module was read)
-        if debug_map[target] < 0:
-            continue
-        offset, typ, sym, addend = elf.relocations(ri)
-        sec = sections[debug_map[target]]
-        _check_offsets(elf, offset, sec)
-        if len(offset):
-            runs.append(RelocationRun(int(debug_map[target]), offset, typ, sym, addend,
-                                      int(elf.sections["type"][ri]) == SHT_REL))
+    runs = _relocations(elf, debug_map, sections)
     shndx = elf.symbol_shndx
     regular = ~elf.symbol_special & (shndx < len(debug_map))
     symbol_sections = np.where(regular, debug_map[np.where(regular, shndx, 0)], -1)
@@ -524,8 +514,9 @@ def _symbols(elf: ElfFile, section_map: np.ndarray) -> np.ndarray:
 
 
 def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section]) -> list[RelocationRun]:
-    """The relocations of loaded sections, one run per relocation section (views of the
-    file's tables where the layout allows)."""
+    """The relocations of the sections ``section_map`` maps to ``sections`` (the loaded ones,
+    or the debug ones), one run per relocation section (views of the file's tables where the
+    layout allows)."""
     runs = []
     for ri in elf.relocation_sections():
         target = int(elf.sections["info"][ri])
