@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
+import select
 import shutil
+import signal
 import struct
 import subprocess
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,3 +288,40 @@ def anonymous_mappings() -> frozenset[str]:
             if not path or path.startswith("[anon"):
                 out.add(f"{parts[0]} {parts[1]}")
     return frozenset(out)
+
+
+def in_child(function, timeout: float = 60):
+    """``function()`` run in a forked child, so that a crash fails the test instead of ending
+    the test run: its result (which must pickle), or an AssertionError saying how the child
+    died. An exception in the child comes back as an AssertionError with its text."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the test runner
+        os.close(read_end)
+        try:
+            payload = pickle.dumps(("ok", function()))
+        except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
+            payload = pickle.dumps(("error", "".join(traceback.format_exception(e))))
+        with os.fdopen(write_end, "wb") as out:
+            out.write(payload)
+        os._exit(0)
+    os.close(write_end)
+    chunks = []
+    with os.fdopen(read_end, "rb") as pipe:
+        while select.select([pipe], [], [], timeout)[0]:
+            chunk = pipe.read1(1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the child gave no answer within {timeout} s")
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        raise AssertionError(f"the child died of signal {os.WTERMSIG(status)} "
+                             f"({signal.Signals(os.WTERMSIG(status)).name})")
+    outcome, value = pickle.loads(b"".join(chunks))
+    if outcome == "error":
+        raise AssertionError(f"the child raised:\n{value}")
+    return value

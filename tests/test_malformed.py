@@ -605,7 +605,7 @@ def link_must_fail(ld: Linker, source, warm_up: bool = True) -> LinkError:
     """Link ``source``, which must fail, and check that nothing changed: the linked modules, the
     groups, and this process's anonymous mappings (snapshotted right around the failing call,
     after a first failing call has warmed up the allocators)."""
-    modules, groups = list(ld.modules), dict(ld._groups)
+    modules, groups = list(ld.modules), dict(ld.graph.groups)
     if warm_up:
         with pytest.raises(LinkError):
             ld.link(source)
@@ -622,7 +622,7 @@ def link_must_fail(ld: Linker, source, warm_up: bool = True) -> LinkError:
     error.__traceback__ = None
     assert ld.modules == modules
     assert all(m.linked for m in ld.modules)
-    assert ld._groups == groups
+    assert ld.graph.groups == groups
     assert after == before, (f"mappings appeared: {sorted(after - before)}, "
                              f"disappeared: {sorted(before - after)}")
     return error

@@ -108,6 +108,12 @@ class Section:
     def executable(self) -> bool:
         return self.kind == SectionKind.TEXT
 
+    def taken_from(self, origin: int) -> Section:
+        """This section as the one from object ``origin`` of a combined module."""
+        return Section(self.name, self.kind, self.size, self.align, self.data, self.index,
+                       self.group, self.priority, self.reverse, self.file, self.address, origin,
+                       self.image_offset)
+
     @property
     def writable(self) -> bool:
         return self.kind in (SectionKind.DATA, SectionKind.BSS)
@@ -453,38 +459,27 @@ def merge(modules: list[Module], name: str) -> Module:
                 f"cannot combine a {m.machine} object with a {first.machine} object",
                 file=m.file,
             )
+    symbols = np.empty(sum(len(m.symbols) for m in modules), SYMBOL_DTYPE)
     sections: list[Section] = []
-    symbol_parts, reloc_parts, strtabs = [], [], []
+    runs: list[RelocationRun] = []
     debug: list[DebugInfo] = []
     sym_base = str_base = 0
     for origin, m in enumerate(modules):
         sec_base = len(sections)
-        sections.extend(dataclasses.replace(sec, origin=origin) for sec in m.sections)
-        debug += [dataclasses.replace(d, origin=origin, first_symbol=d.first_symbol + sym_base)
-                  for d in m.debug]
-        syms = m.symbols.copy()
+        sections += [sec.taken_from(origin) for sec in m.sections]
+        debug += [DebugInfo(d.load, origin, d.first_symbol + sym_base) for d in m.debug]
+        syms = symbols[sym_base:sym_base + len(m.symbols)]
+        syms[:] = m.symbols
         syms["name"][syms["name"] != 0] += np.uint32(str_base)  # 0 stays the empty name
-        inside = syms["section"] >= 0
-        syms["section"][inside] += sec_base
-        reloc_parts += [dataclasses.replace(run, section=run.section + sec_base,
-                                            target=run.target + np.uint32(sym_base))
-                        for run in m.relocation_runs]
-        symbol_parts.append(syms)
-        strtabs.append(m.strtab)
-        sym_base += len(syms)
+        syms["section"][syms["section"] >= 0] += sec_base
+        runs += [RelocationRun(run.section + sec_base, run.offset, run.kind,
+                               run.target + np.uint32(sym_base), run.addend, run.implicit)
+                 for run in m.relocation_runs]
+        sym_base += len(m.symbols)
         str_base += len(m.strtab)
-    return Module(
-        name,
-        first.machine,
-        first.byteorder,
-        first.bits,
-        sections,
-        np.concatenate(symbol_parts),
-        b"".join(strtabs),
-        reloc_parts,
-        ",".join(m.file for m in modules),
-        debug=tuple(debug),
-    )
+    return Module(name, first.machine, first.byteorder, first.bits, sections, symbols,
+                  b"".join(m.strtab for m in modules), runs, ",".join(m.file for m in modules),
+                  debug=tuple(debug))
 
 
 def with_symbols(module: Module, names: list[str], sections: np.ndarray, values: np.ndarray,

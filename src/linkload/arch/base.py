@@ -267,9 +267,10 @@ class Arch:
     # rel32, so a call's addend is -4 and a call landing exactly on X holds X - 4 - P).
     branch_bias: int = 0
     code_alignment: int = 16
-    # (kind, image, field positions, candidates) -> mask of the fields rewritten to a direct
-    # form (x86-64 GOTPCRELX); the caller then writes S+A-P into them
-    relax: Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+    # (kind, image, field positions, candidates, start of the fields' section in the image)
+    # -> mask of the fields rewritten to a direct form (x86-64 GOTPCRELX); the caller then
+    # writes S+A-P into them. Bytes before the section's start are never changed.
+    relax: Callable[[int, np.ndarray, np.ndarray, np.ndarray, int], np.ndarray] | None = None
     unsupported: Mapping[int, str] = field(default_factory=dict)
     stubs: CallStubs | None = None
     trampolines: TrampolineCode | None = None

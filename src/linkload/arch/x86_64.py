@@ -103,18 +103,21 @@ _CALL_INDIRECT = (0xFF, 0x15)  # call *disp32(%rip)
 _ADDR32_CALL = (0x67, 0xE8)  # addr32 call rel32: same length, a direct call
 
 
-def relax(kind: int, image: np.ndarray, positions: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+def relax(kind: int, image: np.ndarray, positions: np.ndarray, candidates: np.ndarray,
+          section_start: int) -> np.ndarray:
     """Rewrite GOT loads whose target is in reach to direct forms (psABI "GOTPCRELX").
 
     ``mov foo@GOTPCREL(%rip), %reg`` becomes ``lea foo(%rip), %reg`` and
     ``call *foo@GOTPCREL(%rip)`` becomes ``addr32 call foo``; the field stays at the same
-    place, so the caller writes S+A-P into it. Returns the mask of rewritten fields.
+    place, so the caller writes S+A-P into it. The opcode and ModRM bytes before a field must
+    lie in the field's own section, which starts at ``section_start`` in ``image``: the bytes
+    before it belong to another section. Returns the mask of rewritten fields.
     """
     if not candidates.any():
         return np.zeros(len(positions), bool)
     pos = positions.astype(np.int64)
-    safe = candidates & (pos >= 2)
-    # the two bytes before each field (a field too near the start reads the image's end,
+    safe = candidates & (pos >= section_start + 2)
+    # the two bytes before each field (a field too near the image's start reads its end,
     # through numpy's negative indices: those rows are not safe and are left alone)
     opcode, modrm = image[pos - 2], image[pos - 1]
     done = safe & (opcode == _MOV) & ((modrm & 0xC7) == 0x05)  # mov from a rip-relative slot

@@ -8,6 +8,10 @@ unchanged. Executables and shared objects become static modules: their defined s
 Section headers, symbols and relocation tables are read as numpy structured arrays straight
 from the file bytes. Every offset, size and index is checked before it is used; a malformed
 file raises :class:`~linkload.errors.FormatError` naming the file, the section and the offset.
+The sizes and alignments of the sections an object loads, and the room they take together,
+must stay below half the address space of the file's class (:func:`room_limit`: 2**63 bytes
+for ELF64, 2**31 for ELF32): nothing larger can be laid out in memory, and a linker computes
+its offsets as signed numbers of that width.
 """
 
 from __future__ import annotations
@@ -132,17 +136,25 @@ class ElfFile:
         self.header = self._read_header()
         self.dt = table_dtypes(self.header.bits, self.header.byteorder)
         self.sections = self._read_section_headers()
+        # the table's columns as lists too: a loop over a few dozen sections reads them much
+        # faster than numpy scalars
+        self.sh = {f: self.sections[f].tolist() for f in self.sections.dtype.names}
         self.names = [f"section {i}" for i in range(len(self.sections))]  # until decoded
         self._check_section_bounds()
         self._shstrtab = self._string_table(self.header.shstrndx) if len(self.sections) else b""
-        self.names = [self._name(self._shstrtab, int(n), "section name", i)
-                      for i, n in enumerate(self.sections["name"])]
+        self.names = [self._name(self._shstrtab, n, "section name", i)
+                      for i, n in enumerate(self.sh["name"])]
         self.symtab_index = self._find_symtab()
         self.symbols, self.strtab, self.symbol_shndx, self.symbol_special = self._read_symbols()
 
     # -- checked primitives ----------------------------------------------------------------
     def error(self, message: str, section: str | None = None, offset: int | None = None):
         return FormatError(message, file=self.file, section=section, offset=offset)
+
+    def header_offset(self, index: int, field: str) -> int:
+        """The file offset of ``field`` (``"size"``, ``"addralign"``...) of section header
+        ``index``: where a message about that value points."""
+        return self.header.shoff + index * self.header.shentsize + self.dt["shdr"].fields[field][1]
 
     def _slice(self, offset: int, size: int, what: str, section: str | None = None):
         if offset < 0 or size < 0 or offset + size > len(self.data):
@@ -227,10 +239,9 @@ class ElfFile:
     def _string_table(self, index: int) -> bytes:
         if index <= 0 or index >= len(self.sections):
             raise self.error(f"string table index {index} out of range")
-        sh = self.sections[index]
-        if int(sh["type"]) != SHT_STRTAB:
+        if self.sh["type"][index] != SHT_STRTAB:
             raise self.error(f"section {index} is not a string table")
-        return bytes(self._slice(int(sh["offset"]), int(sh["size"]), "string table",
+        return bytes(self._slice(self.sh["offset"][index], self.sh["size"][index], "string table",
                                  f"section {index}"))
 
     def _name(self, table: bytes, offset: int, what: str, index: int) -> str:
@@ -242,22 +253,21 @@ class ElfFile:
         return table[offset:end].decode("utf-8", "replace")
 
     def _find_symtab(self) -> int:
-        types = self.sections["type"]
+        types = self.sh["type"]
         for wanted in (SHT_SYMTAB, SHT_DYNSYM):
-            hits = np.flatnonzero(types == wanted)
-            if len(hits):
-                return int(hits[0])
+            if wanted in types:
+                return types.index(wanted)
         return -1
 
     def _read_symbols(self):
         dtype = self.dt["sym"]
         if self.symtab_index < 0:
             return np.zeros(0, dtype), b"\0", np.zeros(0, np.uint32), np.zeros(0, bool)
-        sh = self.sections[self.symtab_index]
-        name = self.names[self.symtab_index]
-        syms = self._table(int(sh["offset"]), int(sh["size"]), int(sh["entsize"]), dtype,
+        i, sh = self.symtab_index, self.sh
+        name = self.names[i]
+        syms = self._table(sh["offset"][i], sh["size"][i], sh["entsize"][i], dtype,
                            "symbol table", name)
-        strtab = self._string_table(int(sh["link"]))
+        strtab = self._string_table(sh["link"][i])
         bad = np.flatnonzero(syms["name"] >= max(len(strtab), 1))
         if len(bad):
             i = int(bad[0])
@@ -288,33 +298,40 @@ class ElfFile:
         return self._name(self.strtab, int(self.symbols["name"][index]), "symbol name", index)
 
     def section_data(self, index: int) -> memoryview | bytes:
-        sh = self.sections[index]
-        if int(sh["type"]) == SHT_NOBITS:
+        if self.sh["type"][index] == SHT_NOBITS:
             return b""
-        return self._slice(int(sh["offset"]), int(sh["size"]), "section data", self.names[index])
+        return self._slice(self.sh["offset"][index], self.sh["size"][index], "section data",
+                           self.names[index])
 
     def relocation_sections(self) -> list[int]:
         """Indices of the REL and RELA sections."""
-        types = self.sections["type"]
-        return [int(i) for i in np.flatnonzero((types == SHT_REL) | (types == SHT_RELA))]
+        return [i for i, t in enumerate(self.sh["type"]) if t in (SHT_REL, SHT_RELA)]
+
+    def patched_section(self, index: int) -> int:
+        """The section that relocation section ``index`` patches (its ``sh_info``), checked."""
+        target = self.sh["info"][index]
+        if target >= len(self.sections):
+            raise self.error(f"relocations apply to section {target}, which does not exist",
+                             self.names[index], self.header_offset(index, "info"))
+        return target
 
     def relocations(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(offset, type, symbol, addend) columns of relocation section ``index``, checked;
         for ELF64 they are views of the file's table."""
-        sh = self.sections[index]
+        sh = self.sh
         name = self.names[index]
-        rela = int(sh["type"]) == SHT_RELA
+        rela = sh["type"][index] == SHT_RELA
         dtype = self.dt["rela" if rela else "rel"]
-        table = self._table(int(sh["offset"]), int(sh["size"]), int(sh["entsize"]), dtype,
+        table = self._table(sh["offset"][index], sh["size"][index], sh["entsize"][index], dtype,
                             "relocation table", name)
         if self.header.bits == 64:
             sym, typ = table["sym"], table["type"]
         else:
             info = table["info"]
             sym, typ = info >> np.uint32(8), info & np.uint32(0xFF)
-        if int(sh["link"]) != self.symtab_index and len(table):
-            raise self.error(f"relocations refer to section {int(sh['link'])}, not the symbol table",
-                             name)
+        if sh["link"][index] != self.symtab_index and len(table):
+            raise self.error(f"relocations refer to section {sh['link'][index]}, not the symbol "
+                             f"table", name)
         if len(sym) and int(sym.max()) >= max(len(self.symbols), 1):
             bad = np.flatnonzero(sym >= max(len(self.symbols), 1))
             i = int(bad[0])
@@ -326,14 +343,13 @@ class ElfFile:
     def groups(self) -> dict[int, str]:
         """Section index -> COMDAT signature, for every member of a COMDAT group."""
         member_of: dict[int, str] = {}
-        for gi in np.flatnonzero(self.sections["type"] == SHT_GROUP):
-            gi = int(gi)
-            sh = self.sections[gi]
-            words = self._table(int(sh["offset"]), int(sh["size"]), 4,
+        sh = self.sh
+        for gi in [i for i, t in enumerate(sh["type"]) if t == SHT_GROUP]:
+            words = self._table(sh["offset"][gi], sh["size"][gi], 4,
                                 np.dtype(self.header.byteorder + "u4"), "group", self.names[gi])
             if not len(words) or not (int(words[0]) & GRP_COMDAT):
                 continue
-            sig = int(sh["info"])
+            sig = sh["info"][gi]
             if sig >= len(self.symbols):
                 raise self.error(f"group signature symbol {sig} out of range", self.names[gi])
             signature = self.symbol_name(sig)
@@ -350,8 +366,16 @@ class ElfFile:
         table = self._table(h.phoff, h.phnum * h.phentsize, h.phentsize, self.dt["phdr"],
                             "program header table")
         out = []
-        for ph in table[table["type"] == PT_LOAD]:
-            data = self._slice(int(ph["offset"]), int(ph["filesz"]), "segment")
+        for i in np.flatnonzero(table["type"] == PT_LOAD).tolist():
+            ph = table[i]
+            where, at = f"program header {i}", h.phoff + i * h.phentsize
+            if int(ph["filesz"]) > int(ph["memsz"]):
+                raise self.error(f"segment of {int(ph['memsz']):#x} bytes in memory holds "
+                                 f"{int(ph['filesz']):#x} bytes of the file", where, at)
+            if int(ph["vaddr"]) + int(ph["memsz"]) > 1 << h.bits:
+                raise self.error(f"segment at {int(ph['vaddr']):#x} of {int(ph['memsz']):#x} "
+                                 f"bytes passes the end of the address space", where, at)
+            data = self._slice(int(ph["offset"]), int(ph["filesz"]), "segment", where)
             flags = int(ph["flags"])
             out.append(Segment(int(ph["vaddr"]), int(ph["memsz"]), data, bool(flags & PF_R),
                                bool(flags & PF_W), bool(flags & PF_X)))
@@ -407,29 +431,31 @@ def read(source: Source, name: str | None = None,
 
 
 def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
-    shdrs = elf.sections
+    sh = elf.sh
     groups = elf.groups()
     debug: list[int] = []  # the debug sections, read only when asked for
-    section_map = np.full(len(shdrs), NOT_LOADED, np.int32)
+    section_map = np.full(len(elf.sections), NOT_LOADED, np.int32)
     sections: list[Section] = []
-    for i in range(len(shdrs)):
-        sh = shdrs[i]
-        sh_type, flags = int(sh["type"]), int(sh["flags"])
+    room = 0  # bytes the loaded sections take, padding for their alignment included
+    for i, (sh_type, flags) in enumerate(zip(sh["type"], sh["flags"], strict=True)):
         if not _is_loaded(sh_type, flags):
             if sh_type == SHT_PROGBITS and elf.names[i].startswith(DEBUG_PREFIX):
                 debug.append(i)
             continue
         sec_name = elf.names[i]
-        align = max(int(sh["addralign"]), 1)
+        align = max(sh["addralign"][i], 1)
         if align & (align - 1):
-            raise elf.error(f"alignment {align} is not a power of two", sec_name)
+            raise elf.error(f"alignment {align} is not a power of two", sec_name,
+                            elf.header_offset(i, "addralign"))
+        size = sh["size"][i]
+        room = _check_room(elf, i, size, align, room)
         kind = _section_kind(sec_name, sh_type, flags)
         priority, reverse = (_init_order(sec_name, sh_type)
                              if kind in (SectionKind.INIT, SectionKind.FINI) else (65536, False))
         data = None if sh_type == SHT_NOBITS else elf.section_data(i)
         section_map[i] = len(sections)
-        sections.append(Section(sec_name, kind, int(sh["size"]), align, data, i, groups.get(i),
-                                priority, reverse, elf.file))
+        sections.append(Section(sec_name, kind, size, align, data, i, groups.get(i), priority,
+                                reverse, elf.file))
     symbols = _symbols(elf, section_map)
     relocations = _relocations(elf, section_map, sections)
     # kept aside unread: only a debugger's symbol file needs them
@@ -447,7 +473,7 @@ def _debug_sections(elf: ElfFile, indices: list[int]) -> DebugSections:
     for i in indices:
         data = _uncompressed(elf, i)
         sections.append(Section(elf.names[i], SectionKind.DEBUG, len(data),
-                                max(int(elf.sections["addralign"][i]), 1), data, i, file=elf.file))
+                                max(elf.sh["addralign"][i], 1), data, i, file=elf.file))
     runs = _relocations(elf, debug_map, sections)
     shndx = elf.symbol_shndx
     regular = ~elf.symbol_special & (shndx < len(debug_map))
@@ -459,7 +485,7 @@ def _uncompressed(elf: ElfFile, index: int) -> bytes | memoryview:
     """The bytes of section ``index``, inflated if it is compressed (``SHF_COMPRESSED``,
     zlib: ``gcc -gz``)."""
     data = elf.section_data(index)
-    if not int(elf.sections["flags"][index]) & SHF_COMPRESSED:
+    if not elf.sh["flags"][index] & SHF_COMPRESSED:
         return data
     name, order = elf.names[index], elf.header.byteorder
     header = order + ("IIQQ" if elf.header.bits == 64 else "III")
@@ -470,14 +496,39 @@ def _uncompressed(elf: ElfFile, index: int) -> bytes | memoryview:
     if kind != ELFCOMPRESS_ZLIB:
         raise UnsupportedError(f"section {name}: compression type {kind} is not supported "
                                f"(zlib is)", file=elf.file)
-    try:
-        inflated = zlib.decompress(data[struct.calcsize(header):])
+    try:  # (never more than the header says: a bad header is no reason to fill the memory)
+        inflated = zlib.decompressobj().decompress(data[struct.calcsize(header):], size + 1)
     except zlib.error as e:
         raise elf.error(f"compressed section does not inflate: {e}", name) from None
     if len(inflated) != size:
         raise elf.error(f"compressed section inflates to {len(inflated):#x} bytes, not "
                         f"{size:#x}", name)
     return inflated
+
+
+def room_limit(bits: int) -> int:
+    """Half the address space of an ELF class: what no loaded section's size or alignment,
+    nor the room they take together, may reach."""
+    return 1 << (bits - 1)
+
+
+def _check_room(elf: ElfFile, index: int, size: int, align: int, before: int) -> int:
+    """The room the loaded sections take once section ``index`` (``size`` bytes aligned to
+    ``align``) is added to the ``before`` bytes of those before it; a size, an alignment or
+    a total that no address space of the file's class can hold is a FormatError."""
+    limit = room_limit(elf.header.bits)
+    name = elf.names[index]
+    why = f"half the address space of an ELF{elf.header.bits} file ({limit:#x} bytes)"
+    if align >= limit:
+        raise elf.error(f"alignment {align:#x} is not below {why}", name,
+                        elf.header_offset(index, "addralign"))
+    if size >= limit:
+        raise elf.error(f"size {size:#x} is not below {why}", name, elf.header_offset(index, "size"))
+    room = before + size + align - 1
+    if room >= limit:
+        raise elf.error(f"the loaded sections up to this one take up to {room:#x} bytes, not "
+                        f"below {why}", name, elf.header_offset(index, "size"))
+    return room
 
 
 def _symbol_rows(elf: ElfFile) -> np.ndarray:
@@ -519,27 +570,19 @@ def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section])
     layout allows)."""
     runs = []
     for ri in elf.relocation_sections():
-        target = int(elf.sections["info"][ri])
-        if target >= len(section_map):
-            raise elf.error(f"relocations apply to section {target}, which does not exist",
-                            elf.names[ri])
+        target = elf.patched_section(ri)
         if section_map[target] < 0:
             continue  # relocations of debug info and other unloaded sections
         offset, typ, sym, addend = elf.relocations(ri)
         sec = sections[section_map[target]]
-        _check_offsets(elf, offset, sec)
+        if len(offset) and int(offset.max()) >= sec.size:
+            i = int(np.flatnonzero(offset >= sec.size)[0])
+            raise elf.error(f"relocation {i} patches offset {int(offset[i]):#x}, beyond the "
+                            f"section's {sec.size:#x} bytes", sec.name, int(offset[i]))
         if len(offset):
             runs.append(RelocationRun(int(section_map[target]), offset, typ, sym, addend,
-                                      int(elf.sections["type"][ri]) == SHT_REL))
+                                      elf.sh["type"][ri] == SHT_REL))
     return runs
-
-
-def _check_offsets(elf: ElfFile, offset: np.ndarray, sec: Section) -> None:
-    """Every relocation of ``sec`` patches a place inside it."""
-    if len(offset) and int(offset.max()) >= sec.size:
-        i = int(np.flatnonzero(offset >= sec.size)[0])
-        raise elf.error(f"relocation {i} patches offset {int(offset[i]):#x}, beyond the "
-                        f"section's {sec.size:#x} bytes", sec.name, int(offset[i]))
 
 
 def _read_static(elf: ElfFile, machine: str, name: str) -> Module:
@@ -590,7 +633,7 @@ def dump(data: bytes | bytearray | memoryview, file: str, *, disasm: bool = Fals
     kind_name = cpu.kind_name if cpu is not None else (lambda k: f"type {k}")
     for ri in elf.relocation_sections():
         offset, typ, sym, addend = elf.relocations(ri)
-        target = int(elf.sections["info"][ri])
+        target = elf.patched_section(ri)
         yield ""
         yield f"Relocations of {elf.names[target]} ({len(offset)} entries, from {elf.names[ri]}):"
         yield f"  {'offset':>10}  {'kind':<26} {'symbol':<32} addend"
@@ -625,10 +668,10 @@ def _relocation_notes(elf: ElfFile, cpu) -> dict[int, dict[int, list[str]]]:
     if cpu is None:
         return out
     for ri in elf.relocation_sections():
-        target = int(elf.sections["info"][ri])
+        target = elf.patched_section(ri)
         offset, typ, sym, addend = elf.relocations(ri)
         notes = out.setdefault(target, {})
-        base = int(elf.sections["addr"][target]) if target < len(elf.sections) else 0
+        base = int(elf.sections["addr"][target])
         for o, t, s, a in zip(offset.tolist(), typ.tolist(), sym.tolist(), addend.tolist(),
                               strict=True):
             notes.setdefault(base + o, []).append(f"{cpu.kind_name(t)} {_symbol_label(elf, s)}{a:+#x}")

@@ -69,6 +69,11 @@ def type_name(kind: int) -> str:
 
 # -- file structures ----------------------------------------------------------------------------
 HEADER_SIZES = {1: 0x40, 2: 0x48, 3: 0x4C}
+#: The largest REL a GameCube or Wii can load: the largest memory of either console, the
+#: Wii's MEM2, holds 64 MiB (MEM1 holds 24 MiB). The writer refuses a file, a bss or a
+#: section alignment beyond it: such a module could never be loaded, and laying it out would
+#: take that much memory here.
+MAX_MODULE_SIZE = 64 << 20
 MAX_VERSION = 3
 _HEADER = struct.Struct(">12I4B3I")  # the 0x40 bytes every version has
 _HEADER_FIELDS = (
@@ -700,6 +705,9 @@ def write(module_id: int, sections: Sequence[RelSection], entries: np.ndarray, *
     _check_sections(sections)
     _check_entries(sections, entries)
     offsets, data_end = layout_sections(sections, version)
+    if data_end > MAX_MODULE_SIZE:
+        raise LinkError(f"the sections end at {data_end:#x}: no REL is larger than "
+                        f"{MAX_MODULE_SIZE:#x} bytes (the largest memory of a Wii)")
     lists, imports = build_lists(entries, module_id, version)
     lists_size, imp_size = 8 * len(lists), 8 * len(imports)
     after_data = align_up(data_end, 4)
@@ -749,6 +757,9 @@ def _check_sections(sections: Sequence[RelSection]) -> None:
             raise LinkError(f"section {i}: {len(s.data):#x} bytes of data for size {s.size:#x}")
         if s.align < 1 or s.align & (s.align - 1):
             raise LinkError(f"section {i}: alignment {s.align} is not a power of two")
+        if s.bss and s.size > MAX_MODULE_SIZE:
+            raise LinkError(f"section {i}: a bss of {s.size:#x} bytes; no REL's is larger than "
+                            f"{MAX_MODULE_SIZE:#x} bytes (the largest memory of a Wii)")
 
 
 def _default_align(sections: Sequence[RelSection]) -> int:
@@ -1021,7 +1032,8 @@ def _notes_for(rel, section: int) -> dict[int, list[str]]:
 
 
 __all__ = [
-    "BRANCH_TYPES", "ENTRY_DTYPE", "HEADER_SIZES", "IMPORT_DTYPE", "MACHINE", "RAW_DTYPE",
+    "BRANCH_TYPES", "ENTRY_DTYPE", "HEADER_SIZES", "IMPORT_DTYPE", "MACHINE", "MAX_MODULE_SIZE",
+    "RAW_DTYPE",
     "SECTION_DTYPE", "TYPE_NAMES", "RelFile", "RelHeader", "RelInfo", "RelSection",
     "alignment_problems", "build_lists", "dump", "fix_size_problems", "layout_sections",
     "loading", "parse_header", "read", "type_name", "write", "write_module",

@@ -35,10 +35,12 @@ from .select import Selection, select, survey
 class Linked:
     """A module built and relocated, not yet live: the linker commits it by writing its image,
     protecting it, registering ``eh_frames`` and ``new_groups``, announcing it to the space
-    (with ``symbol_addresses``, the address of each symbol row) and running ``init``."""
+    (with ``symbol_addresses``, the address of each symbol row) and running ``init``; it uses
+    the copies of ``shared_groups`` that earlier modules linked."""
 
     module: LoadedModule
     new_groups: tuple[str, ...]
+    shared_groups: tuple[str, ...]
     init: list[int]
     eh_frames: list[int]
     symbol_addresses: np.ndarray
@@ -61,7 +63,7 @@ def link_module(context: LinkContext, request: LinkRequest) -> Linked:
         context.space.release(base, layout_plan.layout.size)
         raise
     return Linked(_loaded(context, request, selection, layout_plan, built), selection.new_groups,
-                  built.init, built.eh_frames, built.address)
+                  selection.shared_groups, built.init, built.eh_frames, built.address)
 
 
 def place(space: Space, layout_plan: Plan) -> int:

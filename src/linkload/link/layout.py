@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import PlacementError
 from ..model import Section, SectionKind
 from ..space import Protection
 
@@ -35,8 +36,20 @@ _SEGMENT_OF = {
 PROTECTIONS = (Protection.READ_EXECUTE, Protection.READ, Protection.READ_WRITE)
 
 
+# Offsets in a module are signed 64-bit numbers: a layout this large fits no address space.
+LAYOUT_LIMIT = 1 << 63
+
+
 def align_up(value: int, align: int) -> int:
     return (value + align - 1) // align * align
+
+
+def _check_room(section: Section, end: int) -> None:
+    """A section ending at ``end`` must leave the layout below :data:`LAYOUT_LIMIT` (a module
+    combined from objects that each fit may not)."""
+    if end >= LAYOUT_LIMIT:
+        raise PlacementError(f"the module's layout reaches {end:#x} bytes at this section: no "
+                             "address space holds it", file=section.file, section=section.name)
 
 
 @dataclass
@@ -79,6 +92,7 @@ def plan_layout(sections: list[Section], loaded: np.ndarray, *, page_size: int,
         for i in members:
             sec = sections[i]
             cursor = align_up(cursor, sec.align)
+            _check_room(sec, cursor + sec.size + page_size)
             offsets[i] = cursor
             cursor += sec.size
             if sec.name == EH_FRAME:

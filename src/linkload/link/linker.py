@@ -27,6 +27,7 @@ from ..space import Announcement, Space
 from ..space.emulated import EmulatedSpace
 from ..space.native import NativeSpace
 from .context import AUTO, STATIC_MODULE, Definition, LinkContext, LinkRequest
+from .graph import ModuleGraph
 from .job import Linked, link_module
 from .module import UNRESOLVED, LoadedModule
 from .rebind import Patch, apply_patch, plan_patch
@@ -56,10 +57,8 @@ class Linker:
         self.place_near = place_near
         self.on_unresolved = on_unresolved
         self.unlink_policy = unlink_policy
-        self.modules: list[LoadedModule] = []
-        self._groups: dict[str, LoadedModule] = {}  # COMDAT signature -> the module linking it
+        self.graph = ModuleGraph()
         self._uids = itertools.count(1)
-        self._by_uid: dict[int, LoadedModule] = {}
         self._handler: int | None = None
         # a table of module names kept apart (makerel's .str) and its folder
         self.name_table: tuple[bytes, str] | None = None
@@ -121,6 +120,11 @@ class Linker:
         return self.space.host_function(name, function)
 
     # -- queries ---------------------------------------------------------------------------
+    @property
+    def modules(self) -> list[LoadedModule]:
+        """The linked modules, in link order."""
+        return self.graph.modules
+
     def lookup(self, name: str) -> int | None:
         """Address of ``name`` in the static module or any linked module, or None."""
         found = self._resolve_external(name)
@@ -133,21 +137,15 @@ class Linker:
         address = self.space.lookup(name)
         if address is not None:
             return Definition(address, STATIC_MODULE)
-        for m in self.modules:
-            if m.uid not in hidden:
-                address = m.exports.get(name)
-                if address is not None:
-                    return Definition(address, m.uid, m.defines_function(name), m.name)
-        return None
+        return self.graph.find(name, hidden)
 
     def dependents(self, module: LoadedModule) -> list[LoadedModule]:
         """The linked modules that refer to ``module``."""
-        return [m for m in self.modules if m is not module and (m.refs["bound"] == module.uid).any()]
+        return self.graph.users(module)
 
     def dependencies(self, module: LoadedModule) -> list[LoadedModule]:
         """The linked modules ``module`` refers to."""
-        uids = set(np.unique(module.refs["bound"]).tolist())
-        return [m for m in self.modules if m.uid in uids and m is not module]
+        return self.graph.used(module)
 
     # -- link ------------------------------------------------------------------------------
     def link(self, objects: Source | Module | list[Source | Module], name: str | None = None, *,
@@ -187,7 +185,7 @@ class Linker:
         """The linker as one link sees it; ``hidden`` modules are ignored (the module a reload
         replaces)."""
         def group_linked(signature: str) -> bool:
-            owner = self._groups.get(signature)
+            owner = self.graph.groups.get(signature)
             return owner is not None and owner.uid not in hidden
 
         return LinkContext(self.space, self.arch,
@@ -224,15 +222,10 @@ class Linker:
 
     def _waiting_for(self, module: Module) -> list[tuple[LoadedModule, np.ndarray]]:
         """The pending references of linked modules that ``module`` would satisfy."""
-        names: set[str] = set()
-        for m in self.modules:
-            pending = m.refs["row"][m.refs["bound"] == UNRESOLVED]
-            if len(pending):
-                names.update(m.module.symbol_names(np.unique(pending)))
+        names = self.graph.waiting_names()
         if not names:
             return []
-        defined = module.definitions_of(sorted(names))
-        return self._waiting(lambda n: n in defined)
+        return self.graph.waiting_for(module.definitions_of(names))
 
     def _address_limit(self, module: Module, waiting: list[tuple[LoadedModule, np.ndarray]]
                        ) -> int | None:
@@ -251,21 +244,6 @@ class Linker:
                     limit = min(limit or address_limit(field), address_limit(field))
         return limit
 
-    def _waiting(self, wanted: Callable[[str], bool], uid: int = UNRESOLVED
-                 ) -> list[tuple[LoadedModule, np.ndarray]]:
-        """(module, reference indices) of the references bound to ``uid`` (default: pending)
-        whose names satisfy ``wanted``."""
-        out = []
-        for m in self.modules:
-            candidates = np.flatnonzero(m.refs["bound"] == uid)
-            if not len(candidates):
-                continue
-            names = m.module.symbol_names(m.refs["row"][candidates])
-            keep = np.array([wanted(n) for n in names], bool)
-            if keep.any():
-                out.append((m, candidates[keep]))
-        return out
-
     def _commit(self, linked: Linked, patches: list[Patch],
                 replacing: LoadedModule | None = None) -> None:
         """Make a built module live: write and protect it, apply the patches of its callers,
@@ -277,17 +255,11 @@ class Linker:
             space.protect(loaded.base + start, size, protection)
             space.flush(loaded.base + start, size)  # a REL's code sits in read+write pages
         for patch in patches:
-            apply_patch(space, patch)
+            self._apply(patch)
         if loaded.bss_range is not None:  # zeroed last, after relocation, as OSLink does
             address, size = loaded.bss_range
             space.write(address, bytes(size))
-        if replacing is not None:
-            self.modules[self.modules.index(replacing)] = loaded
-        else:
-            self.modules.append(loaded)
-        self._by_uid[loaded.uid] = loaded
-        for signature in linked.new_groups:
-            self._groups.setdefault(signature, loaded)
+        self.graph.add(loaded, linked.new_groups, linked.shared_groups, replacing)
         for address in linked.eh_frames:
             space.register_frames(address)
             loaded.eh_frames.append(address)
@@ -304,16 +276,17 @@ class Linker:
         it fall back to their unresolved handlers (policy ``"rel"``), or the unlink is refused
         while there are any (policy ``"refuse"``)."""
         self._check_linked(module)
+        self._check_comdat_users(module, "unlinked")
         users = self.dependents(module)
         if users and self.unlink_policy == REFUSE_POLICY:
             names = ", ".join(repr(m.name) for m in users)
             raise ModuleStateError(f"module {module.name!r} is still referenced by {names}")
         patches = [self._plan_patch(m, idx, np.zeros(len(idx), np.int64), UNRESOLVED)
-                   for m, idx in self._waiting(lambda _n: True, module.uid)]
+                   for m, idx in self.graph.references_to(module)]
         self._finalise(module)
         for patch in patches:
-            apply_patch(self.space, patch)
-        self.modules.remove(module)
+            self._apply(patch)
+        self.graph.remove(module)
         self._forget(module)
 
     def reload(self, module: LoadedModule, objects: Source | Module | list[Source | Module],
@@ -328,8 +301,9 @@ class Linker:
         the new module fails to link, nothing changes.
         """
         self._check_linked(module)
+        self._check_comdat_users(module, "reloaded")
         new_module = self._read(objects, name or module.name)
-        rebound = self._waiting(lambda _n: True, module.uid)
+        rebound = self.graph.references_to(module)
         waiting = self._waiting_for(new_module)
         request = LinkRequest(new_module, next(self._uids), _sites(rebound + waiting),
                               self.place_near,
@@ -343,11 +317,6 @@ class Linker:
             raise
         self._finalise(module)
         self._commit(linked, patches, replacing=module)
-        for signature, owner in list(self._groups.items()):
-            if owner is module:
-                del self._groups[signature]
-        for signature in linked.new_groups:
-            self._groups.setdefault(signature, loaded)
         self._forget(module)
         return loaded
 
@@ -365,8 +334,31 @@ class Linker:
                     bound: int | np.ndarray) -> Patch:
         return plan_patch(self.space, self.arch, m, idx, targets, bound)
 
+    def _apply(self, patch: Patch) -> None:
+        apply_patch(self.space, patch)
+        self.graph.refresh(patch.module)
+
+    def comdat_users(self, module: LoadedModule) -> list[LoadedModule]:
+        """The linked modules that use ``module``'s copies of COMDAT groups (inline functions,
+        templates, vtables, their static data) in place of their own."""
+        return self.graph.comdat_users(module)
+
+    def _check_comdat_users(self, module: LoadedModule, what: str) -> None:
+        """A module whose COMDAT copies others use is not freed under them, whatever the
+        unlink policy: those copies are the users' own definitions, and the users hold
+        pointers to them that no relocation records (destructors registered with
+        ``__cxa_atexit``, vtable pointers in their objects, their unwind tables' personality)."""
+        users = self.comdat_users(module)
+        if users:
+            names = ", ".join(repr(m.name) for m in users)
+            uses, their, them = ("uses", "its", "it") if len(users) == 1 else ("use", "their", "them")
+            raise ModuleStateError(
+                f"module {module.name!r} cannot be {what}: {names} {uses} its copies of COMDAT "
+                f"groups (inline functions, templates, vtables) as {their} own; unlink {them} "
+                "first", file=module.module.file)
+
     def _check_linked(self, module: LoadedModule) -> None:
-        if not module.linked or module not in self.modules:
+        if not module.linked or module not in self.graph:
             raise ModuleStateError(f"module {module.name!r} is not linked")
 
     def _finalise(self, module: LoadedModule) -> None:
@@ -382,9 +374,7 @@ class Linker:
         module.eh_frames.clear()
 
     def _forget(self, module: LoadedModule) -> None:
-        for signature in [s for s, m in self._groups.items() if m is module]:
-            del self._groups[signature]
-        self._by_uid.pop(module.uid, None)
+        """Take an unlinked module back from the space's debuggers and give its memory back."""
         self.space.withdraw(module.uid)
         self.space.release(module.base, module.size)
         module.linked = False
@@ -398,7 +388,7 @@ class Linker:
 
     def _unresolved_call(self, context: int) -> int:
         uid, row = context >> 32, context & 0xFFFF_FFFF
-        module = self._by_uid.get(uid)
+        module = self.graph.module(uid)
         caller = module.name if module else f"module #{uid}"
         symbol = module.module.symbol_name(row) if module else f"symbol #{row}"
         if self.on_unresolved is not None:

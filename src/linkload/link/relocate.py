@@ -30,7 +30,7 @@ from ..arch.fields import (
     scatter,
     write_fields,
 )
-from ..errors import LinkError, RelocationOverflowError
+from ..errors import FormatError, LinkError, RelocationOverflowError
 from ..model import ABS, WEAK, Module, OneBlock, SectionKind
 from .context import Definition, LinkContext, LinkRequest
 from .layout import EH_FRAME, EH_FRAME_TERMINATOR
@@ -132,7 +132,7 @@ def build(context: LinkContext, request: LinkRequest, selection: Selection, surv
     refs = relocate(arch, selection.relocations, survey, image, targets)
     _write_got(arch, image, plan, address)
     refs = np.concatenate([refs, _got_refs(arch, image, plan, targets)])
-    init, fini, eh_frames = _initialisers(arch, module, selection, image)
+    init, fini, eh_frames = _initialisers(arch, module, selection, resolution, image)
     addresses = [int(a) if a >= 0 else None for a in image.section_base]
     return Built(image, address, refs, veneer_slots, fallbacks, addresses, init, fini, eh_frames,
                  bss_range)
@@ -283,6 +283,7 @@ def relocate(arch: Arch, relocations: Relocations, survey: Survey, image: Image,
         definition = targets.definitions.get(int(run.target[i]))
         raise relocations.error(RelocationOverflowError, overflow_message(
             kind, value, count - 1, reach_hint(kind, definition)), row)
+    refs = [r for r in refs if len(r)]
     return np.concatenate(refs) if refs else NO_REFS
 
 
@@ -317,7 +318,8 @@ def relocate_chunk(arch: Arch, relocations: Relocations, image: Image, targets: 
     if targets.rebinds or kinds.needs_places:
         places = positions + (int(image.section_base[run.section]) - section_offset)
     addends = chunk.addends()
-    values = _values(arch, kinds, kind, target, addends, places, positions, image, targets)
+    values = _values(arch, kinds, kind, target, addends, places, positions, section_offset,
+                     image, targets)
     if targets.any_unplaced:
         dropped = np.take(targets.unplaced, target, mode="clip")  # rows checked by the reader
         if dropped.any():  # allowed in .eh_frame only, where the field is then 0
@@ -353,10 +355,11 @@ def _check_unplaced(relocations: Relocations, chunk: Chunk, dropped: np.ndarray)
 
 
 def _values(arch: Arch, kinds, kind: np.ndarray, T: np.ndarray, A: np.ndarray,
-            P: np.ndarray | None, positions: np.ndarray, image: Image,
+            P: np.ndarray | None, positions: np.ndarray, section_start: int, image: Image,
             targets: Targets) -> np.ndarray:
     """Every relocation's value: S+A, minus P for PC-relative kinds; calls to pending names
-    reach their fallback; GOT and size kinds are computed on their own rows."""
+    reach their fallback; GOT and size kinds are computed on their own rows (``positions``
+    are the fields' places in the image, whose section starts at ``section_start``)."""
     t = arch.tables
     values = np.take(targets.address, T, mode="clip")  # rows checked by the reader
     values += A
@@ -370,12 +373,13 @@ def _values(arch: Arch, kinds, kind: np.ndarray, T: np.ndarray, A: np.ndarray,
     for k in kinds.specials:
         rows = np.flatnonzero(kind == k)
         values[rows] = _special_values(arch, k, T[rows], A[rows], P[rows], positions[rows],
-                                       image, targets)
+                                       section_start, image, targets)
     return values
 
 
 def _special_values(arch: Arch, k: int, T: np.ndarray, A: np.ndarray, P: np.ndarray,
-                    positions: np.ndarray, image: Image, targets: Targets) -> np.ndarray:
+                    positions: np.ndarray, section_start: int, image: Image,
+                    targets: Targets) -> np.ndarray:
     kind = arch.kinds[k]
     S = np.take(targets.address, T, mode="clip")
     slot = size = None
@@ -390,7 +394,9 @@ def _special_values(arch: Arch, k: int, T: np.ndarray, A: np.ndarray, P: np.ndar
         direct = S + A - P
         candidates = fits(kind.field, direct) & ~targets.unplaced[T]
         candidates &= targets.bound_to[T] == NEVER_REBOUND
-        relaxed = arch.relax(k, image.data, positions, candidates)
+        # the instruction must lie in the field's own section: the bytes before the section
+        # are another section's (the arch rewrites nothing before section_start)
+        relaxed = arch.relax(k, image.data, positions, candidates, section_start)
         values = np.where(relaxed, direct, values)
     return values
 
@@ -431,7 +437,7 @@ def _got_refs(arch: Arch, image: Image, plan: Plan, targets: Targets) -> np.ndar
     return refs
 
 
-def _initialisers(arch: Arch, module: Module, selection: Selection,
+def _initialisers(arch: Arch, module: Module, selection: Selection, resolution: Resolution,
                   image: Image) -> tuple[list[int], list[int], list[int]]:
     """The initialisers and finalisers to run, in order, and the unwind tables to register."""
     arrays: dict[SectionKind, list[tuple[int, int]]] = {SectionKind.INIT: [], SectionKind.FINI: []}
@@ -443,18 +449,94 @@ def _initialisers(arch: Arch, module: Module, selection: Selection,
             arrays[sec.kind].append((sec.priority, i))
         if sec.name == EH_FRAME and sec.size >= EH_FRAME_TERMINATOR:
             eh_frames.append(int(image.section_base[i]))
-    init = _pointers(arch, module, image, sorted(arrays[SectionKind.INIT]))
-    fini = _pointers(arch, module, image, sorted(arrays[SectionKind.FINI], reverse=True))
+    if not arrays[SectionKind.INIT] and not arrays[SectionKind.FINI]:
+        return [], [], eh_frames
+    check = EntryCheck.of(arch, module, selection, resolution, image)
+    init = _pointers(arch, module, image, sorted(arrays[SectionKind.INIT]), check)
+    fini = _pointers(arch, module, image, sorted(arrays[SectionKind.FINI], reverse=True), check)
     return init, fini, eh_frames
 
 
-def _pointers(arch: Arch, module: Module, image: Image, arrays: list[tuple[int, int]]) -> list[int]:
+@dataclass(frozen=True)
+class EntryCheck:
+    """Where the entries of initialiser and finaliser arrays may point, since they are called
+    wherever they point: into the module's own code (``code_starts``/``code_ends``: its kept
+    text sections), or at a name defined outside the module that a pointer-sized relocation
+    of the entry names (a function of the static module or of another module, ``named``
+    per symbol row)."""
+
+    code_starts: np.ndarray  # ascending
+    code_ends: np.ndarray
+    named: np.ndarray
+    relocations: Relocations
+    pointer_kind: int
+    width: int
+
+    @classmethod
+    def of(cls, arch: Arch, module: Module, selection: Selection, resolution: Resolution,
+           image: Image) -> EntryCheck:
+        text = [i for i, sec in enumerate(module.sections)
+                if sec.kind == SectionKind.TEXT and selection.kept[i] and sec.size]
+        text = np.array(text, np.intp)[np.argsort(image.section_base[text], kind="stable")]
+        starts = image.section_base[text].astype(np.uint64)
+        named = resolution.outside & (module.symbols["section"] != ABS)
+        return cls(starts, starts + image.section_sizes[text].astype(np.uint64), named,
+                   selection.relocations, arch.pointer_kind, arch.word_size)
+
+    def __call__(self, section: int, values: np.ndarray) -> None:
+        """Raise a FormatError for the first entry of array ``section`` (its ``values``, after
+        relocation) that points neither into the code nor at a named outside function."""
+        live = (values != 0) & (values != np.uint64((1 << (8 * self.width)) - 1))
+        suspect = live
+        if len(self.code_starts):
+            slot = np.searchsorted(self.code_starts, values, side="right") - 1  # sections sorted
+            suspect = live & ~((slot >= 0) & (values < self.code_ends[np.maximum(slot, 0)]))
+        if not suspect.any():
+            return
+        bad = np.flatnonzero(suspect & ~self._named_entries(section, len(values)))
+        if len(bad):
+            k = int(bad[0])
+            module = self.relocations.module
+            sec = module.sections[section]
+            raise FormatError(
+                f"entry {k} points at {int(values[k]):#x}, outside the module's code, and is not "
+                f"the address of a function defined elsewhere: it would be called there",
+                file=sec.file or module.file, section=sec.name, offset=k * self.width)
+
+    def _named_entries(self, section: int, count: int) -> np.ndarray:
+        """Per entry: every relocation touching it is a pointer to a name defined outside the
+        module, and there is one."""
+        good = np.zeros(count, np.int64)
+        other = np.zeros(count, np.int64)
+        for run in self.relocations.runs:
+            if run.section != section:
+                continue
+            offset = run.offset.astype(np.int64)
+            ok = (run.kind == self.pointer_kind) & (offset % self.width == 0)
+            ok &= np.take(self.named, run.target.astype(np.intp), mode="clip")
+            good += self._count(offset[ok], count)
+            # any other field (no wider than a word) touches the entries of its first and
+            # last byte
+            other += self._count(offset[~ok], count)
+            other += self._count(offset[~ok] + self.width - 1, count)
+        return (good > 0) & (other == 0)
+
+    def _count(self, offsets: np.ndarray, count: int) -> np.ndarray:
+        """How many of ``offsets`` fall in each of ``count`` entries."""
+        entry = offsets // self.width
+        return np.bincount(entry[entry < count], minlength=count)[:count]
+
+
+def _pointers(arch: Arch, module: Module, image: Image, arrays: list[tuple[int, int]],
+              check: EntryCheck) -> list[int]:
     out: list[int] = []
     width = arch.word_size
     for _priority, i in arrays:
         sec = module.sections[i]
         positions = image.section_offsets[i] + np.arange(sec.size // width, dtype=np.int64) * width
-        values = gather(image.data, positions, width, image.byteorder).tolist()
+        values = gather(image.data, positions, width, image.byteorder)
+        check(i, values)
+        values = values.tolist()
         if sec.reverse:
             values.reverse()
         out.extend(v for v in values if v not in (0, (1 << (width * 8)) - 1))

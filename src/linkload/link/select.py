@@ -87,12 +87,15 @@ class Relocations:
 @dataclass(frozen=True)
 class Selection:
     """What is linked. ``kept``: per section, False for a COMDAT copy linked before (in this
-    module or an earlier one); ``new_groups``: the groups this module brings; ``by_name``:
-    per symbol row, resolved by name (undefined, or a global of a dropped copy);
-    ``unplaced``: per symbol row, has no address (not loaded, or a local of a dropped copy)."""
+    module or an earlier one); ``new_groups``: the groups this module brings;
+    ``shared_groups``: the groups an earlier module linked, whose copies this module uses in
+    place of its own; ``by_name``: per symbol row, resolved by name (undefined, or a global of
+    a dropped copy); ``unplaced``: per symbol row, has no address (not loaded, or a local of a
+    dropped copy)."""
 
     kept: np.ndarray
     new_groups: tuple[str, ...]
+    shared_groups: tuple[str, ...]
     by_name: np.ndarray
     unplaced: np.ndarray
     relocations: Relocations
@@ -107,11 +110,13 @@ def select(module: Module, arch: Arch, group_linked: Callable[[str], bool]) -> S
     """Drop the copies of COMDAT groups linked before; take the kept sections' relocations."""
     kept = np.ones(len(module.sections), bool)
     keeper: dict[str, int] = {}  # group signature -> the object whose copy is kept
+    shared: dict[str, None] = {}  # groups linked before, by another module (in order)
     for i, sec in enumerate(module.sections):
         if sec.group is None:
             continue
         if group_linked(sec.group):
             kept[i] = False  # linked before, by another module
+            shared[sec.group] = None
         elif keeper.setdefault(sec.group, sec.origin) != sec.origin:
             kept[i] = False  # a second copy within this module
     section = module.symbols["section"]
@@ -128,7 +133,7 @@ def select(module: Module, arch: Arch, group_linked: Callable[[str], bool]) -> S
     if any(run.implicit for run in runs):
         relocations = Relocations.of(module, arch, [_explicit(relocations, i) if run.implicit
                                                     else run for i, run in enumerate(runs)])
-    return Selection(kept, tuple(keeper), by_name, unplaced, relocations)
+    return Selection(kept, tuple(keeper), tuple(shared), by_name, unplaced, relocations)
 
 
 def _explicit(relocations: Relocations, index: int) -> RelocationRun:

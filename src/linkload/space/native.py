@@ -185,6 +185,10 @@ class NativeSpace(Space):
     def reserve(self, size: int, align: int, window: Window | None = None) -> int:
         size = _round_up(size, self.page_size)
         align = max(align, self.page_size)
+        highest = self.host.highest_address
+        if size > highest or align > highest:  # (ctypes would cut the length to 64 bits)
+            raise PlacementError(f"{size:#x} bytes aligned to {align:#x} do not fit below "
+                                 f"{highest:#x}, the top of the address space")
         huge = _round_up(size, HUGE_PAGE)
         if size >= HUGE_RESERVATION and (window is None
                                          or window.high - window.low >= huge + HUGE_PAGE):
@@ -221,7 +225,8 @@ class NativeSpace(Space):
         candidates = [_round_up(a, align) for a in self._recent]  # places freed lately
         if self._starts:
             low = self._starts[0]
-            high = max(m.address + m.size for m in self._mappings.values())
+            last = self._mappings[self._starts[-1]]  # (mappings do not overlap)
+            high = last.address + last.size
             candidates += [(low - guard - size) // align * align, _round_up(high + guard, align)]
         for start in candidates:
             if not (window.low <= start and start + size <= window.high) or start <= 0:

@@ -21,9 +21,11 @@ Each relocation of module A is resolved at build time, in this order:
   an entry for the DOL with address 0 + addend; anything else is an error naming the symbol.
 
 REL section indices are the plf's ELF section indices: sections that are not allocated become
-absent entries, the one NOBITS section the bss. The REL keeps no names; :class:`RelOutput`
-keeps the plf's section names (``section_names``) for mapping back, and the linker takes
-symbol names from the plf itself.
+absent entries, the one NOBITS section the bss. A REL, its file and its bss together, holds at
+most :data:`~linkload.formats.rel.MAX_MODULE_SIZE` (64 MiB, the largest memory of a Wii): a
+section, an alignment or a layout beyond it is a FormatError naming the plf's section. The REL
+keeps no names; :class:`RelOutput` keeps the plf's section names (``section_names``) for
+mapping back, and the linker takes symbol names from the plf itself.
 
 Besides the RELs, makerel writes the ``.str`` table (the module names, NUL-terminated,
 concatenated; each REL's ``nameOffset``/``nameSize`` point into it) and ``import.lst``: the
@@ -287,6 +289,7 @@ def _section_specs(plf: _Plf) -> list[rel_format.RelSection]:
                         "bits; merge sections when partially linking (no -ffunction-sections, "
                         "or a linker script)", UnsupportedError,
                         section=plf.elf.names[int(big[0])])
+    _check_sizes(plf)
     specs = [rel_format.RelSection(absent=True) for _ in range(len(shdrs))]
     for s in plf.module.sections:
         if s.kind == SectionKind.BSS:
@@ -299,6 +302,32 @@ def _section_specs(plf: _Plf) -> list[rel_format.RelSection]:
     if not specs:
         specs = [rel_format.RelSection(absent=True)]
     return specs
+
+
+def _check_sizes(plf: _Plf) -> None:
+    """No section, alignment or bss larger than a REL can hold (:data:`~linkload.formats.rel.
+    MAX_MODULE_SIZE`): the file is laid out (and made in memory) before it is written."""
+    limit = rel_format.MAX_MODULE_SIZE
+    for s in plf.module.sections:
+        for what, header_field, value in (("alignment", "addralign", s.align),
+                                          ("size", "size", s.size)):
+            if value > limit:
+                raise plf.error(f"{what} {value:#x} is larger than any REL ({limit:#x} bytes, "
+                                "the largest memory of a Wii)", section=s.name,
+                                offset=plf.elf.header_offset(s.index, header_field))
+
+
+def _check_layout(plf: _Plf, specs: list[rel_format.RelSection], offsets: list[int]) -> None:
+    """The REL's data and its bss together fit a console's memory (checked on the file's
+    layout, before its image is made)."""
+    limit = rel_format.MAX_MODULE_SIZE
+    bss = sum(spec.size for spec in specs if spec.bss)
+    for index, (spec, at) in enumerate(zip(specs, offsets, strict=True)):
+        total = (at + spec.size if spec.has_data else 0) + bss
+        if total > limit:
+            raise plf.error(f"the module reaches {total:#x} bytes with this section (its bss "
+                            f"included): no REL is larger than {limit:#x} bytes",
+                            section=plf.elf.names[index], offset=plf.elf.header_offset(index, "size"))
 
 
 # -- resolution ---------------------------------------------------------------------------------
@@ -418,9 +447,24 @@ def _supported(plf: _Plf) -> tuple[np.ndarray, np.ndarray]:
     return relocs, rtype
 
 
+def _check_fields(plf: _Plf, relocs: np.ndarray) -> None:
+    """Every field lies wholly inside the section it patches. The reader checks only where a
+    field starts; a field that runs past its section's end would be written into the next
+    section's bytes (or past the image)."""
+    sizes = np.array([s.size for s in plf.module.sections], np.int64)
+    width = ppc.ARCH.tables.width[relocs["kind"].astype(np.intp)]  # kinds checked known
+    size = sizes[relocs["section"].astype(np.intp)]
+    bad = np.flatnonzero(relocs["offset"].astype(np.int64) + width > size)
+    if len(bad):
+        i = int(bad[0])
+        raise _reloc_error(plf, relocs, i, f"a {int(width[i])}-byte field runs past the end of "
+                           f"the section ({int(size[i]):#x} bytes)", FormatError)
+
+
 def _plan(plf: _Plf, specs: list[rel_format.RelSection], statics: dict[str, _Definition],
           plf_defs: tuple[dict[str, _Definition], dict[str, str]]) -> _Plan:
     relocs, rtype = _supported(plf)
+    _check_fields(plf, relocs)
     t = _targets(plf, relocs, statics, plf_defs)
     value = t.value + relocs["addend"].astype(np.int64)
     branch = np.isin(rtype, rel_format.BRANCH_TYPES)
@@ -567,6 +611,7 @@ def _build_one(plf: _Plf, statics: dict[str, _Definition],
                bss_align: int | None) -> tuple[RelOutput, set[str]]:
     specs = _section_specs(plf)
     offsets_list, data_end = rel_format.layout_sections(specs, version)
+    _check_layout(plf, specs, offsets_list)
     offsets = np.array(offsets_list, np.int64)
     image = np.zeros(data_end, np.uint8)
     for spec, at in zip(specs, offsets_list, strict=True):
