@@ -10,6 +10,7 @@ references, unlink and reload them, and place programs into memory regions.
 """
 
 from .errors import (
+    DebuggerError,
     FormatError,
     LinkError,
     ModuleStateError,
@@ -25,6 +26,7 @@ from .model import Module, Section, SectionKind
 __version__ = "0.1.0"
 
 __all__ = [
+    "DebuggerError",
     "FormatError",
     "LinkError",
     "Linker",

@@ -72,5 +72,9 @@ class PlacementError(LinkError):
     """Memory could not be reserved where the module needs it."""
 
 
+class DebuggerError(LinkError):
+    """Debuggers cannot be told of linked modules (GDB's JIT interface could not be loaded)."""
+
+
 class ModuleStateError(LinkError):
     """An operation does not fit the state of a module (unlinking twice, a module still in use)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -38,6 +38,7 @@ class SectionKind(enum.IntEnum):
     BSS = 4  # read + write, zero-filled, no bytes in the file
     INIT = 5  # array of initialiser pointers (.init_array, .ctors)
     FINI = 6  # array of finaliser pointers (.fini_array, .dtors)
+    DEBUG = 7  # read by debuggers, never loaded (DWARF .debug_*): kept apart, in Module.debug
 
 
 # Special values of the symbol table's ``section`` column.
@@ -233,6 +234,33 @@ Loading = BySection | OneBlock
 BY_SECTION = BySection()
 
 
+@dataclass(frozen=True, eq=False)
+class DebugSections:
+    """The sections of one object file that debuggers read and the linker never loads (DWARF
+    ``.debug_*``), with their relocations.
+
+    ``relocation_runs``: ``section`` indexes ``sections``, ``target`` is a symbol row of the
+    object (add :attr:`DebugInfo.first_symbol` for the module's row). ``symbol_sections``:
+    per symbol row of the object, the index in ``sections`` of the section it is defined in
+    (a debug section's own section symbol, which the others' relocations name), or -1."""
+
+    sections: list[Section]
+    relocation_runs: list[RelocationRun]
+    symbol_sections: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class DebugInfo:
+    """The debug sections of one of a module's object files, read when asked for: most links
+    never need them, so a reader keeps them aside unread (``load()`` reads and checks them).
+    ``origin``: which of the module's objects (its sections' :attr:`Section.origin`);
+    ``first_symbol``: where that object's symbol rows start in the module's table."""
+
+    load: Callable[[], DebugSections]
+    origin: int = 0
+    first_symbol: int = 0
+
+
 @dataclass(eq=False)
 class Module:
     """A relocatable module, independent of the file it came from.
@@ -266,6 +294,9 @@ class Module:
     # The file's own header values, for its format's writer and dump only (the linker never
     # reads them): a formats.rel.RelInfo, a formats.dol.DolHeader, or None.
     format_info: object | None = None
+    # The debug sections of its object files, for the symbol files debuggers are given (one
+    # entry per object that has any).
+    debug: tuple[DebugInfo, ...] = ()
 
     @property
     def relocation_runs(self) -> list[RelocationRun]:
@@ -431,10 +462,12 @@ def merge(modules: list[Module], name: str) -> Module:
     symbols = np.empty(sum(len(m.symbols) for m in modules), SYMBOL_DTYPE)
     sections: list[Section] = []
     runs: list[RelocationRun] = []
+    debug: list[DebugInfo] = []
     sym_base = str_base = 0
     for origin, m in enumerate(modules):
         sec_base = len(sections)
         sections += [sec.taken_from(origin) for sec in m.sections]
+        debug += [DebugInfo(d.load, origin, d.first_symbol + sym_base) for d in m.debug]
         syms = symbols[sym_base:sym_base + len(m.symbols)]
         syms[:] = m.symbols
         syms["name"][syms["name"] != 0] += np.uint32(str_base)  # 0 stays the empty name
@@ -445,7 +478,8 @@ def merge(modules: list[Module], name: str) -> Module:
         sym_base += len(m.symbols)
         str_base += len(m.strtab)
     return Module(name, first.machine, first.byteorder, first.bits, sections, symbols,
-                  b"".join(m.strtab for m in modules), runs, ",".join(m.file for m in modules))
+                  b"".join(m.strtab for m in modules), runs, ",".join(m.file for m in modules),
+                  debug=tuple(debug))
 
 
 def with_symbols(module: Module, names: list[str], sections: np.ndarray, values: np.ndarray,

@@ -193,13 +193,15 @@ class NativeHost:
     format)``: code for ``long f(long)`` that calls a Python callable through the CPython
     functions named in ``python_api``. ``coherent_instruction_cache``: False where code
     written must be made visible to instruction fetch (libgcc's ``__clear_cache``).
-    ``highest_address``: the top of the user address space."""
+    ``highest_address``: the top of the user address space. ``return_code``: a function
+    that returns at once (GDB's JIT interface wants one to set its breakpoint in)."""
 
     machines: tuple[str, ...]
     python_bridge: Callable[[dict[str, int], int, int], bytes]
     python_api: tuple[str, ...]
     coherent_instruction_cache: bool
     highest_address: int
+    return_code: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,7 @@ ARCH = Arch(
         python_api=PYTHON_API,
         coherent_instruction_cache=True,
         highest_address=(1 << 47) - (1 << 12),  # the top of the 47-bit user address space
+        return_code=b"\xc3",  # ret
     ),
     disassembly=Disassembly("CS_ARCH_X86", ("CS_MODE_64",)),
 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ from ..model import (
     RELOC_DTYPE,
     SYMBOL_DTYPE,
     UNDEF,
+    DebugInfo,
+    DebugSections,
     Module,
     RelocationRun,
     Section,
@@ -50,7 +53,9 @@ MACHINES = {3: "i386", 20: "ppc", 21: "ppc64", 40: "arm", 62: "x86_64", 183: "aa
 SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA = 0, 1, 2, 3, 4
 SHT_NOTE, SHT_NOBITS, SHT_REL, SHT_DYNSYM = 7, 8, 9, 11
 SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY, SHT_GROUP, SHT_SYMTAB_SHNDX = 14, 15, 16, 17, 18
-SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS = 0x1, 0x2, 0x4, 0x400
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS, SHF_COMPRESSED = 0x1, 0x2, 0x4, 0x400, 0x800
+ELFCOMPRESS_ZLIB = 1
+DEBUG_PREFIX = ".debug_"
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
 SHN_X86_64_LCOMMON = 0xFF02
 GRP_COMDAT = 1
@@ -67,7 +72,7 @@ SECTION_TYPE_NAMES = {
 
 
 @functools.cache
-def _dtypes(bits: int, order: str) -> dict[str, np.dtype]:
+def table_dtypes(bits: int, order: str) -> dict[str, np.dtype]:
     """The structured dtypes of the ELF tables for one class and byte order (built once)."""
     w = "u8" if bits == 64 else "u4"
     sw = "i8" if bits == 64 else "i4"
@@ -129,7 +134,7 @@ class ElfFile:
         self.file = file
         self.data = memoryview(data).cast("B")  # slices of a memoryview are not copies
         self.header = self._read_header()
-        self.dt = _dtypes(self.header.bits, self.header.byteorder)
+        self.dt = table_dtypes(self.header.bits, self.header.byteorder)
         self.sections = self._read_section_headers()
         # the table's columns as lists too: a loop over a few dozen sections reads them much
         # faster than numpy scalars
@@ -428,11 +433,14 @@ def read(source: Source, name: str | None = None,
 def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
     sh = elf.sh
     groups = elf.groups()
+    debug: list[int] = []  # the debug sections, read only when asked for
     section_map = np.full(len(elf.sections), NOT_LOADED, np.int32)
     sections: list[Section] = []
     room = 0  # bytes the loaded sections take, padding for their alignment included
     for i, (sh_type, flags) in enumerate(zip(sh["type"], sh["flags"], strict=True)):
         if not _is_loaded(sh_type, flags):
+            if sh_type == SHT_PROGBITS and elf.names[i].startswith(DEBUG_PREFIX):
+                debug.append(i)
             continue
         sec_name = elf.names[i]
         align = max(sh["addralign"][i], 1)
@@ -450,8 +458,52 @@ def _read_relocatable(elf: ElfFile, machine: str, name: str) -> Module:
                                 reverse, elf.file))
     symbols = _symbols(elf, section_map)
     relocations = _relocations(elf, section_map, sections)
+    # kept aside unread: only a debugger's symbol file needs them
+    debug_info = (DebugInfo(functools.partial(_debug_sections, elf, debug)),) if debug else ()
     return Module(name, machine, elf.header.byteorder, elf.header.bits, sections, symbols,
-                  elf.strtab, relocations, elf.file)
+                  elf.strtab, relocations, elf.file, debug=debug_info)
+
+
+def _debug_sections(elf: ElfFile, indices: list[int]) -> DebugSections:
+    """The debug sections ``indices`` of a relocatable object (decompressed), their
+    relocations (checked), and which debug section each symbol is defined in."""
+    debug_map = np.full(len(elf.sections), -1, np.int32)
+    debug_map[indices] = np.arange(len(indices), dtype=np.int32)
+    sections = []
+    for i in indices:
+        data = _uncompressed(elf, i)
+        sections.append(Section(elf.names[i], SectionKind.DEBUG, len(data),
+                                max(elf.sh["addralign"][i], 1), data, i, file=elf.file))
+    runs = _relocations(elf, debug_map, sections)
+    shndx = elf.symbol_shndx
+    regular = ~elf.symbol_special & (shndx < len(debug_map))
+    symbol_sections = np.where(regular, debug_map[np.where(regular, shndx, 0)], -1)
+    return DebugSections(sections, runs, symbol_sections.astype(np.int32))
+
+
+def _uncompressed(elf: ElfFile, index: int) -> bytes | memoryview:
+    """The bytes of section ``index``, inflated if it is compressed (``SHF_COMPRESSED``,
+    zlib: ``gcc -gz``)."""
+    data = elf.section_data(index)
+    if not elf.sh["flags"][index] & SHF_COMPRESSED:
+        return data
+    name, order = elf.names[index], elf.header.byteorder
+    header = order + ("IIQQ" if elf.header.bits == 64 else "III")
+    if len(data) < struct.calcsize(header):
+        raise elf.error("compressed section too short for its header", name)
+    fields = struct.unpack_from(header, data)
+    kind, size = fields[0], fields[-2]
+    if kind != ELFCOMPRESS_ZLIB:
+        raise UnsupportedError(f"section {name}: compression type {kind} is not supported "
+                               f"(zlib is)", file=elf.file)
+    try:  # (never more than the header says: a bad header is no reason to fill the memory)
+        inflated = zlib.decompressobj().decompress(data[struct.calcsize(header):], size + 1)
+    except zlib.error as e:
+        raise elf.error(f"compressed section does not inflate: {e}", name) from None
+    if len(inflated) != size:
+        raise elf.error(f"compressed section inflates to {len(inflated):#x} bytes, not "
+                        f"{size:#x}", name)
+    return inflated
 
 
 def room_limit(bits: int) -> int:
@@ -513,8 +565,9 @@ def _symbols(elf: ElfFile, section_map: np.ndarray) -> np.ndarray:
 
 
 def _relocations(elf: ElfFile, section_map: np.ndarray, sections: list[Section]) -> list[RelocationRun]:
-    """The relocations of loaded sections, one run per relocation section (views of the
-    file's tables where the layout allows)."""
+    """The relocations of the sections ``section_map`` maps to ``sections`` (the loaded ones,
+    or the debug ones), one run per relocation section (views of the file's tables where the
+    layout allows)."""
     runs = []
     for ri in elf.relocation_sections():
         target = elf.patched_section(ri)

@@ -34,7 +34,8 @@ from .select import Selection, select, survey
 @dataclass(frozen=True)
 class Linked:
     """A module built and relocated, not yet live: the linker commits it by writing its image,
-    protecting it, registering ``eh_frames`` and ``new_groups`` and running ``init``; it uses
+    protecting it, registering ``eh_frames`` and ``new_groups``, announcing it to the space
+    (with ``symbol_addresses``, the address of each symbol row) and running ``init``; it uses
     the copies of ``shared_groups`` that earlier modules linked."""
 
     module: LoadedModule
@@ -42,6 +43,7 @@ class Linked:
     shared_groups: tuple[str, ...]
     init: list[int]
     eh_frames: list[int]
+    symbol_addresses: np.ndarray
 
 
 def link_module(context: LinkContext, request: LinkRequest) -> Linked:
@@ -61,7 +63,7 @@ def link_module(context: LinkContext, request: LinkRequest) -> Linked:
         context.space.release(base, layout_plan.layout.size)
         raise
     return Linked(_loaded(context, request, selection, layout_plan, built), selection.new_groups,
-                  selection.shared_groups, built.init, built.eh_frames)
+                  selection.shared_groups, built.init, built.eh_frames, built.address)
 
 
 def place(space: Space, layout_plan: Plan) -> int:

@@ -23,7 +23,7 @@ from ..arch import Arch
 from ..errors import LinkError, ModuleStateError, UnsupportedError
 from ..formats import Source, read_bytes, read_module, symtab
 from ..model import ABS, FUNC, GLOBAL, SECTION_SYMBOL, Module, merge, with_symbols
-from ..space import Space
+from ..space import Announcement, Space
 from ..space.emulated import EmulatedSpace
 from ..space.native import NativeSpace
 from .context import AUTO, STATIC_MODULE, Definition, LinkContext, LinkRequest
@@ -66,7 +66,8 @@ class Linker:
     @classmethod
     def native(cls, libraries: Iterable[str] = (), *, place_near: str | int | None = AUTO,
                on_unresolved: UnresolvedCallback | None = None,
-               unlink_policy: str = REL_POLICY) -> Linker:
+               unlink_policy: str = REL_POLICY, debugger: bool | str = AUTO,
+               perf_map: bool = False) -> Linker:
         """A linker for this process, for the CPU it runs on (x86-64 Linux today).
 
         ``libraries``: further shared libraries to search (``libstdc++.so.6`` for C++).
@@ -74,11 +75,16 @@ class Linker:
         anywhere, an address near that address. ``on_unresolved(module, symbol) -> int`` is
         called for a call to a function no module defines (default: report on stderr and
         abort). ``unlink_policy``: ``"rel"`` (references fall back to the unresolved handler)
-        or ``"refuse"`` (unlinking a module in use is an error).
+        or ``"refuse"`` (unlinking a module in use is an error). ``debugger``: when linked
+        modules are registered with GDB's JIT interface, so that gdb names their functions
+        and source lines: ``"auto"`` as soon as a debugger watches it, ``True`` always (a
+        debugger attached later sees them at once), ``False`` never. ``perf_map``: name
+        their functions in ``/tmp/perf-<pid>.map`` for ``perf``.
         """
         arch = arch_registry.host()
-        return cls(NativeSpace(tuple(libraries), arch), arch, place_near=place_near,
-                   on_unresolved=on_unresolved, unlink_policy=unlink_policy)
+        space = NativeSpace(tuple(libraries), arch, debugger=debugger, perf_map=perf_map)
+        return cls(space, arch, place_near=place_near, on_unresolved=on_unresolved,
+                   unlink_policy=unlink_policy)
 
     @classmethod
     def emulated(cls, cpu: str, *, static: Source | None = None, symbols: Source | None = None,
@@ -257,6 +263,9 @@ class Linker:
         for address in linked.eh_frames:
             space.register_frames(address)
             loaded.eh_frames.append(address)
+        space.announce(Announcement(loaded.uid, loaded.name, loaded.base, loaded.size,
+                                    loaded.module, loaded.section_addresses,
+                                    linked.symbol_addresses))
         if space.runs_code:
             for address in linked.init:
                 space.call(address)
@@ -365,7 +374,8 @@ class Linker:
         module.eh_frames.clear()
 
     def _forget(self, module: LoadedModule) -> None:
-        """Give an unlinked module's memory back."""
+        """Take an unlinked module back from the space's debuggers and give its memory back."""
+        self.space.withdraw(module.uid)
         self.space.release(module.base, module.size)
         module.linked = False
 

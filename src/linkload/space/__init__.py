@@ -3,17 +3,22 @@
 A space reserves memory (optionally within a window of addresses), writes and reads it,
 protects it (never writable and executable at once), flushes instruction caches, calls code,
 and looks up the static module's symbols. ``native`` is this process; ``emulated`` (unicorn)
-and ``image`` (an offline byte image) follow the same protocol.
+and ``image`` (an offline byte image) follow the same protocol. The linker also announces each
+module it commits and withdraws it when it goes, for the debuggers and profilers of the code
+the space runs (natively, GDB's JIT interface and perf's map; elsewhere nothing).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import UnsupportedError
+from ..model import Module
 
 
 class Protection(enum.Enum):
@@ -33,6 +38,23 @@ class Window:
     low: int
     high: int
     prefer: int
+
+
+class Announcement(NamedTuple):
+    """A module a space now holds, as debuggers and profilers are told of it: ``uid`` (the
+    linker's), ``name``, its memory ``[base, base + size)``, the ``module`` itself (sections,
+    symbols, debug sections kept aside), where each section was loaded
+    (``section_addresses``; None: not loaded) and the run-time address of each symbol row
+    (``symbol_addresses``: meaningful for the rows defined in a loaded section, common
+    blocks and resolved names). (A named tuple: one is made at every link, and costs less.)"""
+
+    uid: int
+    name: str
+    base: int
+    size: int
+    module: Module
+    section_addresses: Sequence[int | None]
+    symbol_addresses: np.ndarray
 
 
 class Space:
@@ -108,3 +130,10 @@ class Space:
 
     def deregister_frames(self, address: int) -> None:
         """Take back what :meth:`register_frames` handed over."""
+
+    def announce(self, module: Announcement) -> None:
+        """Tell the debuggers and profilers of the code the space runs about a module just
+        committed (before its initialisers run); a space without any ignores it."""
+
+    def withdraw(self, uid: int) -> None:
+        """Take back what :meth:`announce` told of module ``uid``, before its memory goes."""

@@ -5,6 +5,8 @@ read+execute and its read-only pages read-only. A later write into a protected p
 a call site) flips just those pages to read+write and back, so no page is ever writable and
 executable at once. Placement near a target uses ``/proc/self/maps`` to find a free gap inside
 the wanted window and ``MAP_FIXED_NOREPLACE`` to claim it without disturbing any mapping.
+Debuggers and profilers are told of the modules announced (:mod:`.debuggers`): GDB's JIT
+interface and perf's map.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ctypes.util
 import mmap
 import os
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,8 +26,10 @@ import numpy as np
 from .. import arch as arch_registry
 from ..arch import Arch
 from ..arch.fields import gather, scatter
-from ..errors import LinkError, PlacementError, UnsupportedError
-from . import Protection, Space, Window
+from ..errors import DebuggerError, LinkError, PlacementError, UnsupportedError
+from ..formats.elf_write import symbol_file
+from . import Announcement, Protection, Space, Window
+from .debuggers import JitEntry, JitInterface, append_perf_map, jit_interface, open_perf_map
 
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
 MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE = 0x02, 0x20, 0x100000
@@ -37,6 +42,7 @@ HUGE_PAGE = 2 << 20
 HUGE_RESERVATION = 1 << 20
 RTLD_DEFAULT = None
 LOWEST_ADDRESS = 1 << 16  # below vm.mmap_min_addr nothing can be mapped
+AUTO = "auto"  # modules go to a debugger when one watches GDB's JIT interface
 
 _PROT_BITS = {
     Protection.NONE: PROT_NONE,
@@ -117,9 +123,15 @@ class _Mapping:
 class NativeSpace(Space):
     """This process as a space (Linux), for ``arch`` (default: the CPU it runs on), which must
     offer a :class:`~linkload.arch.NativeHost` part. ``libraries``: further shared libraries
-    whose symbols :meth:`lookup` finds."""
+    whose symbols :meth:`lookup` finds.
 
-    def __init__(self, libraries: list[str] | tuple[str, ...] = (), arch: Arch | None = None) -> None:
+    ``debugger``: when modules are registered with GDB's JIT interface (their symbol files
+    built): ``"auto"`` once a debugger watches the interface (at the next link or unlink,
+    for every module linked until then), ``True`` always, ``False`` never. ``perf_map``:
+    name each module's functions in ``/tmp/perf-<pid>.map``."""
+
+    def __init__(self, libraries: list[str] | tuple[str, ...] = (), arch: Arch | None = None, *,
+                 debugger: bool | str = AUTO, perf_map: bool = False) -> None:
         self.arch = arch if arch is not None else arch_registry.host()
         if self.arch.native is None:
             raise UnsupportedError(f"the {self.arch.name} CPU cannot run linked code in this process")
@@ -136,6 +148,15 @@ class NativeSpace(Space):
         self._starts: list[int] = []
         self._recent: list[int] = []  # starts of reservations released lately
         self._callbacks: list = []
+        if debugger not in (True, False, AUTO):
+            raise LinkError(f"debugger must be True, False or {AUTO!r}, not {debugger!r}")
+        self.debugger = debugger if debugger == AUTO else bool(debugger)
+        self._jit = self._jit_interface()
+        self._unregistered: dict[int, Announcement] = {}  # modules the debugger was not told of
+        self._registered: dict[int, list[JitEntry]] = {}
+        self.perf_map = perf_map
+        if perf_map:
+            os.close(open_perf_map())  # (fails here, not in the middle of a link)
 
     # -- symbols ---------------------------------------------------------------------------
     def lookup(self, name: str) -> int | None:
@@ -405,6 +426,66 @@ class NativeSpace(Space):
 
     def deregister_frames(self, address: int) -> None:
         _libgcc()["__deregister_frame"](address)
+
+    # -- debuggers and profilers -----------------------------------------------------------
+    def _jit_interface(self) -> JitInterface | None:
+        """GDB's JIT interface, unless debuggers are not wanted; where it cannot be loaded,
+        an error if they are (``debugger=True``), else a warning."""
+        if not self.debugger:
+            return None
+        try:
+            return jit_interface(self.arch, self.page_size)
+        except DebuggerError as e:
+            if self.debugger is True:
+                raise
+            warnings.warn(f"linkload: debuggers will not see linked modules: {e}", stacklevel=4)
+            return None
+
+    def announce(self, module: Announcement) -> None:
+        """Name the module's functions in perf's map, and register it with GDB's JIT
+        interface (with ``debugger="auto"``, once a debugger watches it)."""
+        if self.perf_map:
+            try:
+                append_perf_map(module)
+            except DebuggerError as e:
+                warnings.warn(f"linkload: {e}", stacklevel=3)
+        if self._jit is not None:
+            self._unregistered[module.uid] = module
+            self._register_if_watched()
+
+    def withdraw(self, uid: int) -> None:
+        """Unregister module ``uid`` from GDB's JIT interface."""
+        if self._jit is None:
+            return
+        self._unregistered.pop(uid, None)
+        self._jit.unregister(self._registered.pop(uid, []))
+        self._register_if_watched()
+
+    def _register_if_watched(self) -> None:
+        """Register the modules not registered yet, if a debugger could read them."""
+        if not self._unregistered or not (self.debugger is True or self._jit.watched()):
+            return
+        while self._unregistered:
+            uid, module = self._unregistered.popitem()
+            self._registered[uid] = [self._jit.register(f) for f in self._symbol_files(module)]
+
+    def _symbol_files(self, module: Announcement) -> list[bytes]:
+        """One symbol file per object of the module (a module's debug sections that cannot
+        be read are left out, with a warning)."""
+        origins = sorted({sec.origin for sec, address
+                          in zip(module.module.sections, module.section_addresses, strict=True)
+                          if address is not None})
+        files = []
+        for origin in origins:
+            parts = (self.arch, module.module, origin, module.section_addresses,
+                     module.symbol_addresses, self.read)
+            try:
+                files.append(symbol_file(*parts))
+            except LinkError as e:
+                warnings.warn(f"linkload: module {module.name!r}: its debug information is left "
+                              f"out: {e}", stacklevel=5)
+                files.append(symbol_file(*parts, debug=False))
+        return files
 
 
 _LIBGCC: dict[str, ctypes._CFuncPtr] = {}
