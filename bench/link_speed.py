@@ -7,7 +7,9 @@ that call and point at each other and libc), then measures in one run:
    ``add_object_file`` + ``finalize_object``, and ``dlopen(RTLD_NOW)`` of the same sources
    built as a shared library; each link is checked by calling a generated checksum function
    and comparing with the same object linked into an ordinary executable;
-2. linkload's time per relocation at three sizes (about 10k, 100k and 1M relocations).
+2. linkload's time per relocation at three sizes (about 10k, 100k and 1M relocations);
+3. the workloads of real code of ``bench/real_code.py`` (a real C library of 31 objects, the
+   smallest module, the graph as it grows), unless ``--quick``.
 
 Usage: ``python bench/link_speed.py [--quick] [--profile] [--workdir DIR]``. Generated files go
 to a temporary directory, or to ``--workdir`` (``bench/.cache`` is ignored by git). Needs gcc,
@@ -34,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import real_code  # (bench/real_code.py: the workloads of real code)
 
 import linkload
 from linkload.formats import elf, read_module
@@ -495,6 +499,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  built ~{target:,}: {describe(builds[-1])}", flush=True)
         compare(builds[1], runs, root)
         scaling(builds, runs)
+        if not args.quick:
+            real_code.run(root / "real", runs)
         if args.profile:
             profile(builds[-1])
 
