@@ -5,23 +5,28 @@
     linkload makerel STATIC.elf a.plf [b.plf ...]         build RELs, the .str table, import.lst
 
 Errors print as one line on stderr and exit with status 2.
+
+Each verb imports only what it needs, when it runs (``makerel`` and ``dump`` neither the
+linker, the spaces, unicorn nor ctypes; capstone only for ``--disasm``): a command's time is
+mostly Python starting and importing.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
+import os
 import sys
 from collections.abc import Sequence
 
 from .errors import LinkError
 
+#: ``--restype`` choices -> the ctypes type's name (None: void).
 RESTYPES = {
-    "int": ctypes.c_int,
-    "uint": ctypes.c_uint,
-    "long": ctypes.c_long,
-    "ulong": ctypes.c_ulong,
-    "double": ctypes.c_double,
+    "int": "c_int",
+    "uint": "c_uint",
+    "long": "c_long",
+    "ulong": "c_ulong",
+    "double": "c_double",
     "void": None,
 }
 
@@ -75,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    import ctypes
+
     from .link import Linker
 
     symbol, *texts = ns.call
@@ -84,7 +91,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         raise LinkError(str(e)) from None
     ld = Linker.native(libraries=ns.lib)
     module = ld.link(list(ns.objects), name=ns.name)
-    restype = RESTYPES[ns.restype]
+    type_name = RESTYPES[ns.restype]
+    restype = getattr(ctypes, type_name) if type_name is not None else None
     fn = module.function(symbol, restype, *([ctypes.c_long] * len(args)))
     result = fn(*args)
     sys.stdout.flush()
@@ -133,8 +141,16 @@ def cmd_makerel(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _single_threaded_blas() -> None:
+    """numpy's bundled OpenBLAS starts a thread per CPU when numpy is imported, which costs a
+    command more than anything it does (tens of milliseconds); linkload never calls BLAS.
+    A value the user set is kept."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _single_threaded_blas()
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
