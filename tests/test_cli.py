@@ -79,3 +79,18 @@ def test_package_names_load_on_first_use():
     assert set(linkload.__all__) <= set(dir(linkload))
     with pytest.raises(AttributeError):
         linkload.no_such_name  # noqa: B018
+
+
+def test_help_speaks_to_users(capsys):
+    """``linkload --help`` says what the program is for, with examples; not the CLI module's
+    internal docstring."""
+    from linkload.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "argument parsing" not in text
+    assert "GameCube/Wii REL modules" in text and "examples:" in text
+    for verb in ("run", "dump", "makerel"):
+        assert f"linkload {verb} " in text
+    assert "exit status 2" in text
