@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from relmodules import CC, CXX, FLAGS, LD, MODULES, STATIC, STATIC_LDFLAGS, Build
+
 C_DIR = Path(__file__).parent / "c"
 CXX_SUFFIXES = {".cc", ".cpp", ".cxx", ".C"}
 
@@ -210,16 +212,12 @@ def space_ranges(space) -> list[tuple[int, int]]:
 @pytest.fixture(scope="session")
 def ppc(toolchain):
     """The PowerPC cross toolchain with the flags REL modules are compiled with."""
-    from relmodules import CC, CXX, FLAGS, LD
-
     return toolchain(CC, CXX, LD, common_flags=FLAGS)
 
 
 @pytest.fixture(scope="session")
 def built(ppc):
     """The static module and the plfs of :mod:`relmodules`, built once a session."""
-    from relmodules import MODULES, STATIC, STATIC_LDFLAGS, Build
-
     static = ppc.executable([ppc.compile_text(STATIC, "static.c")], ldflags=STATIC_LDFLAGS,
                             stem="static")
     plfs = [ppc.combine([ppc.compile_text(src, f"mod_{name}.c")], stem=name)

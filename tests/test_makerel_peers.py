@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 from test_rel_format import parse_rel
 
 from conftest import require_module
@@ -28,8 +29,6 @@ def _all_symbols(built, tmp_path: Path, ids=(1, 2, 3)) -> Path:
     """The static module's symbols and, by pyelf2rel's makelst, modules a and c's: the LST a
     pyelf2rel user builds module b with."""
     makelst = require_module("pyelf2rel.makelst")
-    from elftools.elf.elffile import ELFFile
-
     with open(built.static, "rb") as f:
         static = [f"{s['st_value']:08x}:{s.name}" for s in ELFFile(f).get_section_by_name(
             ".symtab").iter_symbols() if s["st_info"]["bind"] == "STB_GLOBAL"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 from test_rel_format import parse_rel
 
 from conftest import C_DIR, require_module, run_tool
@@ -50,8 +51,6 @@ class Modules:
 def _lst(static: Path, plfs: list[Path], out: Path) -> Path:
     """``address:name`` lines of the static module, then makelst's lines of the modules."""
     makelst = require_module("pyelf2rel.makelst")
-    from elftools.elf.elffile import ELFFile
-
     with open(static, "rb") as f:
         lines = [f"{s['st_value']:08x}:{s.name}" for s in ELFFile(f).get_section_by_name(
             ".symtab").iter_symbols() if s["st_info"]["bind"] == "STB_GLOBAL"

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 from test_rel_format import parse_rel
 
 from linkload import FormatError, LinkError
@@ -80,8 +81,6 @@ def test_first_difference_is_named(built, ppc):
     assert changed.mismatch.startswith("section 1 .text")
     # the same code against another static module: only the DOL's relocation entries
     listing = Path(built.static).with_suffix(".moved.sym")
-    from elftools.elf.elffile import ELFFile
-
     with open(built.static, "rb") as f:
         symbols = [s for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()
                    if s["st_info"]["bind"] == "STB_GLOBAL" and s["st_shndx"] != "SHN_UNDEF"]

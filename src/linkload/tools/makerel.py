@@ -735,7 +735,8 @@ def _matched_sections(plf: _Plf, specs: list[rel_format.RelSection],
     extra = [i for i in range(count, len(specs)) if not specs[i].absent]
     if extra:
         i = extra[0]
-        raise plf.error(f"the original {template.file} has {count} sections, but section {i} "
+        origin = f"the original {template.file} has" if template.file else "the template asks for"
+        raise plf.error(f"{origin} {count} sections, but section {i} "
                         f"({plf.elf.names[i]}) has contents; leave it out with "
                         "ignore_sections, or make the plf as the original was made",
                         section=plf.elf.names[i])
