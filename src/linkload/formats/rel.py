@@ -27,6 +27,7 @@ import numpy as np
 
 from ..arch import ppc
 from ..arch.disasm import disassemble
+from ..columns import distinct
 from ..errors import FormatError, LinkError
 from ..model import (
     ABS,
@@ -372,7 +373,7 @@ class RelFile:
         if len(raw) and not is_section[0]:
             raise self.error(f"{type_name(raw['type'][0])} before the first R_DOLPHIN_SECTION",
                              where, int(at[0]))
-        for s in np.unique(raw["section"][is_section]).tolist():
+        for s in distinct(raw["section"][is_section]).tolist():
             if self.present(s) and s != self.bss_index:
                 continue
             first = int(np.flatnonzero(is_section & (raw["section"] == s))[0])
@@ -392,7 +393,7 @@ class RelFile:
                              where, int(at[i]))
 
     def _check_own_targets(self, entries: np.ndarray, where: str) -> None:
-        targets = np.unique(entries["target"])
+        targets = distinct(entries["target"])
         bad = [int(s) for s in targets if not self.present(int(s))]
         if bad:
             e = entries[int(np.flatnonzero(entries["target"] == bad[0])[0])]
@@ -507,7 +508,7 @@ def _symbols(rel: RelFile) -> tuple[np.ndarray, bytes, dict]:
             names.append("_" + what)
             specs.append((getattr(h, what + "Section"), getattr(h, what), GLOBAL, FUNC))
     foreign = (entries["module"] != h.id) & (entries["module"] != 0)
-    keys = np.unique(entries["module"][foreign].astype(np.int64) * 256 + entries["target"][foreign])
+    keys = distinct(entries["module"][foreign].astype(np.int64) * 256 + entries["target"][foreign])
     other_base = len(names)
     for key in keys.tolist():
         names.append(f"@rel/{key >> 8}/{key & 0xFF}")

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import arch as arch_registry
 from ..arch import Arch
+from ..columns import distinct
 from ..errors import LinkError, ModuleStateError, UnsupportedError
 from ..formats import Source, read_bytes, read_module, symtab
 from ..model import ABS, FUNC, GLOBAL, SECTION_SYMBOL, Module, merge, with_symbols
@@ -139,7 +140,7 @@ class Linker:
 
     def dependencies(self, module: LoadedModule) -> list[LoadedModule]:
         """The linked modules ``module`` refers to."""
-        uids = set(np.unique(module.refs["bound"]).tolist())
+        uids = set(distinct(module.refs["bound"]).tolist())
         return [m for m in self.modules if m.uid in uids and m is not module]
 
     # -- link ------------------------------------------------------------------------------
@@ -221,7 +222,7 @@ class Linker:
         for m in self.modules:
             pending = m.refs["row"][m.refs["bound"] == UNRESOLVED]
             if len(pending):
-                names.update(m.module.symbol_names(np.unique(pending)))
+                names.update(m.module.symbol_names(distinct(pending)))
         if not names:
             return []
         defined = module.definitions_of(sorted(names))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..columns import distinct
 from ..errors import LinkError, UndefinedSymbolError
 from ..model import ABS, Module
 from ..space import Space
@@ -126,7 +127,7 @@ class LoadedModule:
 
     def pending(self) -> list[str]:
         """Names this module calls that no linked module defines (they reach _unresolved)."""
-        rows = np.unique(self.refs["row"][self.refs["bound"] == UNRESOLVED])
+        rows = distinct(self.refs["row"][self.refs["bound"] == UNRESOLVED])
         return self.module.symbol_names(rows)
 
     def __repr__(self) -> str:

@@ -60,6 +60,7 @@ import numpy as np
 
 from ..arch import ppc
 from ..arch.fields import FieldBatch, kind_set, kinds_of, overflow_message, write_fields
+from ..columns import distinct
 from ..errors import (
     FormatError,
     LinkError,
@@ -560,7 +561,7 @@ def _missing_warnings(plf: _Plf, plan: _Plan, missing: Missing, has_unresolved: 
     calls that branch to themselves (the module has no ``_unresolved``)."""
     out = []
     relocs, status = plan.relocs, plan.targets.status
-    warned = np.unique(relocs["target"][missing.warned(status)])
+    warned = distinct(relocs["target"][missing.warned(status)])
     for name, row in sorted(zip(plf.module.symbol_names(warned), warned.tolist(), strict=True)):
         uses = relocs["target"] == row
         calls, others = (uses & plan.unresolved).any(), (uses & ~plan.unresolved).any()
@@ -569,7 +570,7 @@ def _missing_warnings(plf: _Plf, plan: _Plan, missing: Missing, has_unresolved: 
         out.append(f"{plf.path}: {name} is defined nowhere: {what}")
     if not has_unresolved:
         stuck = plan.unresolved & (status == 1) & (missing.mode != "ignore")
-        names = sorted(set(plf.module.symbol_names(np.unique(relocs["target"][stuck]))))
+        names = sorted(set(plf.module.symbol_names(distinct(relocs["target"][stuck]))))
         if names:
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
             out.append(f"{plf.path}: calls to {', '.join(names[:5])}{more} (defined nowhere) "
@@ -858,7 +859,7 @@ def _undefined_names(plfs: list[_Plf], plf_defs: dict[str, _Definition]) -> list
     names: set[str] = set()
     for plf in plfs:
         m = plf.module
-        target = np.unique(m.relocations["target"])
+        target = distinct(m.relocations["target"])
         target = target[m.symbols["section"][target] == UNDEF]
         names.update(n for n in m.symbol_names(target) if n and n not in plf_defs)
     return sorted(names)
