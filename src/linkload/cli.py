@@ -216,8 +216,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
 def cmd_dump(ns: argparse.Namespace) -> int:
     from .formats import dump
 
-    for line in dump(ns.file, disasm=ns.disasm, format=ns.format, plf=ns.plf):
-        print(line)
+    lines = dump(ns.file, disasm=ns.disasm, format=ns.format, plf=ns.plf)
+    sys.stdout.writelines(f"{line}\n" for line in lines)  # a REL's dump has a line an entry
     return 0
 
 

@@ -1208,10 +1208,18 @@ def _rel_lists(rel, names: list[str] | None) -> Iterator[str]:
         yield (f"Relocations against module {module}{f' ({label})' if label else ''}: "
                f"{len(mine)} entries")
         yield f"  {'section':<8} {'offset':>10}  {'type':<22} target"
-        for e in mine:
-            section = int(e["section"])
-            yield (f"  {section:<8} {int(e['offset']):#10x}  {type_name(e['type']):<22} "
-                   f"{_target_text(rel, e)}")
+        yield from _entry_lines(mine, module)
+
+
+def _entry_lines(entries: np.ndarray, module: int) -> Iterator[str]:
+    """The lines of one module's entries, formatted from plain columns (a list can hold
+    tens of thousands of entries; numpy scalars one at a time would be slow)."""
+    types = {t: f"{type_name(t):<22}" for t in distinct(entries["type"]).tolist()}
+    columns = (entries[c].tolist() for c in ("section", "offset", "type", "target", "addend"))
+    for section, offset, kind, target, addend in zip(*columns, strict=True):
+        where = f"DOL {addend:#010x}" if module == 0 else \
+            f"module {module} section {target} + {addend:#x}"
+        yield f"  {section:<8} {offset:#10x}  {types[kind]} {where}"
 
 
 def _notes_for(rel, section: int) -> dict[int, list[str]]:
