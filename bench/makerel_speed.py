@@ -20,7 +20,7 @@ on (as installed packages have it), after one warm-up run each. The C++ ``elf2re
 ttyd-tools is not measured: it cannot be fetched here.
 
 Usage: ``python bench/makerel_speed.py [--functions N] [--repeat R] [--process-repeat P]
-[--profile] [--workdir DIR]``. Needs ``powerpc-linux-gnu-as`` and ``powerpc-linux-gnu-ld``.
+[--processes-only] [--profile] [--workdir DIR]``. Needs ``powerpc-linux-gnu-as`` and ``powerpc-linux-gnu-ld``.
 """
 
 from __future__ import annotations
@@ -71,8 +71,11 @@ def big_module(functions: int) -> str:
 
 
 def other_module() -> str:
-    """Assembly of the second module: the functions and data the big one calls."""
+    """Assembly of the second module: the functions and data the big one calls (and the entry
+    points: pyelf2rel fails without ``_unresolved``)."""
     out = ["\t.text"]
+    for name in ("_prolog", "_epilog", "_unresolved"):
+        out += [f"\t.globl {name}", f"{name}:", "\tblr"]
     for j in range(OTHER):
         out += [f"\t.globl other_fn_{j}", f"other_fn_{j}:", "\tblr"]
     out += ["\t.data"]
@@ -167,9 +170,14 @@ class ProcessTimes:
         return text
 
 
-def run_process(command: list[str], cwd: Path, env: dict[str, str], repeat: int) -> ProcessTimes:
-    """Run ``command`` once to warm up (and write bytecode caches), then ``repeat`` times."""
-    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+def run_process(command: list[str], cwd: Path, env: dict[str, str], repeat: int
+                ) -> ProcessTimes | None:
+    """Run ``command`` once to warm up (and write bytecode caches), then ``repeat`` times;
+    None if it fails (an older linkload without the option, say)."""
+    warm_up = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    if warm_up.returncode:
+        return None
     wall, cpu = [], []
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -202,13 +210,21 @@ def process_commands(workdir: Path) -> dict[str, list[str]]:
         "linkload makerel big.plf other.plf --symbols": [
             *linkload_cli, "makerel", "big.plf", "other.plf", "--symbols", "static.sym",
             "-o", str(out_dir)],
+        "linkload makerel big.plf all.lst big.rel": [
+            *linkload_cli, "makerel", "big.plf", "all.lst", "big-linkload.rel", "--rel-id", "1",
+            "--no-str", "--no-import-list"],
+        "linkload makerel other.plf (small)": [
+            *linkload_cli, "makerel", "other.plf", "all.lst", "other-linkload.rel", "--rel-id",
+            "2", "--no-str", "--no-import-list"],
         "linkload dump other.rel (small)": [*linkload_cli, "dump", str(out_dir / "other.rel")],
         "linkload dump big.rel": [*linkload_cli, "dump", str(out_dir / "big.rel")],
     }
     if importlib.util.find_spec("pyelf2rel") is not None:
-        commands["pyelf2rel big.plf all.lst big-pyelf2rel.rel"] = [
-            python, "-c", "from pyelf2rel.elf2rel import entry; entry()", "big.plf", "all.lst",
-            "big-pyelf2rel.rel", "--rel-id", "1"]
+        pyelf2rel = [python, "-c", "from pyelf2rel.elf2rel import entry; entry()"]
+        commands["pyelf2rel big.plf all.lst big.rel"] = [
+            *pyelf2rel, "big.plf", "all.lst", "big-pyelf2rel.rel", "--rel-id", "1"]
+        commands["pyelf2rel other.plf (small)"] = [
+            *pyelf2rel, "other.plf", "all.lst", "other-pyelf2rel.rel", "--rel-id", "2"]
     return commands
 
 
@@ -217,10 +233,37 @@ def time_processes(workdir: Path, repeat: int) -> None:
     floor = None
     for label, command in process_commands(workdir).items():
         times = run_process(command, workdir, env, repeat)
+        if times is None:
+            print(f"{label:<44} fails (not supported by this linkload?)")
+            continue
         print(times.line(label, floor))
         floor = floor or times
     if importlib.util.find_spec("pyelf2rel") is None:
         print("pyelf2rel is not installed (pip install pyelf2rel, or the bench extra): not timed")
+
+
+def time_in_process(plfs: list[Path], symbols: Path, count: int, workdir: Path,
+                    ns: argparse.Namespace) -> None:
+    """The first two parts: ``build`` of each REL version, then the link in unicorn."""
+    result = None
+    for version in (1, 2, 3):
+        times, result = time_makerel(plfs, symbols, version, ns.repeat)
+        big = result.rels[0]
+        print(f"makerel v{version}: {count:,} relocations -> {big.relocations:,} REL entries "
+              f"+ {big.resolved_in_file:,} resolved in the file, {len(big.data):,} bytes; "
+              f"best {min(times) * 1e3:.1f} ms, median {statistics.median(times) * 1e3:.1f} "
+              f"ms ({min(times) / count * 1e9:.0f} ns per relocation)")
+    if ns.profile:
+        profile = cProfile.Profile()
+        profile.runcall(build, None, plfs, symbols=symbols, version=3)
+        text = io.StringIO()
+        pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(25)
+        print(text.getvalue())
+    times = link_in_emulated_space(result, symbols, workdir, ns.repeat)
+    entries = sum(r.relocations for r in result.rels)
+    print(f"link in the emulated space (OSLink of both modules): best {min(times) * 1e3:.1f} "
+          f"ms, median {statistics.median(times) * 1e3:.1f} ms for {entries:,} REL entries "
+          f"({min(times) / entries * 1e9:.0f} ns per entry)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--process-repeat", type=int, default=10,
                         help="runs of each command timed as a process (default 10)")
+    parser.add_argument("--processes-only", action="store_true",
+                        help="time only the commands as processes")
     parser.add_argument("--profile", action="store_true", help="profile one version-3 build")
     parser.add_argument("--workdir", type=Path, help="keep the generated files here")
     ns = parser.parse_args(argv)
@@ -239,26 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         plfs, symbols, count = prepare(workdir, ns.functions)
         print(f"big module: {ns.functions} functions, {count:,} ELF relocations")
-        result = None
-        for version in (1, 2, 3):
-            times, result = time_makerel(plfs, symbols, version, ns.repeat)
-            big = result.rels[0]
-            print(f"makerel v{version}: {count:,} relocations -> {big.relocations:,} REL entries "
-                  f"+ {big.resolved_in_file:,} resolved in the file, {len(big.data):,} bytes; "
-                  f"best {min(times) * 1e3:.1f} ms, median {statistics.median(times) * 1e3:.1f} "
-                  f"ms ({min(times) / count * 1e9:.0f} ns per relocation)")
-        if ns.profile:
-            profile = cProfile.Profile()
-            profile.runcall(build, None, plfs, symbols=symbols, version=3)
-            text = io.StringIO()
-            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(25)
-            print(text.getvalue())
-        times = link_in_emulated_space(result, symbols, workdir, ns.repeat)
-        entries = sum(r.relocations for r in result.rels)
-        print(f"link in the emulated space (OSLink of both modules): best {min(times) * 1e3:.1f} "
-              f"ms, median {statistics.median(times) * 1e3:.1f} ms for {entries:,} REL entries "
-              f"({min(times) / entries * 1e9:.0f} ns per entry)")
-        print("commands as processes:")
+        if not ns.processes_only:
+            time_in_process(plfs, symbols, count, workdir, ns)
+        print("commands as processes (linkload from "
+              f"{Path(linkload.__file__).resolve().parent.parent}):")
         time_processes(workdir, ns.process_repeat)
     return 0
 

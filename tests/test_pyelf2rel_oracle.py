@@ -11,7 +11,8 @@ Where it is wrong, linkload must refuse or handle what pyelf2rel gets wrong:
   module's ``_prolog`` runs the constructor;
 * a call to a function defined nowhere: pyelf2rel leaves ``bl .`` (a branch to itself, which
   hangs), linkload points it at the module's ``_unresolved``, or refuses it (``missing``
-  ``"error"``).
+  ``"error"``);
+* a module without ``_unresolved``: pyelf2rel fails (a KeyError), linkload builds it.
 
 The modules are compiled at test time with the PowerPC cross compiler; pyelf2rel is a test
 dependency (the ``test`` extra).
@@ -33,7 +34,7 @@ from conftest import C_DIR, require_module, run_tool
 from linkload import FormatError, Linker, UndefinedSymbolError
 from linkload.formats import rel
 from linkload.tools import build
-from relmodules import STATIC_LDFLAGS
+from relmodules import STATIC_LDFLAGS, plf_of
 
 REL_DIR = C_DIR / "rel"
 ENTRY_POINTS = "void _prolog(void) {}\nvoid _epilog(void) {}\nvoid _unresolved(void) {}\n"
@@ -186,3 +187,12 @@ def test_call_to_a_missing_function(ppc, modules, tmp_path):
     m = ld.link(path, symbols=plf)
     assert m.call("calls_missing") == 5  # linkload: the call reaches _unresolved, and returns
     assert ld.space.read(m.address("unresolved_calls"), 4) == (1).to_bytes(4, "big")
+
+
+def test_module_without_unresolved(ppc, modules):
+    plf = plf_of(ppc, "int lonely_data = 3;\nint lonely(void) { return lonely_data; }\n",
+                 "lonely")
+    with pytest.raises(KeyError, match="_unresolved"):
+        pyelf2rel(plf, modules.lst, 1, missing="ignore")
+    r = build(modules.static, [plf])
+    assert r.warnings == [] and parse_rel(r.rels[0].data).fields["unresolvedSection"] == 0
