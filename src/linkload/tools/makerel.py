@@ -213,10 +213,11 @@ def _symbol_sources(symbols: Source | Sequence[Source] | None) -> list[Source]:
     return list(symbols)
 
 
-def _external_definitions(static: Source | None, symbols: Source | Sequence[Source] | None
-                          ) -> _External:
+def _external_definitions(static: Source | None, symbols: Source | Sequence[Source] | None,
+                          find_clashes: bool = False) -> _External:
     """The static module's names (its ELF or DOL, and the symbol lists) and the other
-    modules' names the symbol lists give."""
+    modules' names the symbol lists give; with ``find_clashes``, the names the lists give
+    two places."""
     modules: list[Module] = []
     sections_module: Module | None = None
     if static is not None:
@@ -233,7 +234,8 @@ def _external_definitions(static: Source | None, symbols: Source | Sequence[Sour
         entries = symtab.parse_file(file)
         modules.append(symtab.to_module(symtab.resolve(entries, places, file),
                                         file=file))
-        clashes.update(_clashing_entries(entries, file))
+        if find_clashes:
+            clashes.update(_clashing_entries(entries, file))
         for e in symtab.other_modules(entries):
             listed.setdefault(e.name, _Definition(e.module, e.section, e.offset))
     out: dict[str, _Definition] = {}
@@ -783,7 +785,7 @@ def build(static: Source | None, plfs: Sequence[Source], *, version: int = 3, ba
                                                             strict=True)]
     warnings = _unknown_sections(loaded, ignore)
     plf_defs, ambiguous = _plf_definitions(loaded)
-    external = _external_definitions(static, symbols)
+    external = _external_definitions(static, symbols, find_clashes=block_duplicates)
     if block_duplicates:
         _refuse_duplicates(loaded, plf_defs, ambiguous, external)
     if not external.given:
