@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from .errors import LinkError
 
@@ -221,14 +220,14 @@ def cmd_dump(ns: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass
 class _Inputs:
     """makerel's FILEs sorted by what they are."""
 
-    static: str | None = None
-    plfs: list[str] = field(default_factory=list)
-    symbols: list[str] = field(default_factory=list)
-    output: str | None = None
+    def __init__(self) -> None:
+        self.static: str | None = None
+        self.plfs: list[str] = []
+        self.symbols: list[str] = []
+        self.output: str | None = None
 
 
 def _sort_inputs(paths: list[str]) -> _Inputs:

@@ -152,8 +152,7 @@ class MakerelResult:
 
 
 # -- inputs -------------------------------------------------------------------------------------
-@dataclass
-class _Plf:
+class _Plf(NamedTuple):
     path: str
     module: Module
     elf: elf_format.ElfFile
@@ -193,11 +192,12 @@ def _plf_path(source: Source) -> str:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<bytes>"
 
 
-@dataclass
-class _External:
+class _External(NamedTuple):
     """The names defined outside the plfs being built: in the static module (``static``) and,
     by symbol lists, in other REL modules (``modules``); ``given``: a static module or a
-    symbol list was given; ``clashes``: names defined twice with different places."""
+    symbol list was given; ``clashes``: names defined twice with different places.
+    (NamedTuples rather than dataclasses for makerel's records: a command pays for making
+    each class when it starts, and a dataclass costs several times more.)"""
 
     static: dict[str, _Definition]
     modules: dict[str, _Definition]
@@ -397,8 +397,7 @@ def _section_specs(plf: _Plf) -> list[rel_format.RelSection]:
 
 
 # -- resolution ---------------------------------------------------------------------------------
-@dataclass
-class _Targets:
+class _Targets(NamedTuple):
     """Per relocation: target module id, section (ELF index) and value (before the addend);
     ``status`` 0 resolved, 1 undefined, 2 undefined weak."""
 
@@ -409,8 +408,7 @@ class _Targets:
     static_names: set[str]
 
 
-@dataclass(frozen=True)
-class _Names:
+class _Names(NamedTuple):
     """Where names are looked up, after the module itself: the static module, the other plfs
     (and the names two of them define), the other modules of the symbol lists."""
 
@@ -504,8 +502,7 @@ def _reloc_error(plf: _Plf, relocs: np.ndarray, i: int, message: str,
 
 
 # -- names defined nowhere ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Missing:
+class Missing(NamedTuple):
     """What happens to references to names defined nowhere: ``mode`` for ordinary names (one
     of :data:`MISSING_MODES`), ``weak`` for weak ones (one of :data:`WEAK_MODES`)."""
 
@@ -581,8 +578,7 @@ def _missing_warnings(plf: _Plf, plan: _Plan, missing: Missing, has_unresolved: 
 
 
 # -- planning -----------------------------------------------------------------------------------
-@dataclass
-class _Plan:
+class _Plan(NamedTuple):
     """How each (supported) relocation of a plf is handled."""
 
     relocs: np.ndarray  # the plf's relocations, without R_PPC_NONE
@@ -695,8 +691,7 @@ def _entry_point(plf: _Plf, name: str, specs: list[rel_format.RelSection]) -> tu
 
 
 # -- header choices -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Choices:
+class _Choices(NamedTuple):
     """One module's header values: the REL version, the name fields, the alignments (None:
     computed), and the original it is to match (None: none)."""
 
