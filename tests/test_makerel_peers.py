@@ -104,6 +104,16 @@ def test_output_file_or_folder(built, tmp_path, capsys):
     assert "names one REL, but 3 plfs" in capsys.readouterr().err
 
 
+def test_module_names(built, tmp_path):
+    """dtk's -n names the modules (here: in the .str table)."""
+    out = tmp_path / "out"
+    assert main(["makerel", str(built.static), *map(str, built.plfs), "-o", str(out),
+                 "-n", "alpha", "--names", "beta", "-n", "gamma", "--str", "m.str"]) == 0
+    assert (out / "m.str").read_bytes() == b"alpha\0beta\0gamma\0"
+    assert main(["makerel", str(built.static), *map(str, built.plfs), "-o", str(out),
+                 "-n", "alpha"]) == 2
+
+
 def test_response_file(built, tmp_path):
     """dtk and ninja pass long argument lists in a file: one argument per line."""
     rsp = tmp_path / "args.rsp"
