@@ -44,6 +44,22 @@ def test_rebuild_matches_the_originals(built, choices):
     assert any(p.data != o.data for p, o in zip(plain.rels, first.rels, strict=True))
 
 
+def test_static_sections_from_the_original(built, tmp_path):
+    """Built against a symbol list, a REL cannot know the static module's section of its DOL
+    entries (the loader ignores it); matching takes it from the original."""
+    first = build(built.static, built.plfs)
+    with open(built.static, "rb") as f:
+        listing = "".join(f"{s['st_value']:08x}:{s.name}\n" for s in ELFFile(f).get_section_by_name(
+            ".symtab").iter_symbols() if s["st_info"]["bind"] == "STB_GLOBAL"
+            and s["st_shndx"] != "SHN_UNDEF")
+    (tmp_path / "static.sym").write_text(listing)
+    plain = build(None, built.plfs, symbols=tmp_path / "static.sym")
+    assert plain.rels[0].data != first.rels[0].data
+    again = build(None, built.plfs, symbols=tmp_path / "static.sym",
+                  match=[r.data for r in first.rels])
+    assert [r.data for r in again.rels] == [r.data for r in first.rels]
+
+
 def _section_attributes_template(result) -> rel.RelTemplate:
     """A layout no plf gives: three more (absent) sections, one of them marked executable,
     and the last section with data 0x40 bytes further on than its alignment puts it."""

@@ -879,6 +879,9 @@ def _build_one(plf: _Plf, names: _Names, choices: _Choices, missing: Missing
     has_unresolved = bool(unresolved[0]) and specs[unresolved[0]].has_data
     in_file = _resolve_in_file(plf, plan, offsets, image, unresolved, has_unresolved)
     entries = _entries(plan)
+    if template is not None and template.original is not None:
+        _static_sections_from(entries, rel_format.RelFile(template.original,
+                                                          template.file or "<original>"))
     patched = [rel_format.RelSection(s.size, image[at:at + s.size].tobytes(), s.align, s.exec,
                                      offset=at) if s.has_data else s
                for s, at in zip(specs, offsets_list, strict=True)]
@@ -895,6 +898,28 @@ def _build_one(plf: _Plf, names: _Names, choices: _Choices, missing: Missing
             data, template.original, names=out.section_names, file=plf.path,
             original_file=template.file or "<original>")
     return out, plan.targets.static_names, _missing_warnings(plf, plan, missing, has_unresolved)
+
+
+def _place_keys(entries: np.ndarray) -> np.ndarray:
+    """One integer per entry for its place and type: patched section, offset, type."""
+    return (entries["section"].astype(np.int64) << 40) | \
+        (entries["offset"].astype(np.int64) << 8) | entries["type"].astype(np.int64)
+
+
+def _static_sections_from(entries: np.ndarray, original: rel_format.RelFile) -> None:
+    """Static-module entries whose section nobody gave (0: no static ELF or DOL, only symbol
+    lists) take the original's at the same place: the loader ignores it, a match does not."""
+    mine = np.flatnonzero((entries["module"] == 0) & (entries["target"] == 0))
+    theirs = original.entries[original.entries["module"] == 0]
+    if not len(mine) or not len(theirs):
+        return
+    known = _place_keys(theirs)
+    order = np.argsort(known, kind="stable")
+    known = known[order]
+    wanted = _place_keys(entries[mine])
+    at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+    found = known[at] == wanted
+    entries["target"][mine[found]] = theirs["target"][order[at[found]]]
 
 
 def makerel(static: Source | None, plfs: Sequence[Source], *,
