@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .errors import LinkError
 
@@ -281,7 +281,8 @@ def _output_places(ns: argparse.Namespace, inputs: _Inputs) -> tuple[str | None,
     return out_dir, output
 
 
-def _match(ns: argparse.Namespace):
+def _match(ns: argparse.Namespace) -> list[str] | Mapping[str, object] | None:
+    """The originals to match: one per plf (--match), or by module name (--match-config)."""
     if ns.match and ns.match_config:
         raise LinkError("give --match (per plf) or --match-config, not both")
     if ns.match_config:
