@@ -81,6 +81,7 @@ def other_module() -> str:
     out += ["\t.data"]
     for j in range(OTHER):
         out += [f"\t.globl other_data_{j}", f"other_data_{j}:", f"\t.long {j}"]
+    out += ["other_table:", "\t.long other_fn_0, dol_func0"]  # pyelf2rel fails without relocations
     return "\n".join(out) + "\n"
 
 

@@ -12,7 +12,8 @@ Where it is wrong, linkload must refuse or handle what pyelf2rel gets wrong:
 * a call to a function defined nowhere: pyelf2rel leaves ``bl .`` (a branch to itself, which
   hangs), linkload points it at the module's ``_unresolved``, or refuses it (``missing``
   ``"error"``);
-* a module without ``_unresolved``: pyelf2rel fails (a KeyError), linkload builds it.
+* a module without ``_unresolved``, or without relocations: pyelf2rel fails (a KeyError, a
+  ValueError), linkload builds it.
 
 The modules are compiled at test time with the PowerPC cross compiler; pyelf2rel is a test
 dependency (the ``test`` extra).
@@ -196,3 +197,11 @@ def test_module_without_unresolved(ppc, modules):
         pyelf2rel(plf, modules.lst, 1, missing="ignore")
     r = build(modules.static, [plf])
     assert r.warnings == [] and parse_rel(r.rels[0].data).fields["unresolvedSection"] == 0
+
+
+def test_module_without_relocations(ppc, modules):
+    plf = plf_of(ppc, "int quiet_data = 3;\n" + ENTRY_POINTS, "quiet")
+    with pytest.raises(ValueError, match="empty"):
+        pyelf2rel(plf, modules.lst, 1)
+    r = build(modules.static, [plf]).rels[0]
+    assert r.relocations == 0 and parse_rel(r.data).imports == []
