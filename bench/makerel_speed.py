@@ -15,7 +15,8 @@ wall-clock time, and the CPU time the process used, over ``--process-repeat`` ru
 ``linkload makerel`` and ``linkload dump``, pyelf2rel (``pip install pyelf2rel``, the ``bench``
 extra) building the big module from the same plf and an LST symbol list naming the same
 static-module and other-module symbols, and the floor every Python command pays,
-``python -c pass`` (and ``python -c "import numpy"``). The processes run with bytecode caching
+``python -c pass`` (and ``python -c "import numpy"``, with numpy's OpenBLAS starting a
+thread per CPU and with the one thread the linkload command asks for). The processes run with bytecode caching
 on (as installed packages have it), after one warm-up run each. The C++ ``elf2rel`` of
 ttyd-tools is not measured: it cannot be fetched here.
 
@@ -208,6 +209,8 @@ def process_commands(workdir: Path) -> dict[str, list[str]]:
     commands = {
         "python -c pass": [python, "-c", "pass"],
         'python -c "import numpy"': [python, "-c", "import numpy"],
+        "... with one BLAS thread (as linkload asks)": [
+            python, "-c", "import os; os.environ['OPENBLAS_NUM_THREADS'] = '1'; import numpy"],
         "linkload makerel big.plf other.plf --symbols": [
             *linkload_cli, "makerel", "big.plf", "other.plf", "--symbols", "static.sym",
             "-o", str(out_dir)],
