@@ -12,16 +12,18 @@ static module is the symbol list, and times it.
 
 The third part times the commands as processes, as a build system runs them (best and median
 wall-clock time, and the CPU time the process used, over ``--process-repeat`` runs each):
-``linkload makerel`` and ``linkload dump``, pyelf2rel (``pip install pyelf2rel``, the ``bench``
-extra) building the big module from the same plf and an LST symbol list naming the same
-static-module and other-module symbols, and the floor every Python command pays,
-``python -c pass`` (and ``python -c "import numpy"``, with numpy's OpenBLAS starting a
-thread per CPU and with the one thread the linkload command asks for). The processes run with bytecode caching
-on (as installed packages have it), after one warm-up run each. The C++ ``elf2rel`` of
-ttyd-tools is not measured: it cannot be fetched here.
+``linkload makerel`` (of both modules; of the big one as pyelf2rel is run; of the small one)
+and ``linkload dump``, pyelf2rel (``pip install pyelf2rel``, the ``bench`` extra) building
+the big and the small module from the same plfs and an LST naming the same static-module and
+other-module symbols, and the floor every Python command pays, ``python -c pass`` (and
+``python -c "import numpy"``, with numpy's OpenBLAS starting a thread per CPU, and with the
+one thread the linkload command asks for). The processes run with bytecode caching on (as
+installed packages have it), after one warm-up run each. The C++ ``elf2rel`` of ttyd-tools
+is not measured: it cannot be fetched here.
 
 Usage: ``python bench/makerel_speed.py [--functions N] [--repeat R] [--process-repeat P]
-[--processes-only] [--profile] [--workdir DIR]``. Needs ``powerpc-linux-gnu-as`` and ``powerpc-linux-gnu-ld``.
+[--processes-only] [--profile] [--workdir DIR]``. Needs ``powerpc-linux-gnu-as`` and
+``powerpc-linux-gnu-ld``.
 """
 
 from __future__ import annotations
