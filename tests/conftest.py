@@ -17,6 +17,7 @@ otherwise.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 import subprocess
@@ -24,6 +25,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
+
+from relmodules import CC, CXX, FLAGS, LD, MODULES, STATIC, STATIC_LDFLAGS, Build
 
 C_DIR = Path(__file__).parent / "c"
 CXX_SUFFIXES = {".cc", ".cpp", ".cxx", ".C"}
@@ -42,6 +45,15 @@ def require_tool(name: str) -> str:
     if path is None:
         missing(f"{name} is not installed")
     return path
+
+
+def require_module(name: str):
+    """The Python module ``name`` (a test-only dependency, e.g. pyelf2rel), or fail/skip the
+    test."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing(f"the Python package {name} is not installed (pip install -e '.[test]')")
 
 
 def run_tool(cmd: Sequence[str], cwd: Path | None = None) -> str:
@@ -195,3 +207,19 @@ def writable_executable_pages(ranges: Iterable[tuple[int, int]]) -> list[str]:
 def space_ranges(space) -> list[tuple[int, int]]:
     """The (start, end) of every reservation of a native space."""
     return [(m.address, m.address + m.size) for m in space._mappings.values()]
+
+
+@pytest.fixture(scope="session")
+def ppc(toolchain):
+    """The PowerPC cross toolchain with the flags REL modules are compiled with."""
+    return toolchain(CC, CXX, LD, common_flags=FLAGS)
+
+
+@pytest.fixture(scope="session")
+def built(ppc):
+    """The static module and the plfs of :mod:`relmodules`, built once a session."""
+    static = ppc.executable([ppc.compile_text(STATIC, "static.c")], ldflags=STATIC_LDFLAGS,
+                            stem="static")
+    plfs = [ppc.combine([ppc.compile_text(src, f"mod_{name}.c")], stem=name)
+            for name, src in MODULES.items()]
+    return Build(static, plfs)

@@ -18,6 +18,7 @@ from linkload.arch.fields import (
     stored_addends,
     write_fields,
 )
+from linkload.columns import distinct
 
 PPC, X86 = ppc.ARCH, x86_64.ARCH
 
@@ -73,3 +74,11 @@ def test_stored_addends_decode_what_was_encoded(value):
     write_fields(PPC, image, ">", batch(PPC, [ppc.R_PPC_REL14], [0], [value]))
     decoded = stored_addends(PPC, image, ">", np.array([ppc.R_PPC_REL14]), np.array([0]))
     assert int(decoded[0]) == value
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 1000])
+def test_distinct_is_np_unique(size):
+    """linkload's stand-in for np.unique (which imports numpy.ma) gives the same values."""
+    values = np.random.default_rng(size).integers(-50, 50, size).astype(np.int64)
+    assert np.array_equal(distinct(values), np.unique(values))
+    assert distinct(values).dtype == values.dtype

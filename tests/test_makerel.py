@@ -2,7 +2,7 @@
 compiler fails the tests under CI and skips them otherwise).
 
 A freestanding static module (no libc) and three modules referring to each other, to the static
-module and to themselves are built into RELs of versions 1, 2 and 3. The bytes are checked
+module and to themselves (:mod:`relmodules`) are built into RELs of versions 1, 2 and 3. The bytes are checked
 against the layout with the independent :func:`test_rel_format.parse_rel`, and then *linked*
 by a small model of the SDK loader written here from the format description: every relocation
 of the original plf files (read with pyelftools) must then hold the value the static linker
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,96 +26,7 @@ from linkload import LinkError, UndefinedSymbolError, UnsupportedError
 from linkload.cli import main
 from linkload.formats import dol, rel
 from linkload.tools import build
-
-CC, CXX, LD = "powerpc-linux-gnu-gcc", "powerpc-linux-gnu-g++", "powerpc-linux-gnu-ld"
-FLAGS = ["-mcpu=750", "-msdata=none", "-fno-pic", "-O1"]
-STATIC_LDFLAGS = ["-nostdlib", "-static", "-Wl,-Ttext=0x80004000", "-Wl,--build-id=none",
-                  "-Wl,-e,_start"]
-
-STATIC = r"""
-int dol_value = 7;
-int dol_table[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-int dol_counter;
-int dol_func(int x) { return x + dol_value; }
-int dol_twice(int x) { return 2 * x; }
-void OSReport(const char *message) { (void)message; dol_counter++; }
-void _start(void) { for (;;) dol_func(1); }
-"""
-
-MOD_A = r"""
-extern int dol_value, dol_table[8];
-extern int dol_func(int);
-extern void OSReport(const char *);
-extern int b_func(int);
-extern int b_data[4];
-extern void not_loaded_anywhere(void);
-int a_func(int x);
-static int a_counter;
-static int a_block[64] __attribute__((aligned(32)));
-int a_data = 3;
-int *a_pointers[] = {&a_data, &dol_value, &b_data[1], &a_counter, &a_block[5]};
-int (*a_functions[])(int) = {dol_func, b_func, a_func};
-const char a_message[] = "hello from a";
-static int helper(int x) { return x * 2 + a_counter + a_block[3]; }
-int a_func(int x) {
-    a_counter++;
-    not_loaded_anywhere();
-    OSReport(a_message);
-    return helper(x) + dol_func(x) + dol_value + dol_table[3] + b_func(x) + b_data[2];
-}
-void _prolog(void) { a_data = 1; }
-void _epilog(void) { a_data = 0; }
-void _unresolved(void) { OSReport("unresolved"); }
-"""
-
-MOD_B = r"""
-extern int a_func(int);
-extern int a_data;
-extern int *a_pointers[];
-extern int dol_twice(int);
-extern int dol_counter;
-extern int c_func(int);
-extern void b_missing(void);
-int b_data[4] = {1, 2, 3, 4};
-static const int b_table[4] = {10, 20, 30, 40};
-int b_func(int x) { return x + a_data + b_data[1] + b_table[x & 3] + *a_pointers[0]; }
-int b_calls(int x) { b_missing(); return a_func(x) + dol_twice(x) + dol_counter + c_func(x); }
-"""
-
-MOD_C = r"""
-extern int dol_value;
-extern int b_data[4];
-static int c_local;
-int c_func(int x);
-struct big { int *p1; char pad1[0x18000]; int *p2; char pad2[0x20000]; int *p3; int (*f)(int); };
-struct big c_big = {&dol_value, {0}, &b_data[0], {0}, &c_local, c_func};
-int c_func(int x) { return x + c_local + *c_big.p1 + *c_big.p3; }
-"""
-
-MODULES = {"a": MOD_A, "b": MOD_B, "c": MOD_C}
-
-
-@dataclass
-class Build:
-    static: Path
-    plfs: list[Path]
-
-    def elf(self, i: int) -> ELFFile:
-        return ELFFile(io.BytesIO(self.plfs[i].read_bytes()))
-
-
-@pytest.fixture(scope="module")
-def ppc(toolchain):
-    return toolchain(CC, CXX, LD, common_flags=FLAGS)
-
-
-@pytest.fixture(scope="module")
-def built(ppc) -> Build:
-    static = ppc.executable([ppc.compile_text(STATIC, "static.c")], ldflags=STATIC_LDFLAGS,
-                            stem="static")
-    plfs = [ppc.combine([ppc.compile_text(src, f"mod_{name}.c")], stem=name)
-            for name, src in MODULES.items()]
-    return Build(static, plfs)
+from relmodules import Build, plf_of, without_dol_sections
 
 
 @pytest.fixture(scope="module")
@@ -447,17 +357,11 @@ def _symbol_list(built: Build, path: Path) -> Path:
     return path
 
 
-def _without_dol_sections(data: bytes) -> list:
-    p = parse_rel(data)
-    return [(m, [(s, pos, kind, 0 if m == 0 else t, a) for s, pos, kind, t, a in p.patches(m)])
-            for m, _ in p.imports]
-
-
 def test_symbol_list_instead_of_elf(built, results, tmp_path):
     listing = _symbol_list(built, tmp_path / "static.sym")
     by_list = build(None, built.plfs, symbols=listing, module_names=["a", "b", "c"])
     for mine, reference in zip(by_list.rels, results[3].rels, strict=True):
-        assert _without_dol_sections(mine.data) == _without_dol_sections(reference.data)
+        assert without_dol_sections(mine.data) == without_dol_sections(reference.data)
         assert parse_rel(mine.data).sections == parse_rel(reference.data).sections
     assert by_list.imports == results[3].imports
 
@@ -480,7 +384,7 @@ def test_dol_and_symbol_list(built, results, tmp_path):
     listing = _symbol_list(built, tmp_path / "static.sym")
     r = build(image, built.plfs, symbols=listing, module_names=["a", "b", "c"])
     for mine, reference in zip(r.rels, results[3].rels, strict=True):
-        assert _without_dol_sections(mine.data) == _without_dol_sections(reference.data)
+        assert without_dol_sections(mine.data) == without_dol_sections(reference.data)
     dol_sections = {t for _, _, _, t, _ in parse_rel(r.rels[0].data).patches(0)}
     assert dol_sections <= {0, 7}  # text0 and data0: the DOL's slot numbers
 
@@ -532,12 +436,8 @@ def test_cli_beside_the_plfs_and_first_pass(built, tmp_path, capsys, monkeypatch
 
 
 # -- errors ------------------------------------------------------------------------------------
-def _plf(ppc, source: str, name: str, flags=()) -> Path:
-    return ppc.combine([ppc.compile_text(source, f"{name}.c", flags)], stem=name)
-
-
 def test_error_small_data(ppc, built):
-    plf = _plf(ppc, "int small_var = 3;\nint use_small(void) { return small_var; }\n", "sda",
+    plf = plf_of(ppc, "int small_var = 3;\nint use_small(void) { return small_var; }\n", "sda",
                ["-msdata=sysv", "-G", "8"])
     with pytest.raises(UnsupportedError) as info:
         build(built.static, [plf])
@@ -547,19 +447,19 @@ def test_error_small_data(ppc, built):
 
 
 def test_error_thread_local(ppc, built):
-    plf = _plf(ppc, "__thread int tv;\nint get_tv(void) { return tv; }\n", "tls")
+    plf = plf_of(ppc, "__thread int tv;\nint get_tv(void) { return tv; }\n", "tls")
     with pytest.raises(UnsupportedError, match="-msdata=none"):
         build(built.static, [plf])
 
 
 def test_error_pic(ppc, built):
-    plf = _plf(ppc, "extern int ext;\nint get(void) { return ext; }\n", "pic", ["-fPIC"])
+    plf = plf_of(ppc, "extern int ext;\nint get(void) { return ext; }\n", "pic", ["-fPIC"])
     with pytest.raises(UnsupportedError, match="-fno-pic"):
         build(built.static, [plf])
 
 
 def test_error_two_bss_sections(ppc, built):
-    plf = _plf(ppc, 'int x1[4];\nint x2[4] __attribute__((section(".bss.extra")));\n'
+    plf = plf_of(ppc, 'int x1[4];\nint x2[4] __attribute__((section(".bss.extra")));\n'
                "int f(void) { return x1[0] + x2[1]; }\n", "twobss")
     with pytest.raises(UnsupportedError) as info:
         build(built.static, [plf])
@@ -568,21 +468,21 @@ def test_error_two_bss_sections(ppc, built):
 
 
 def test_error_common(ppc, built):
-    plf = _plf(ppc, "int cm;\nint g(void) { return cm; }\n", "common", ["-fcommon"])
+    plf = plf_of(ppc, "int cm;\nint g(void) { return cm; }\n", "common", ["-fcommon"])
     with pytest.raises(UnsupportedError, match="-fno-common") as info:
         build(built.static, [plf])
     assert info.value.symbol == "cm"
 
 
 def test_error_undefined_data(ppc, built):
-    plf = _plf(ppc, "extern int nowhere;\nint f(void) { return nowhere; }\n", "undef")
+    plf = plf_of(ppc, "extern int nowhere;\nint f(void) { return nowhere; }\n", "undef")
     with pytest.raises(UndefinedSymbolError) as info:
         build(built.static, [plf])
     assert info.value.symbol == "nowhere" and info.value.section == ".text"
 
 
 def test_weak_undefined_data_is_zero(ppc, built):
-    plf = _plf(ppc, "extern int maybe __attribute__((weak));\n"
+    plf = plf_of(ppc, "extern int maybe __attribute__((weak));\n"
                "int *f(void) { return &maybe; }\n", "weak")
     out = build(built.static, [plf]).rels[0]
     patches = parse_rel(out.data).patches(0)
@@ -592,9 +492,9 @@ def test_weak_undefined_data_is_zero(ppc, built):
 def test_duplicate_definitions(ppc, built):
     """Two modules may define the same name (each has its own _prolog & co.); referring to it
     from a third is ambiguous."""
-    one = _plf(ppc, "int twice_defined = 1;\nvoid _prolog(void) {}\n", "dup1")
-    two = _plf(ppc, "int twice_defined = 2;\nvoid _prolog(void) {}\n", "dup2")
-    user = _plf(ppc, "extern int twice_defined;\nint get(void) { return twice_defined; }\n",
+    one = plf_of(ppc, "int twice_defined = 1;\nvoid _prolog(void) {}\n", "dup1")
+    two = plf_of(ppc, "int twice_defined = 2;\nvoid _prolog(void) {}\n", "dup2")
+    user = plf_of(ppc, "extern int twice_defined;\nint get(void) { return twice_defined; }\n",
                 "dupuser")
     r = build(built.static, [one, two])
     assert [parse_rel(x.data).fields["prologSection"] for x in r.rels] == [1, 1]

@@ -7,7 +7,15 @@ references, unlink and reload them, and place programs into memory regions.
 >>> from linkload import Linker
 >>> ld = Linker.native()          # this process is the static module
 >>> m = ld.link("plugin.o")       # doctest: +SKIP
+
+The names below are imported when first used (``linkload.Linker`` loads the linker, the
+spaces and numpy; ``linkload.LinkError`` only the errors), so that a command or a tool that
+needs one part of the package does not pay for the others.
 """
+
+from __future__ import annotations
+
+import importlib
 
 from .errors import (
     DebuggerError,
@@ -19,11 +27,32 @@ from .errors import (
     UndefinedSymbolError,
     UnsupportedError,
 )
-from .formats import read_module
-from .link import Linker, LoadedModule
-from .model import Module, Section, SectionKind
 
 __version__ = "0.1.0"
+
+#: Exported name -> the module that defines it, imported on first use.
+_LAZY = {
+    "Linker": ".link",
+    "LoadedModule": ".link",
+    "Module": ".model",
+    "Section": ".model",
+    "SectionKind": ".model",
+    "read_module": ".formats",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'linkload' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later uses find it directly
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DebuggerError",

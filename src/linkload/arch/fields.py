@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..columns import distinct
 from .base import INT64_MAX, INT64_MIN, Arch, Expr, Field, Kind, KindTables
 
 # -- reading and writing fields in a byte image --------------------------------------------------
@@ -155,7 +156,7 @@ def kind_set(arch: Arch, kinds: tuple[int, ...]) -> KindSet:
 
 def kinds_of(column: np.ndarray) -> tuple[int, ...]:
     """The distinct kinds of a (small) column, ascending."""
-    return tuple(np.unique(column).tolist())
+    return tuple(distinct(column).tolist())
 
 
 def fits(field: Field, values: np.ndarray) -> np.ndarray:
@@ -286,7 +287,7 @@ def encode_fields(arch: Arch, image: np.ndarray, byteorder: str, kinds: KindSet,
             mask = t.mask[k]
             new = (containers & ~mask) | (new.astype(np.uint64) & mask)
             custom = ~t.plain[k]
-            for c in np.unique(k[custom]).tolist():
+            for c in distinct(k[custom]).tolist():
                 sel = np.flatnonzero(k == c)
                 new[sel] = arch.kinds[c].field.encode(containers[sel], values[rows][sel])
         scatter(image, pos, w, byteorder, new)
@@ -297,7 +298,7 @@ def stored_addends(arch: Arch, image: np.ndarray, byteorder: str, kind: np.ndarr
     """The addends stored in the fields themselves (ELF REL tables), decoded by each kind's
     field; 0 for kinds that store nothing. Every field must lie inside ``image``."""
     addends = np.zeros(len(kind), np.int64)
-    for k in np.unique(kind).tolist():
+    for k in distinct(kind).tolist():
         found = arch.kinds.get(k)
         if found is None or not found.writes:
             continue  # nothing stored (the addend is 0), or an unknown kind (refused later)

@@ -382,6 +382,14 @@ class ElfFile:
         return out
 
 
+def object_type(head: bytes | bytearray | memoryview) -> int | None:
+    """The ``e_type`` (:data:`ET_REL`, :data:`ET_EXEC`, ...) of an ELF file from its first 18
+    bytes, without reading the rest; None when they are not the start of an ELF file."""
+    if len(head) < 18 or bytes(head[:4]) != MAGIC or head[5] not in (1, 2):
+        return None
+    return int.from_bytes(bytes(head[16:18]), "little" if head[5] == 1 else "big")
+
+
 def _section_kind(name: str, sh_type: int, flags: int) -> SectionKind:
     if sh_type in (SHT_INIT_ARRAY, SHT_PREINIT_ARRAY) or name.startswith(".ctors"):
         return SectionKind.INIT

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..arch import ppc
 from ..arch.disasm import disassemble
+from ..columns import distinct
 from ..errors import FormatError, LinkError
 from ..model import (
     ABS,
@@ -377,7 +378,7 @@ class RelFile:
         if len(raw) and not is_section[0]:
             raise self.error(f"{type_name(raw['type'][0])} before the first R_DOLPHIN_SECTION",
                              where, int(at[0]))
-        for s in np.unique(raw["section"][is_section]).tolist():
+        for s in distinct(raw["section"][is_section]).tolist():
             if self.present(s) and s != self.bss_index:
                 continue
             first = int(np.flatnonzero(is_section & (raw["section"] == s))[0])
@@ -397,7 +398,7 @@ class RelFile:
                              where, int(at[i]))
 
     def _check_own_targets(self, entries: np.ndarray, where: str) -> None:
-        targets = np.unique(entries["target"])
+        targets = distinct(entries["target"])
         bad = [int(s) for s in targets if not self.present(int(s))]
         if bad:
             e = entries[int(np.flatnonzero(entries["target"] == bad[0])[0])]
@@ -512,7 +513,7 @@ def _symbols(rel: RelFile) -> tuple[np.ndarray, bytes, dict]:
             names.append("_" + what)
             specs.append((getattr(h, what + "Section"), getattr(h, what), GLOBAL, FUNC))
     foreign = (entries["module"] != h.id) & (entries["module"] != 0)
-    keys = np.unique(entries["module"][foreign].astype(np.int64) * 256 + entries["target"][foreign])
+    keys = distinct(entries["module"][foreign].astype(np.int64) * 256 + entries["target"][foreign])
     other_base = len(names)
     for key in keys.tolist():
         names.append(f"@rel/{key >> 8}/{key & 0xFF}")
@@ -573,9 +574,11 @@ class RelSection:
     """One section table entry to write.
 
     ``data`` holds the bytes of a section with contents; ``bss`` marks the bss (``size`` bytes,
-    no data); ``absent`` an entry (0, 0). ``offset`` pins the file offset (to keep a read file's
-    layout); by default the section is placed at the next multiple of ``align`` (at least 2, so
-    that bit 0 stays free for the exec flag).
+    no data); ``absent`` an entry (0, 0; ``exec`` may still be set, as some originals have it).
+    ``offset`` pins the file offset (to keep a read file's layout); ``wanted_offset`` places
+    the section there if what precedes it ends there or before (to match an original's
+    layout), else as by default: at the next multiple of ``align`` (at least 2, so that bit 0
+    stays free for the exec flag).
     """
 
     size: int = 0
@@ -585,6 +588,7 @@ class RelSection:
     bss: bool = False
     absent: bool = False
     offset: int | None = None
+    wanted_offset: int | None = None
 
     @property
     def has_data(self) -> bool:
@@ -604,13 +608,21 @@ def layout_sections(sections: Sequence[RelSection], version: int) -> tuple[list[
         if not s.has_data:
             offsets.append(0)
             continue
-        place = align_up(at, max(s.align, 2)) if s.offset is None else s.offset
+        place = s.offset if s.offset is not None else _section_place(s, at)
         if place < at or place % 2:
             raise LinkError(f"section {i}: file offset {place:#x} is odd or overlaps what "
                             f"precedes it (ends at {at:#x})")
         offsets.append(place)
         at = place + s.size
     return offsets, at
+
+
+def _section_place(section: RelSection, at: int) -> int:
+    """Where a section goes when what precedes it ends at ``at``."""
+    wanted = section.wanted_offset
+    if wanted is not None and wanted >= at and wanted % 2 == 0:
+        return wanted
+    return align_up(at, max(section.align, 2))
 
 
 def _check_entries(sections: Sequence[RelSection], entries: np.ndarray) -> None:
@@ -835,6 +847,196 @@ def _target_of(module: Module, row: int, name: str, own_id: int) -> tuple[int, i
     raise LinkError(f"relocation target {name!r} is not a REL module section", file=module.file)
 
 
+# -- matching an original REL -------------------------------------------------------------------
+@dataclass(frozen=True)
+class RelTemplate:
+    """What a rebuilt REL takes from an original (decompilation projects rebuild a game's RELs
+    and need them byte-identical): the header values and section attributes the original
+    fixes and a partially linked ELF does not say. None leaves a value to the builder.
+
+    ``section_offsets`` are the original's file offsets (0: no data in the file): a section
+    is placed at its original offset whenever what precedes it ends there or before, so the
+    sections keep the original's alignment (:attr:`RelSection.wanted_offset`).
+    ``section_exec`` is every entry's exec bit (originals may mark empty sections
+    executable). ``original``, the original's bytes, is what the result is compared with
+    (:func:`first_difference`); ``file`` names it in messages.
+    """
+
+    id: int | None = None
+    version: int | None = None
+    name_offset: int | None = None
+    name_size: int | None = None
+    align: int | None = None
+    bss_align: int | None = None
+    section_count: int | None = None
+    section_offsets: tuple[int, ...] | None = None
+    section_exec: tuple[bool, ...] | None = None
+    original: bytes | None = None
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        where = self.file or "REL template"
+        if self.version is not None and self.version not in HEADER_SIZES:
+            raise LinkError(f"REL version {self.version} is not supported (1 to {MAX_VERSION})",
+                            file=where)
+        if self.id is not None and not 0 < self.id < 1 << 32:
+            raise LinkError(f"module id {self.id} is out of range (1 .. 2**32-1)", file=where)
+        for name in ("align", "bss_align"):
+            value = getattr(self, name)
+            if value is not None and (value < 0 or not _power_of_two_or_zero(value)):
+                raise LinkError(f"{name} {value} is not a power of two", file=where)
+        for name in ("name_offset", "name_size"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1 << 32:
+                raise LinkError(f"{name} {value} does not fit 32 bits", file=where)
+        count = self.section_count
+        if count is not None and not 1 <= count < 1 << 32:
+            raise LinkError(f"section count {count} is out of range", file=where)
+        for name in ("section_offsets", "section_exec"):
+            values = getattr(self, name)
+            if values is not None and count is not None and len(values) != count:
+                raise LinkError(f"{name} has {len(values)} entries for {count} sections",
+                                file=where)
+
+
+def template(source: Source, file: str | None = None) -> RelTemplate:
+    """Everything an original REL fixes for a rebuild: its id, version, name offset and size,
+    ``align``/``bssAlign`` (v2+), section count, each section's file offset and exec bit, and
+    its bytes for the comparison."""
+    data, file = file_and_bytes(source, file)
+    rel = RelFile(data, file)
+    h = rel.header
+    return RelTemplate(
+        id=h.id, version=h.version, name_offset=h.nameOffset, name_size=h.nameSize,
+        align=h.align if h.version >= 2 else None,
+        bss_align=h.bssAlign if h.version >= 2 else None,
+        section_count=h.numSections,
+        section_offsets=tuple(int(o) for o in rel.sections["offset"]),
+        section_exec=tuple(bool(x) for x in rel.sections["exec"]),
+        original=bytes(data), file=file)
+
+
+#: Header fields a builder chooses, compared first; then the sections, the lists, the layout.
+_CHOSEN_FIELDS = ("id", "version", "numSections", "nameOffset", "nameSize", "align", "bssAlign",
+                  "prologSection", "prolog", "epilogSection", "epilog", "unresolvedSection",
+                  "unresolved")
+_LAYOUT_FIELDS = ("bssSize", "sectionInfoOffset", "relOffset", "impOffset", "impSize",
+                  "fixSize")
+
+
+def first_difference(built: bytes | bytearray | memoryview, original: bytes | bytearray | memoryview,
+                     *, names: Sequence[str] | None = None, file: str = "<built>",
+                     original_file: str = "<original>") -> str | None:
+    """None if the two RELs are byte identical, else the first difference that explains the
+    others, as a sentence: a header value the builder chose, then the section table, the
+    sections' bytes, the relocation entries, the file layout, the import table, and at last
+    the first differing byte. ``names`` (the plf's section names) label the sections."""
+    if bytes(built) == bytes(original):
+        return None
+    a, b = RelFile(built, file), RelFile(original, original_file)
+    for compare in (_header_difference(_CHOSEN_FIELDS), _section_table_difference,
+                    _section_data_difference, _relocation_difference,
+                    _header_difference(_LAYOUT_FIELDS), _import_difference):
+        found = compare(a, b, names)
+        if found is not None:
+            return found
+    return _byte_difference(bytes(built), bytes(original))
+
+
+def _header_difference(fields: tuple[str, ...]):
+    def compare(a: RelFile, b: RelFile, names: Sequence[str] | None) -> str | None:
+        for name in fields:
+            mine, theirs = getattr(a.header, name), getattr(b.header, name)
+            if mine != theirs:
+                return (f"header {name} (offset {FIELD_OFFSETS[name]:#x}): built {mine:#x}, "
+                        f"original {theirs:#x}")
+        return None
+    return compare
+
+
+def _section_text(rel: RelFile, i: int) -> str:
+    if i >= len(rel.sections):
+        return "no entry"
+    t = rel.sections
+    offset, size = int(t["offset"][i]), int(t["size"][i])
+    where = f"offset {offset:#x}" if offset else ("bss" if i == rel.bss_index else "absent")
+    return f"{where}, size {size:#x}{', exec' if t['exec'][i] else ''}"
+
+
+def _section_table_difference(a: RelFile, b: RelFile, names: Sequence[str] | None) -> str | None:
+    for i in range(max(len(a.sections), len(b.sections))):
+        mine, theirs = _section_text(a, i), _section_text(b, i)
+        if mine != theirs:
+            return f"section {i}{_label(names, i)}: built {mine}; original {theirs}"
+    return None
+
+
+def _section_data_difference(a: RelFile, b: RelFile, names: Sequence[str] | None) -> str | None:
+    for i in range(min(len(a.sections), len(b.sections))):
+        if not (a.present(i) and b.present(i)) or i == a.bss_index:
+            continue
+        at_a, at_b = int(a.sections["offset"][i]), int(b.sections["offset"][i])
+        size = min(int(a.sections["size"][i]), int(b.sections["size"][i]))
+        mine = np.frombuffer(a.data, np.uint8, size, at_a)
+        theirs = np.frombuffer(b.data, np.uint8, size, at_b)
+        differ = np.flatnonzero(mine != theirs)
+        if len(differ):
+            k = int(differ[0]) & ~3
+            return (f"section {i}{_label(names, i)} + {k:#x}: built "
+                    f"{bytes(mine[k:k + 4]).hex()}, original {bytes(theirs[k:k + 4]).hex()} "
+                    f"(file offsets {at_a + k:#x}, {at_b + k:#x})")
+    return None
+
+
+def _entry_text(rel: RelFile, e: np.void) -> str:
+    return (f"{type_name(e['type'])} at section {int(e['section'])}+{int(e['offset']):#x} -> "
+            f"{_target_text(rel, e)}")
+
+
+def _relocation_difference(a: RelFile, b: RelFile, names: Sequence[str] | None) -> str | None:
+    modules = [int(b.imports["id"][k]) for k in b.used_imports]
+    modules += [int(a.imports["id"][k]) for k in a.used_imports
+                if int(a.imports["id"][k]) not in modules]
+    for module in modules:
+        mine = a.entries[a.entries["module"] == module]
+        theirs = b.entries[b.entries["module"] == module]
+        for k in range(min(len(mine), len(theirs))):
+            x, y = _entry_text(a, mine[k]), _entry_text(b, theirs[k])
+            if x != y:
+                return (f"relocation list for module {module}, entry {k}: built {x} (file "
+                        f"offset {int(mine[k]['at']):#x}); original {y} (file offset "
+                        f"{int(theirs[k]['at']):#x})")
+        if len(mine) != len(theirs):
+            return (f"relocation list for module {module}: built {len(mine)} entries, "
+                    f"original {len(theirs)}")
+    return None
+
+
+def _import_text(rel: RelFile, k: int) -> str:
+    if k >= len(rel.imports):
+        return "none"
+    return f"module {int(rel.imports['id'][k])}, list at {int(rel.imports['offset'][k]):#x}"
+
+
+def _import_difference(a: RelFile, b: RelFile, names: Sequence[str] | None) -> str | None:
+    for k in range(max(len(a.imports), len(b.imports))):
+        mine, theirs = _import_text(a, k), _import_text(b, k)
+        if mine != theirs:
+            return f"import {k}: built {mine}; original {theirs}"
+    return None
+
+
+def _byte_difference(built: bytes, original: bytes) -> str:
+    size = min(len(built), len(original))
+    mine = np.frombuffer(built, np.uint8, size)
+    theirs = np.frombuffer(original, np.uint8, size)
+    differ = np.flatnonzero(mine != theirs)
+    if len(differ):
+        k = int(differ[0])
+        return f"byte {k:#x}: built {built[k]:#04x}, original {original[k]:#04x}"
+    return f"built {len(built):#x} bytes, original {len(original):#x}"
+
+
 # -- dump (reldump) -----------------------------------------------------------------------------
 def dump(data: bytes | bytearray | memoryview, file: str, *, disasm: bool = False,
          plf: Source | None = None) -> Iterator[str]:
@@ -1017,10 +1219,18 @@ def _rel_lists(rel, names: list[str] | None) -> Iterator[str]:
         yield (f"Relocations against module {module}{f' ({label})' if label else ''}: "
                f"{len(mine)} entries")
         yield f"  {'section':<8} {'offset':>10}  {'type':<22} target"
-        for e in mine:
-            section = int(e["section"])
-            yield (f"  {section:<8} {int(e['offset']):#10x}  {type_name(e['type']):<22} "
-                   f"{_target_text(rel, e)}")
+        yield from _entry_lines(mine, module)
+
+
+def _entry_lines(entries: np.ndarray, module: int) -> Iterator[str]:
+    """The lines of one module's entries, formatted from plain columns (a list can hold
+    tens of thousands of entries; numpy scalars one at a time would be slow)."""
+    types = {t: f"{type_name(t):<22}" for t in distinct(entries["type"]).tolist()}
+    columns = (entries[c].tolist() for c in ("section", "offset", "type", "target", "addend"))
+    for section, offset, kind, target, addend in zip(*columns, strict=True):
+        where = f"DOL {addend:#010x}" if module == 0 else \
+            f"module {module} section {target} + {addend:#x}"
+        yield f"  {section:<8} {offset:#10x}  {types[kind]} {where}"
 
 
 def _notes_for(rel, section: int) -> dict[int, list[str]]:
@@ -1035,6 +1245,7 @@ __all__ = [
     "BRANCH_TYPES", "ENTRY_DTYPE", "HEADER_SIZES", "IMPORT_DTYPE", "MACHINE", "MAX_MODULE_SIZE",
     "RAW_DTYPE",
     "SECTION_DTYPE", "TYPE_NAMES", "RelFile", "RelHeader", "RelInfo", "RelSection",
-    "alignment_problems", "build_lists", "dump", "fix_size_problems", "layout_sections",
-    "loading", "parse_header", "read", "type_name", "write", "write_module",
+    "RelTemplate", "alignment_problems", "build_lists", "dump", "first_difference",
+    "fix_size_problems", "layout_sections", "loading", "parse_header", "read", "template",
+    "type_name", "write", "write_module",
 ]

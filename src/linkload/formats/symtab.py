@@ -7,6 +7,10 @@ skipped:
   address, hexadecimal with or without ``0x``.
 * ``SECTION,OFFSET:NAME`` (``1,0x20:foo``, ``.text,0x20:foo``, ``text0,0x100:bar``): a place in
   a section, given by index or name (for a DOL: its slot names ``text0``..``data10``).
+* ``MODULE,SECTION,OFFSET:NAME`` (``2,1,00000040:other_func``, the LST lines of pyelf2rel's
+  ``makelst`` and ttyd-tools' ``elf2rel``): a place in section ``SECTION`` of the REL module
+  with id ``MODULE`` (module and section decimal, or hexadecimal with ``0x``; the offset
+  hexadecimal). Module 0 is the static module: its offset is the address.
 * ``NAME = SECTION:0xADDRESS; // type:function size:0x40`` (decomp-toolkit ``symbols.txt``).
 * CodeWarrior / Dolphin linker maps: inside a ``<section> section layout`` block, the rows
   ``OFFSET SIZE ADDRESS [FILEOFFSET] ALIGN NAME [OBJECT]`` (``UNUSED`` rows and the rows naming
@@ -33,7 +37,9 @@ from .base import module_name
 
 @dataclass(frozen=True)
 class SymbolEntry:
-    """One named place: an ``address``, or a ``section`` (index or name) and ``offset``."""
+    """One named place: an ``address``, or a ``section`` (index or name) and ``offset``;
+    ``module`` is the id of the REL module it is in (None: the static module, or a module
+    the list is given for)."""
 
     name: str
     address: int | None = None
@@ -42,11 +48,20 @@ class SymbolEntry:
     size: int = 0
     type: int = NOTYPE
     line: int = 0
+    module: int | None = None
+
+    @property
+    def in_other_module(self) -> bool:
+        """True for a ``MODULE,SECTION,OFFSET:NAME`` line of a module other than the static
+        one."""
+        return self.module is not None and self.module != 0
 
 
 _HEX = r"(?:0[xX])?[0-9a-fA-F]+"
 _ADDRESS = re.compile(rf"^({_HEX})\s*[:\s]\s*(\S+)$")
 _SECTION_OFFSET = re.compile(rf"^([^\s,:]+)\s*,\s*({_HEX})\s*:\s*(\S+)$")
+_MODULE_SECTION_OFFSET = re.compile(
+    rf"^((?:0[xX])?[0-9a-fA-F]+)\s*,\s*((?:0[xX])?[0-9a-fA-F]+)\s*,\s*({_HEX})\s*:\s*(\S+)$")
 _SYMBOLS_TXT = re.compile(rf"^(\S+)\s*=\s*([^\s:;]+):({_HEX})\s*;?\s*(?://\s*(.*))?$")
 _MAP_ROW = re.compile(r"^\s*([0-9a-fA-F]{8})\s+([0-9a-fA-F]{6,8})\s+([0-9a-fA-F]{8})\s+"
                       r"(?:([0-9a-fA-F]{8})\s+)?(\d+)\s+(\S+)(?:\s+(.*))?$")
@@ -56,6 +71,12 @@ _MAP_GENERATED = re.compile(r"^\s+(\S+)\s+([0-9a-fA-F]{8})\s*$")
 
 def _int(text: str) -> int:
     return int(text, 16)
+
+
+def _id(text: str) -> int:
+    """A module or section number as the LST tools write it: decimal, or hexadecimal with
+    ``0x``."""
+    return int(text, 16) if text[:2].lower() == "0x" else int(text, 10)
 
 
 def _strip_comment(line: str) -> str:
@@ -94,8 +115,9 @@ def parse(text: str, file: str = "<text>") -> list[SymbolEntry]:
         if entry is not None:
             out.append(entry)
         elif _strip_comment(raw):
-            raise FormatError(f"line {number}: not 'address:name', 'section,offset:name' or "
-                              f"'name = section:address': {raw.strip()!r}", file=file)
+            raise FormatError(f"line {number}: not 'address:name', 'section,offset:name', "
+                              f"'module,section,offset:name' or 'name = section:address': "
+                              f"{raw.strip()!r}", file=file)
     return out
 
 
@@ -121,6 +143,19 @@ def _list_line(raw: str, number: int) -> SymbolEntry | None:
     line = _strip_comment(raw)
     if not line:
         return None
+    head = line.partition(":")[0]  # names may hold commas (C++), the place before them not
+    by_module = _MODULE_SECTION_OFFSET.match(line) if head.count(",") == 2 else None
+    if by_module:
+        module, section, offset, name = by_module.groups()
+        try:
+            module_id, section_index = _id(module), _id(section)
+        except ValueError:
+            return None
+        if module_id == 0:  # the static module: the offset is the address
+            return SymbolEntry(name, _int(offset), section_index, _int(offset), line=number,
+                               module=0)
+        return SymbolEntry(name, None, section_index, _int(offset), line=number,
+                           module=module_id)
     by_section = _SECTION_OFFSET.match(line)
     if by_section:
         section, offset, name = by_section.groups()
@@ -159,10 +194,13 @@ def parse_file(path: str | os.PathLike) -> list[SymbolEntry]:
 
 def resolve(entries: Iterable[SymbolEntry], sections: dict[int | str, int] | None = None,
             file: str = "<text>") -> list[SymbolEntry]:
-    """The entries with an ``address`` each: ``section,offset`` entries are placed with
-    ``sections`` (section index or name -> address, e.g. a DOL's slots)."""
+    """The static module's entries with an ``address`` each: ``section,offset`` entries are
+    placed with ``sections`` (section index or name -> address, e.g. a DOL's slots); entries
+    of other modules (:attr:`SymbolEntry.in_other_module`) are left out."""
     out = []
     for e in entries:
+        if e.in_other_module:
+            continue
         if e.address is not None:
             out.append(e)
             continue
@@ -172,6 +210,12 @@ def resolve(entries: Iterable[SymbolEntry], sections: dict[int | str, int] | Non
         out.append(SymbolEntry(e.name, sections[e.section] + e.offset, e.section, e.offset,
                                e.size, e.type, e.line))
     return out
+
+
+def other_modules(entries: Iterable[SymbolEntry]) -> list[SymbolEntry]:
+    """The entries that name places in other REL modules (``MODULE,SECTION,OFFSET:NAME``
+    with a module id other than 0)."""
+    return [e for e in entries if e.in_other_module]
 
 
 def to_module(entries: Iterable[SymbolEntry], name: str = "static", file: str = "") -> Module:
@@ -220,8 +264,9 @@ def dol_sections(dol: Module) -> dict[int | str, int]:
 
 def section_names(entries: Iterable[SymbolEntry]) -> dict[tuple[int, int], str]:
     """(section index, offset) -> name, for labelling a REL's sections in dumps."""
-    return {(e.section, e.offset): e.name for e in entries if isinstance(e.section, int)}
+    return {(e.section, e.offset): e.name for e in entries
+            if isinstance(e.section, int) and e.module is None}
 
 
-__all__ = ["SymbolEntry", "dol_sections", "parse", "parse_file", "read", "resolve",
-           "section_names", "to_module"]
+__all__ = ["SymbolEntry", "dol_sections", "other_modules", "parse", "parse_file", "read",
+           "resolve", "section_names", "to_module"]

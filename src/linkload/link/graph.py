@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..columns import distinct
 from .context import Definition
 from .module import UNRESOLVED, LoadedModule
 
@@ -89,11 +90,11 @@ class ModuleGraph:
         """Index ``module``'s references anew (after they were linked or re-patched)."""
         self._forget_references(module)
         bound = module.refs["bound"]
-        owners = set(np.unique(bound).tolist()) - {UNRESOLVED, module.uid}
+        owners = set(distinct(bound).tolist()) - {UNRESOLVED, module.uid}
         self._uses[module.uid] = owners
         for uid in owners:
             self._users.setdefault(uid, set()).add(module.uid)
-        rows = np.unique(module.refs["row"][bound == UNRESOLVED])
+        rows = distinct(module.refs["row"][bound == UNRESOLVED])
         names = set(module.module.symbol_names(rows)) if len(rows) else set()
         self._waits_for[module.uid] = names
         for name in names:

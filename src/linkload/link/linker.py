@@ -418,7 +418,8 @@ def _with_module_symbols(module: Module, source: Source) -> Module:
         sections = elf_index[plf.symbols["section"][rows]]
         names, values = plf.symbol_names(rows), plf.symbols["value"][rows].astype(np.int64)
     else:
-        entries = [e for e in symtab.parse_file(source) if isinstance(e.section, int)]
+        entries = [e for e in symtab.parse_file(source)
+                   if isinstance(e.section, int) and e.module is None]
         names = [e.name for e in entries]
         sections = [e.section for e in entries]
         values = [e.offset for e in entries]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..columns import distinct
 from ..errors import LinkError, UndefinedSymbolError
 from ..model import ABS, Module
 from ..space import Space
@@ -155,7 +156,7 @@ class LoadedModule:
         """The names of :meth:`pending`, each with what it is taken for: ``"function"`` (a
         call or an address that reaches the unresolved handler until defined) or ``"data"``
         (references that fault until defined)."""
-        rows = np.unique(self.refs["row"][self.refs["bound"] == UNRESOLVED]).tolist()
+        rows = distinct(self.refs["row"][self.refs["bound"] == UNRESOLVED]).tolist()
         kinds = ["data" if r in self.fallbacks.data_rows else "function" for r in rows]
         return dict(zip(self.module.symbol_names(np.array(rows, np.int64)), kinds, strict=True))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..arch import PC_RELATIVE, Arch
+from ..columns import distinct
 from ..errors import LinkError
 from ..model import COMMON, WEAK, Module, OneBlock
 from ..space import Window
@@ -168,18 +169,12 @@ def _veneer_keys(uses: SymbolUses, may_be_code: np.ndarray) -> tuple[tuple[int, 
             row_flags(len(uses.outside), rows)).tolist())
     if low >= -(1 << 31) and high < 1 << 31:
         # one 64-bit key per pair: a flat unique is much faster than unique over pairs
-        keys = _distinct((rows << 32) | (addends & 0xFFFF_FFFF))
+        keys = distinct((rows << 32) | (addends & 0xFFFF_FFFF))
         rows, addends = keys >> 32, ((keys & 0xFFFF_FFFF) ^ (1 << 31)) - (1 << 31)
     else:
         pairs = np.unique(np.stack([rows, addends]), axis=1)
         rows, addends = pairs[0], pairs[1]
     return tuple(zip(rows.tolist(), addends.tolist(), strict=True))
-
-
-def _distinct(keys: np.ndarray) -> np.ndarray:
-    """The distinct values of ``keys``, ascending (sorting beats np.unique's hash table here)."""
-    keys = np.sort(keys)
-    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
 
 
 def _commons(symbols: np.ndarray, rows: np.ndarray, names: list[str]):

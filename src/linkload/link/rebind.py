@@ -25,6 +25,7 @@ from ..arch.fields import (
     scatter,
     write_fields,
 )
+from ..columns import distinct
 from ..errors import ModuleStateError, RelocationOverflowError
 from ..model import WEAK
 from ..space import Space
@@ -69,7 +70,7 @@ def plan_patch(space: Space, arch: Arch, m: LoadedModule, index: np.ndarray, tar
     widths = arch.tables.width[kind]
     image = np.zeros(FIELD_STRIDE * len(index), np.uint8)
     positions = np.arange(len(index), dtype=np.int64) * FIELD_STRIDE
-    by_width = [(int(w), np.flatnonzero(widths == w)) for w in np.unique(widths) if w]
+    by_width = [(int(w), np.flatnonzero(widths == w)) for w in distinct(widths) if w]
     for w, sel in by_width:  # the fields' current contents (masked fields keep other bits)
         scatter(image, positions[sel], w, order, space.read_fields(P[sel], w, order))
     veneerable = None

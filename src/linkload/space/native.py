@@ -26,6 +26,7 @@ import numpy as np
 from .. import arch as arch_registry
 from ..arch import Arch
 from ..arch.fields import gather, scatter
+from ..columns import distinct
 from ..errors import DebuggerError, LinkError, PlacementError, UnsupportedError
 from ..formats.elf_write import symbol_file
 from . import Announcement, Protection, Space, Window
@@ -349,7 +350,7 @@ class NativeSpace(Space):
         addresses = np.asarray(addresses, np.int64)
         starts = np.array(self._starts, np.int64)
         which = np.searchsorted(starts, addresses, side="right") - 1
-        for w in np.unique(which):
+        for w in distinct(which):
             idx = np.flatnonzero(which == w)
             mapping = self._mapping_of(int(addresses[idx].min()), size) if w >= 0 else None
             if mapping is None or int(addresses[idx].max()) + size > mapping.address + mapping.size:
@@ -365,7 +366,7 @@ class NativeSpace(Space):
     def write_fields(self, addresses: np.ndarray, size: int, byteorder: str,
                      values: np.ndarray) -> None:
         for mapping, positions, idx in self._group(addresses, size):
-            pages = np.unique(np.concatenate([positions, positions + size - 1]) // self.page_size)
+            pages = distinct(np.concatenate([positions, positions + size - 1]) // self.page_size)
             locked = []
             for page in (mapping.address + pages * self.page_size).tolist():
                 old = mapping.pages.get(page, Protection.READ_WRITE)
