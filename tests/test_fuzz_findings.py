@@ -28,7 +28,7 @@ from elfutil import (
 from linkload import FormatError, Linker, LinkError, ModuleStateError, PlacementError, formats
 from linkload.arch import ppc
 from linkload.cli import main as cli
-from linkload.formats import elf
+from linkload.formats import dol, elf, symtab
 from linkload.tools import build
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -409,3 +409,23 @@ def test_module_whose_comdat_copies_others_use_is_not_freed_under_them(tmp_path)
                                      for r in refused), refused
     assert alive == (True, True, 1)  # still linked, not finalised
     assert left == []
+
+
+# -- found by scripts/fuzz.py ------------------------------------------------------------------------
+@pytest.mark.parametrize("line", [
+    "18446744073709551616:_end",  # an address of 65 bits (an OverflowError in to_module)
+    "100000000 too_far",  # 2**32
+    "text0,0xffffffff:past_the_end",  # fits alone; its section's address makes it pass 2**32
+    "big = .data:0x80000000; // type:object size:0x1ffffffff",
+])
+def test_symbol_list_numbers_beyond_32_bits(tmp_path, line):
+    """Symbol lists name the symbols of a 32-bit program: a number that does not fit is a
+    FormatError naming the line, wherever the list is read."""
+    path = tmp_path / "static.sym"
+    path.write_text(f"80004000:_start\n{line}\n")
+    static = dol.read(GOLDEN / "static.dol")
+    with pytest.raises(FormatError) as info:
+        symtab.read(path, sections=symtab.dol_sections(static))
+    assert info.value.file == str(path) and "line 2:" in str(info.value)
+    with pytest.raises(FormatError):
+        Linker.emulated("ppc", static=GOLDEN / "static.dol", symbols=path)

@@ -14,7 +14,9 @@ skipped:
   lines of a map (memory map, link tree) are ignored.
 
 :func:`parse` returns :class:`SymbolEntry` items; :func:`read` a static Module whose symbols
-are ABS rows (what the REL builder and the linker look names up in).
+are ABS rows (what the REL builder and the linker look names up in). Addresses, offsets and
+sizes are 32-bit numbers (the static modules named are GameCube and Wii programs): a larger
+one is a FormatError naming its line.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class SymbolEntry:
     line: int = 0
 
 
+ADDRESS_LIMIT = (1 << 32) - 1  # the static modules named here are 32-bit programs
 _HEX = r"(?:0[xX])?[0-9a-fA-F]+"
 _ADDRESS = re.compile(rf"^({_HEX})\s*[:\s]\s*(\S+)$")
 _SECTION_OFFSET = re.compile(rf"^([^\s,:]+)\s*,\s*({_HEX})\s*:\s*(\S+)$")
@@ -86,17 +89,28 @@ def parse(text: str, file: str = "<text>") -> list[SymbolEntry]:
         if block is not None:
             entry = _map_line(stripped, block, number)
             if entry is not None:
-                out.append(entry)
+                out.append(_fits(entry, file))
             continue
         if is_map:
             continue
         entry = _list_line(raw, number)
         if entry is not None:
-            out.append(entry)
+            out.append(_fits(entry, file))
         elif _strip_comment(raw):
             raise FormatError(f"line {number}: not 'address:name', 'section,offset:name' or "
                               f"'name = section:address': {raw.strip()!r}", file=file)
     return out
+
+
+def _fits(entry: SymbolEntry, file: str) -> SymbolEntry:
+    """``entry``, if its numbers fit the 32-bit address space of the static module (a
+    GameCube or Wii program) that every symbol list names."""
+    for what, value in (("address", entry.address), ("offset", entry.offset),
+                        ("size", entry.size)):
+        if value is not None and value > ADDRESS_LIMIT:
+            raise FormatError(f"line {entry.line}: {what} {value:#x} of {entry.name!r} does not "
+                              "fit a 32-bit address space", file=file)
+    return entry
 
 
 def _list_line(raw: str, number: int) -> SymbolEntry | None:
@@ -169,8 +183,8 @@ def resolve(entries: Iterable[SymbolEntry], sections: dict[int | str, int] | Non
         if sections is None or e.section not in sections:
             raise FormatError(f"line {e.line}: section {e.section!r} of {e.name!r} is unknown "
                               "here (give the DOL or ELF it belongs to)", file=file)
-        out.append(SymbolEntry(e.name, sections[e.section] + e.offset, e.section, e.offset,
-                               e.size, e.type, e.line))
+        out.append(_fits(SymbolEntry(e.name, sections[e.section] + e.offset, e.section,
+                                     e.offset, e.size, e.type, e.line), file))
     return out
 
 
@@ -181,7 +195,7 @@ def to_module(entries: Iterable[SymbolEntry], name: str = "static", file: str = 
     for e in entries:
         if e.address is None:
             raise FormatError(f"line {e.line}: {e.name!r} has no address", file=file)
-        seen.setdefault(e.name, e)
+        seen.setdefault(e.name, _fits(e, file))
     names = list(seen)
     encoded = [n.encode("utf-8", "surrogateescape") + b"\0" for n in names]
     lengths = np.array([len(b) for b in encoded], np.int64)
