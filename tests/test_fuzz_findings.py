@@ -29,6 +29,7 @@ from linkload import FormatError, Linker, LinkError, ModuleStateError, Placement
 from linkload.arch import ppc
 from linkload.cli import main as cli
 from linkload.formats import dol, elf, symtab
+from linkload.model import Segment
 from linkload.tools import build
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -417,6 +418,7 @@ def test_module_whose_comdat_copies_others_use_is_not_freed_under_them(tmp_path)
     "100000000 too_far",  # 2**32
     "text0,0xffffffff:past_the_end",  # fits alone; its section's address makes it pass 2**32
     "big = .data:0x80000000; // type:object size:0x1ffffffff",
+    "-1:negative",  # int(..., 16) takes a sign (an OverflowError for the uint64 column)
 ])
 def test_symbol_list_numbers_beyond_32_bits(tmp_path, line):
     """Symbol lists name the symbols of a 32-bit program: a number that does not fit is a
@@ -429,3 +431,20 @@ def test_symbol_list_numbers_beyond_32_bits(tmp_path, line):
     assert info.value.file == str(path) and "line 2:" in str(info.value)
     with pytest.raises(FormatError):
         Linker.emulated("ppc", static=GOLDEN / "static.dol", symbols=path)
+
+
+def test_symbols_txt_size_with_leading_zeros(tmp_path):
+    """decomp-toolkit writes decimal sizes; ``size:010`` is ten (int(text, 0) refused it with a
+    ValueError)."""
+    entries = symtab.parse("table = .data:0x80014018; // type:object size:010\n")
+    assert [(e.name, e.address, e.size) for e in entries] == [("table", 0x80014018, 10)]
+
+
+def test_static_module_with_an_empty_segment():
+    """A PT_LOAD of no bytes loads nothing (unicorn refused to flush an empty range with a
+    UcError)."""
+    static = dol.read(GOLDEN / "static.dol")
+    static.segments = [Segment(0x80000000, 0, b""), *static.segments]
+    ld = Linker.emulated("ppc")
+    ld.space.load_static(static)
+    assert ld.space.read(0x80004000, 4) == static.segments[1].data[:4]  # the code is there

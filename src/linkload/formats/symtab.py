@@ -61,6 +61,11 @@ def _int(text: str) -> int:
     return int(text, 16)
 
 
+def _number(text: str) -> int:
+    """``0x``-prefixed hexadecimal, else decimal (leading zeros allowed, as in ``size:010``)."""
+    return int(text, 16) if text[:2] in ("0x", "0X") else int(text, 10)
+
+
 def _strip_comment(line: str) -> str:
     for mark in ("#", "//"):
         at = line.find(mark)
@@ -107,7 +112,7 @@ def _fits(entry: SymbolEntry, file: str) -> SymbolEntry:
     GameCube or Wii program) that every symbol list names."""
     for what, value in (("address", entry.address), ("offset", entry.offset),
                         ("size", entry.size)):
-        if value is not None and value > ADDRESS_LIMIT:
+        if value is not None and not 0 <= value <= ADDRESS_LIMIT:
             raise FormatError(f"line {entry.line}: {what} {value:#x} of {entry.name!r} does not "
                               "fit a 32-bit address space", file=file)
     return entry
@@ -129,7 +134,7 @@ def _list_line(raw: str, number: int) -> SymbolEntry | None:
         name, section, address, attrs = symbols_txt.groups()
         size = re.search(r"size:(0[xX][0-9a-fA-F]+|\d+)", attrs or "")
         kind = re.search(r"type:(\w+)", attrs or "")
-        return SymbolEntry(name, _int(address), section, 0, int(size.group(1), 0) if size else 0,
+        return SymbolEntry(name, _int(address), section, 0, _number(size.group(1)) if size else 0,
                            {"function": FUNC, "object": OBJECT}.get(kind.group(1) if kind else "",
                                                                     NOTYPE), number)
     line = _strip_comment(raw)
