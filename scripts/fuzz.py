@@ -98,6 +98,13 @@ int second(int x) { return first(x) * 2; }
 const int constant = 9;
 int zeroes[16];
 """, ".c", ["-O1", "-ffunction-sections", "-fdata-sections"]),
+    "user.o": (r"""
+extern int provider_value;
+int provider_add(int, int);
+int waiting_function(int);  /* nobody defines it: the call waits */
+int *value_pointer = &provider_value;
+int use(int x) { return provider_add(x, provider_value) + (x ? 0 : waiting_function(x)); }
+""", ".c", ["-O1", "-fPIC"]),
     "cxx.o": (r"""
 #include <cstdio>
 struct Shape { virtual ~Shape() {} virtual int sides() const { return 0; } };
@@ -114,6 +121,12 @@ extern "C" int cxx_entry(int x)
 }
 """, ".cc", ["-O1", "-fPIC"]),
 }
+# Linked once, unmutated, before the mutants of user.o, which refer to it (and reloaded now and
+# then under them, which re-patches their references).
+X86_PROVIDER = r"""
+int provider_value = 11;
+int provider_add(int a, int b) { return a + b + provider_value; }
+"""
 X86_EXECUTABLE = "int start(void) { return 0; }\nint data_value = 4;\n"
 PPC_FLAGS = ["-mcpu=750", "-msdata=none", "-fno-pic", "-O1"]
 MAP_TEXT = """\
@@ -156,9 +169,11 @@ class Corpus:
     static_symbols: str  # a symbol list naming the static module's symbols, and kinds.s's
     plfs: list[bytes]  # the golden plfs: a mutant plf is built with the other one
     skipped: list[str] = field(default_factory=list)  # seeds whose tools are missing
+    provider: bytes = b""  # the x86-64 module user.o refers to
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / "provider.o").write_bytes(self.provider)
         index = {"skipped": self.skipped, "seeds": {}}
         for fmt, seeds in self.seeds.items():
             index["seeds"][fmt] = []
@@ -173,7 +188,8 @@ class Corpus:
         index = json.loads((folder / "corpus.json").read_text())
         seeds = {fmt: [(name, (folder / file).read_bytes()) for name, file in entries]
                  for fmt, entries in index["seeds"].items()}
-        return cls(seeds, *_fixed_inputs(), skipped=index["skipped"])
+        return cls(seeds, *_fixed_inputs(), skipped=index["skipped"],
+                   provider=(folder / "provider.o").read_bytes())
 
 
 def _fixed_inputs() -> tuple[bytes, str, list[bytes]]:
@@ -203,6 +219,8 @@ def build_corpus(work: Path) -> Corpus:
         (work / f"{name}{suffix}").write_text(source)
         compiler = "g++" if suffix == ".cc" else "gcc"
         job("elf-x86_64", name, [compiler, *flags, "-c", f"{name}{suffix}", "-o", name])
+    (work / "provider.c").write_text(X86_PROVIDER)
+    job("provider", "provider.o", ["gcc", "-O1", "-fPIC", "-c", "provider.c", "-o", "provider.o"])
     (work / "exe.c").write_text(X86_EXECUTABLE)
     job("elf-exec", "x86_64.elf", ["gcc", "-O1", "-nostdlib", "-static", "-Wl,-e,start",
                                    "exe.c", "-o", "x86_64.elf"])
@@ -225,10 +243,13 @@ def build_corpus(work: Path) -> Corpus:
             _run(cmd, work)
         return fmt, out, (work / out).read_bytes(), None
 
+    provider = b""
     with concurrent.futures.ThreadPoolExecutor(max(os.cpu_count() or 1, 2)) as pool:
         for fmt, out, data, why in pool.map(run_job, jobs):
             if data is None:
                 skipped.append(why)
+            elif fmt == "provider":
+                provider = data
             else:
                 seeds[fmt].append((out, data))
     static_dol, static_symbols, plfs = _fixed_inputs()
@@ -238,7 +259,7 @@ def build_corpus(work: Path) -> Corpus:
     seeds["dol"] = [("static.dol", static_dol)]
     seeds["symbols"] = [("static.sym", (GOLDEN / "static.sym").read_bytes()),
                         ("forms.txt", LIST_TEXT.encode()), ("static.map", MAP_TEXT.encode())]
-    return Corpus(seeds, static_dol, static_symbols, plfs, skipped)
+    return Corpus(seeds, static_dol, static_symbols, plfs, skipped, provider)
 
 
 # -- where the fields are -------------------------------------------------------------------------
@@ -565,22 +586,29 @@ class Checks:
         self.symbols = symtab.read(self.sym_path, sections=symtab.dol_sections(self.static))
         self._native: Linker | None = None
         self._emulated: Linker | None = None
+        self.provider: LoadedModule | None = None
         self.passed: collections.Counter[str] = collections.Counter()  # "format step" -> mutants
 
     # -- the linkers ---------------------------------------------------------------------------
     @property
     def native(self) -> Linker:
+        """This process, with the provider linked (mutants of user.o refer to it)."""
         if self._native is None:
-            self._native = Linker(WatchedSpace(), arch.host())
-            self._native._unresolved_handler()  # its page lives as long as the linker
+            ld = Linker(WatchedSpace(), arch.host(), on_unresolved=lambda module, name: 0)
+            ld._unresolved_handler()  # its page lives as long as the linker
+            self.provider = ld.link(self.corpus.provider, name="provider")
+            self._native = ld
         return self._native
 
     @property
     def emulated(self) -> Linker:
+        """An emulated Wii with the golden module two linked: a mutant of module one binds
+        its waiting references, and unlinking it points them back at nothing (OSUnlink)."""
         if self._emulated is None:
             ld = Linker.emulated("ppc", static=self.dol_path, symbols=self.sym_path)
             ld.host_function("ext_fn", lambda emu, *args: 0)
             ld.space.runs_code = False  # the mutants' constructors would run in unicorn
+            ld.link(GOLDEN / "mod_two.rel")
             self._emulated = ld
         return self._emulated
 
@@ -644,10 +672,15 @@ class Checks:
         except LinkError:
             self._check_released(space, "a failed link")
             raise
-        ranges = [(loaded.base, loaded.size)]
-        wx = [m for m in _overlapping(ranges) if "w" in m.split()[1] and "x" in m.split()[1]]
-        changed = _changed_outside_fields(module, loaded, ld)
-        ld.unlink(loaded)
+        try:
+            ranges = [(loaded.base, loaded.size)]
+            wx = [m for m in _overlapping(ranges) if "w" in m.split()[1] and "x" in m.split()[1]]
+            changed = _changed_outside_fields(module, loaded, ld)
+            if index % 3 == 0:  # the provider comes again: the mutant's references re-patched
+                self.provider = ld.reload(self.provider, self.corpus.provider)
+                space.noted = [r for r in space.noted if r[0] != self.provider.base]
+        finally:
+            ld.unlink(loaded)
         if wx:
             raise Broken(f"writable and executable pages: {wx}")
         if changed:
@@ -657,7 +690,7 @@ class Checks:
     def _check_released(self, space: WatchedSpace, after: str) -> None:
         kept = [(a, s) for a, s in space.noted if a in space._mappings]
         mapped = _mapped_pages(space.noted)
-        if kept or mapped or self.native.modules:
+        if kept or mapped or self.native.modules != [self.provider]:
             raise Broken(f"{after} left reservations {kept}, mapped pages "
                          f"{[hex(p) for p in mapped[:4]]}, modules {self.native.modules}")
 
@@ -665,11 +698,11 @@ class Checks:
         """Link into the emulated Wii (and unlink); a failed link changes nothing. A REL is
         linked fixed (OSLinkFixed) now and then."""
         ld = self.emulated
-        before = ld.space.reservations()
+        before, resident = ld.space.reservations(), list(ld.modules)
         try:
             loaded = ld.link(module, fixed=module.kind == "rel" and index % 4 == 1)
         except LinkError:
-            if ld.modules or ld.space.reservations() != before:
+            if ld.modules != resident or ld.space.reservations() != before:
                 raise Broken("a failed link changed the emulated linker") from None
             raise
         changed = _changed_outside_fields(module, loaded, ld) if module.kind != "rel" else None
