@@ -808,7 +808,7 @@ def work(corpus_dir: Path, seed: int, jobs: list[tuple[str, int, int]]) -> None:
 class Bug:
     fmt: str
     index: int
-    kind: str  # the exception's class, "crash" or "hang"
+    kind: str  # the exception's class, "signal N" (a crash), "exit N" or "hang"
     where: str
     message: str
 
@@ -866,13 +866,28 @@ class _Worker:
         self.jobs = jobs
         self.current: tuple[str, int] | None = None
         self.hung = False
+        self.done = False  # it reported its counts: every mutant was run
         self.buffer = b""
         self.last_progress = time.monotonic()
+        # its stderr (Python's report of a crash), closed when the worker is finished with
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115
         jobs_text = ",".join(f"{f}:{a}:{b}" for f, a, b in jobs)
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--worker", str(corpus_dir), "--seed", str(seed),
-             "--jobs", jobs_text], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONFAULTHANDLER": ""})
+             "--jobs", jobs_text], stdout=subprocess.PIPE, stderr=self.errors,
+            stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+
+    def crash_site(self) -> str:
+        """Where the worker was when it crashed: the innermost frame in linkload of the
+        traceback the fault handler printed (innermost first), else the last line it wrote."""
+        self.errors.seek(0)
+        lines = self.errors.read().decode("utf-8", "replace").splitlines()
+        frames = [line.strip() for line in lines if line.strip().startswith("File ")]
+        ours = [f for f in frames if "/linkload/" in f]
+        if frames:  # 'File "/.../relocate.py", line 123 in relocate_chunk'
+            path, _, rest = (ours or frames)[0][len('File "'):].partition('", line ')
+            return f"{Path(path).name}:{rest.split()[0]}"
+        return lines[-1][:200] if lines else "?"
 
     def remaining_after(self, fmt: str, index: int) -> list[tuple[str, int, int]]:
         """The jobs after mutant ``index`` of ``fmt``."""
@@ -930,6 +945,7 @@ def _take_lines(w: _Worker, chunk: bytes, counts: dict[str, int], bugs: list[Bug
             counts[fmt] += 1
         elif tag == "S":
             passed.update(json.loads(rest))
+            w.done = True
         elif tag == "X":
             fmt, index, payload = rest.split(" ", 2)
             info = json.loads(payload)
@@ -940,16 +956,26 @@ def _finish(w: _Worker, corpus_dir: Path, seed: int, bugs: list[Bug]) -> list[_W
     """A worker's output ended: done, or ended by a signal (a crash, or killed for hanging)
     at its current mutant; a new worker takes the rest."""
     status = w.process.wait()
-    if status == 0 or w.current is None:
-        if status and w.current is None:
-            raise RuntimeError(f"a fuzz worker failed to start (status {status})")
+    w.process.stdout.close()
+    with w.errors:
+        return _outcome(w, status, corpus_dir, seed, bugs)
+
+
+def _outcome(w: _Worker, status: int, corpus_dir: Path, seed: int,
+             bugs: list[Bug]) -> list[_Worker]:
+    """Note how a worker ended, if badly; the worker that takes the rest of its jobs."""
+    if status == 0:
         return []
+    if w.current is None:
+        raise RuntimeError(f"a fuzz worker failed to start (status {status}): {w.crash_site()}")
     fmt, index = w.current
-    hung = w.hung
-    kind = "hang" if hung else "crash" if status < 0 else f"exit {status}"
-    bugs.append(Bug(fmt, index, kind, f"signal {-status}" if status < 0 and not hung else kind,
-                    "the worker " + ("made no progress" if hung else f"ended with status {status}")))
-    rest = w.remaining_after(fmt, index)
+    if w.hung:
+        bugs.append(Bug(fmt, index, "hang", "-", "no progress: the worker was stopped"))
+    else:
+        kind = f"signal {-status}" if status < 0 else f"exit {status}"
+        when = " after its last mutant" if w.done else ""
+        bugs.append(Bug(fmt, index, kind, w.crash_site(), f"the worker ended{when}"))
+    rest = [] if w.done else w.remaining_after(fmt, index)
     return [_Worker(corpus_dir, seed, rest)] if rest else []
 
 
