@@ -1,6 +1,8 @@
-"""What the fuzzer found (issue 10, section 4), one regression test each: every malformed input
-is one clear LinkError naming the file, the section and the offset, never another exception,
-and never a silent write where the input did not ask for one.
+"""What fuzzing found (issue 10, section 4, and ``scripts/fuzz.py`` since), one regression test
+each: every malformed input is one clear LinkError naming the file, the section and the offset,
+never another exception and never a silent write where the input did not ask for one;
+initialisers are called only where they may point; and a module whose COMDAT copies another
+module uses is not freed under it.
 
 The PowerPC inputs are the committed golden files (``tests/golden``), so that these tests need
 no cross compiler; x86-64 objects are compiled at test time.
