@@ -485,6 +485,9 @@ def _fields_of(fmt: str, name: str, data: bytes) -> list[list[Field]]:
 
 
 # -- what a mutant goes through ---------------------------------------------------------------------
+NOT_FOR_IT = object()  # what a step returns for a module it does not take (not counted)
+
+
 class Broken(Exception):
     """A check of the harness failed: a mapping left behind, a writable and executable page,
     a byte changed outside every relocation field."""
@@ -627,8 +630,8 @@ class Checks:
         self.passed[f"{fmt} {steps.read.__name__}"] += 1
         for use in steps.uses:
             with contextlib.suppress(LinkError):
-                use(self, data, index, module)
-                self.passed[f"{fmt} {use.__name__}"] += 1
+                if use(self, data, index, module) is not NOT_FOR_IT:
+                    self.passed[f"{fmt} {use.__name__}"] += 1
 
     # -- reading and dumping ---------------------------------------------------------------------
     def read_elf(self, data: bytes, index: int) -> Module:
@@ -729,18 +732,18 @@ class Checks:
     def rel_round_trip(self, data: bytes, index: int, module: Module) -> None:
         rel.read(rel.write_module(module), "again", "again.rel")
 
-    def load_static(self, data: bytes, index: int, module: Module) -> None:
-        """A PowerPC static module: loaded into an emulated Wii, made a DOL, given to makerel."""
+    def load_static(self, data: bytes, index: int, module: Module) -> object:
+        """A PowerPC static module: loaded into an emulated Wii, made a DOL."""
         if module.machine != "ppc":
-            return
+            return NOT_FOR_IT
         Linker.emulated("ppc").space.load_static(module)
         if module.kind == "executable" and module.segments and module.format_info is None:
             dol.from_elf(module)
 
-    def makerel_static(self, data: bytes, index: int, module: Module) -> None:
+    def makerel_static(self, data: bytes, index: int, module: Module) -> object:
         """The mutant as the static module (or as its symbols) of makerel."""
         if module.machine != "ppc":
-            return
+            return NOT_FOR_IT
         # both golden plfs now and then; else the second alone (half the time: it refers to
         # the static module and to the first, with a branch makerel points at nothing)
         plfs = self.corpus.plfs if index % 4 == 0 else self.corpus.plfs[1:]
@@ -759,7 +762,7 @@ class Steps:
 
     read: Callable[[Checks, bytes, int], Module]
     dump: Callable[[Checks, bytes, int], None]
-    uses: tuple[Callable[[Checks, bytes, int, Module], None], ...]
+    uses: tuple[Callable[[Checks, bytes, int, Module], object], ...]
 
 
 STEPS: dict[str, Steps] = {
