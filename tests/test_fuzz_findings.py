@@ -22,6 +22,7 @@ from elfutil import (
     in_child,
     layout,
     need_tool,
+    patch_header,
     patch_reloc,
     patch_section,
     read_reloc,
@@ -450,3 +451,14 @@ def test_static_module_with_an_empty_segment():
     ld = Linker.emulated("ppc")
     ld.space.load_static(static)
     assert ld.space.read(0x80004000, 4) == static.segments[1].data[:4]  # the code is there
+
+
+def test_extended_section_name_index_without_sections(small_objects):
+    """e_shnum 0 with section 0's sh_size 0 (no sections) and e_shstrndx SHN_XINDEX: the index
+    would be in section 0, which is not there (an IndexError in reading and dump)."""
+    data = patch_header(small_objects["good"], e_shnum=0, e_shstrndx=0xFFFF)
+    assert layout(small_objects["good"]).sections[0]["sh_size"] == 0
+    for attempt in (lambda: elf.read(data, "bad", "bad.o"), lambda: list(formats.dump(data))):
+        with pytest.raises(FormatError) as info:
+            attempt()
+        assert info.value.offset == layout(small_objects["good"]).header["e_shoff"]
