@@ -788,7 +788,7 @@ def _describe(error: BaseException) -> dict:
 def work(corpus_dir: Path, seed: int, jobs: list[tuple[str, int, int]]) -> None:
     """Run mutants ``[start, stop)`` of each job's format, reporting on stdout: ``B fmt i``
     before each mutant (so that the parent knows which one a crash ended), ``X fmt i JSON``
-    for a bug."""
+    for a bug, and at the end ``S JSON``: how many mutants each step took."""
     corpus = Corpus.load(corpus_dir)
     with tempfile.TemporaryDirectory(prefix="linkload-fuzz-") as tmp:
         checks = Checks(corpus, Path(tmp))
