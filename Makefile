@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: demo test install deps lint bench clean
+.PHONY: demo test install deps lint bench fuzz clean
 
 # System packages (compilers the tests build real code with) and the Python package.
 deps:
@@ -15,8 +15,14 @@ demo: install
 	$(PYTHON) examples/demo.py
 
 test: install
-	$(PYTHON) -m ruff check src tests bench examples
+	$(PYTHON) -m ruff check src tests bench examples scripts
 	$(PYTHON) -m pytest -q
+
+# The fuzzer's long run: FUZZ_COUNT mutants of each format (the test suite runs 2,000).
+FUZZ_COUNT ?= 50000
+FUZZ_SEED ?= 2
+fuzz: install
+	$(PYTHON) scripts/fuzz.py --count $(FUZZ_COUNT) --seed $(FUZZ_SEED)
 
 bench: install
 	$(PIP) install -q -e '.[bench]'

@@ -211,7 +211,10 @@ class ElfFile:
             shnum = int(first["size"][0])
         table = self._table(h.shoff, shnum * dtype.itemsize, dtype.itemsize, dtype,
                             "section header table")
-        if h.shstrndx == SHN_XINDEX:
+        if h.shstrndx == SHN_XINDEX:  # extended numbering: the index is in section 0's sh_link
+            if not len(table):
+                raise self.error("the section name table index is in section 0, but there are "
+                                 "no sections", offset=h.shoff)
             h.shstrndx = int(table["link"][0])
         if h.shstrndx >= shnum:
             raise self.error(f"section name table index {h.shstrndx} out of range", offset=h.shoff)

@@ -18,7 +18,9 @@ skipped:
   lines of a map (memory map, link tree) are ignored.
 
 :func:`parse` returns :class:`SymbolEntry` items; :func:`read` a static Module whose symbols
-are ABS rows (what the REL builder and the linker look names up in).
+are ABS rows (what the REL builder and the linker look names up in). Addresses, offsets and
+sizes are 32-bit numbers (the static modules named are GameCube and Wii programs): a larger
+one is a FormatError naming its line.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class SymbolEntry:
         return self.module is not None and self.module != 0
 
 
+ADDRESS_LIMIT = (1 << 32) - 1  # the static modules named here are 32-bit programs
 _HEX = r"(?:0[xX])?[0-9a-fA-F]+"
 _ADDRESS = re.compile(rf"^({_HEX})\s*[:\s]\s*(\S+)$")
 _SECTION_OFFSET = re.compile(rf"^([^\s,:]+)\s*,\s*({_HEX})\s*:\s*(\S+)$")
@@ -73,10 +76,10 @@ def _int(text: str) -> int:
     return int(text, 16)
 
 
-def _id(text: str) -> int:
-    """A module or section number as the LST tools write it: decimal, or hexadecimal with
-    ``0x``."""
-    return int(text, 16) if text[:2].lower() == "0x" else int(text, 10)
+def _number(text: str) -> int:
+    """``0x``-prefixed hexadecimal, else decimal (leading zeros allowed, as in ``size:010``):
+    sizes, and module and section numbers as the LST tools write them."""
+    return int(text, 16) if text[:2] in ("0x", "0X") else int(text, 10)
 
 
 def _strip_comment(line: str) -> str:
@@ -107,18 +110,29 @@ def parse(text: str, file: str = "<text>") -> list[SymbolEntry]:
         if block is not None:
             entry = _map_line(stripped, block, number)
             if entry is not None:
-                out.append(entry)
+                out.append(_fits(entry, file))
             continue
         if is_map:
             continue
         entry = _list_line(raw, number)
         if entry is not None:
-            out.append(entry)
+            out.append(_fits(entry, file))
         elif _strip_comment(raw):
             raise FormatError(f"line {number}: not 'address:name', 'section,offset:name', "
                               f"'module,section,offset:name' or 'name = section:address': "
                               f"{raw.strip()!r}", file=file)
     return out
+
+
+def _fits(entry: SymbolEntry, file: str) -> SymbolEntry:
+    """``entry``, if its numbers fit the 32-bit address space of the static module (a
+    GameCube or Wii program) that every symbol list names."""
+    for what, value in (("address", entry.address), ("offset", entry.offset),
+                        ("size", entry.size)):
+        if value is not None and not 0 <= value <= ADDRESS_LIMIT:
+            raise FormatError(f"line {entry.line}: {what} {value:#x} of {entry.name!r} does not "
+                              "fit a 32-bit address space", file=file)
+    return entry
 
 
 def _list_line(raw: str, number: int) -> SymbolEntry | None:
@@ -137,7 +151,7 @@ def _list_line(raw: str, number: int) -> SymbolEntry | None:
         name, section, address, attrs = symbols_txt.groups()
         size = re.search(r"size:(0[xX][0-9a-fA-F]+|\d+)", attrs or "")
         kind = re.search(r"type:(\w+)", attrs or "")
-        return SymbolEntry(name, _int(address), section, 0, int(size.group(1), 0) if size else 0,
+        return SymbolEntry(name, _int(address), section, 0, _number(size.group(1)) if size else 0,
                            {"function": FUNC, "object": OBJECT}.get(kind.group(1) if kind else "",
                                                                     NOTYPE), number)
     line = _strip_comment(raw)
@@ -148,7 +162,7 @@ def _list_line(raw: str, number: int) -> SymbolEntry | None:
     if by_module:
         module, section, offset, name = by_module.groups()
         try:
-            module_id, section_index = _id(module), _id(section)
+            module_id, section_index = _number(module), _number(section)
         except ValueError:
             return None
         if module_id == 0:  # the static module: the offset is the address
@@ -207,8 +221,8 @@ def resolve(entries: Iterable[SymbolEntry], sections: dict[int | str, int] | Non
         if sections is None or e.section not in sections:
             raise FormatError(f"line {e.line}: section {e.section!r} of {e.name!r} is unknown "
                               "here (give the DOL or ELF it belongs to)", file=file)
-        out.append(SymbolEntry(e.name, sections[e.section] + e.offset, e.section, e.offset,
-                               e.size, e.type, e.line))
+        out.append(_fits(SymbolEntry(e.name, sections[e.section] + e.offset, e.section,
+                                     e.offset, e.size, e.type, e.line), file))
     return out
 
 
@@ -225,7 +239,7 @@ def to_module(entries: Iterable[SymbolEntry], name: str = "static", file: str = 
     for e in entries:
         if e.address is None:
             raise FormatError(f"line {e.line}: {e.name!r} has no address", file=file)
-        seen.setdefault(e.name, e)
+        seen.setdefault(e.name, _fits(e, file))
     names = list(seen)
     encoded = [n.encode("utf-8", "surrogateescape") + b"\0" for n in names]
     lengths = np.array([len(b) for b in encoded], np.int64)

@@ -474,8 +474,9 @@ class EmulatedSpace(Space):
                 (self.arch.name, self.arch.bits, self.arch.byteorder):
             raise UnsupportedError(f"a {module.machine} program cannot run on a {self.arch.name} CPU",
                                    file=module.file)
-        segments = [seg for seg in module.segments if self._wanted(seg, module)]
-        if not segments and module.segments:
+        loaded = [seg for seg in module.segments if seg.size]  # an empty segment loads nothing
+        segments = [seg for seg in loaded if self._wanted(seg, module)]
+        if not segments and loaded:
             raise LinkError("the static module has no segments in this space's memory",
                             file=module.file)
         for seg in segments:
