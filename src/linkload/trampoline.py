@@ -95,7 +95,7 @@ class TrampolinePool:
         block.used.add(slot)
         if register_form:
             block.register_form.add(slot)
-        return address
+        return address | self.arch.code_tag  # (ARM: the code is Thumb, entered at an odd address)
 
     @property
     def _mask(self) -> int:
@@ -162,6 +162,10 @@ class TrampolinePool:
         return self._word.unpack(self.space.read(record + offset * size, size))[0]
 
     def _locate(self, address: int) -> tuple[_Block, int]:
+        tag = self.arch.code_tag
+        if address & tag != tag:
+            raise LinkError(f"{address:#x} is not a trampoline")
+        address &= ~tag
         i = bisect.bisect_right(self._starts, address) - 1
         if i >= 0:
             block = self._blocks[i]

@@ -223,15 +223,18 @@ def _pairs(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.n
 def check_pending(module: Module, relocations: Relocations, survey: Survey, uses: SymbolUses,
                   resolution: Resolution) -> None:
     """A name nobody defines may be referred to by every kind whose fields are patched again
-    when a module defining it comes (calls, addresses, PC-relative accesses, GOT slots);
-    a kind whose value could not be patched later (a symbol's size) needs the name now,
-    unless it is weak. Any such use is an error listing them all."""
+    when a module defining it comes (calls, addresses, PC-relative accesses, GOT slots) and
+    by markers, which patch nothing; a kind whose value could not be patched later (a
+    symbol's size) needs the name now, unless it is weak. Any such use is an error listing
+    them all."""
     pending = resolution.pending
     if not len(pending) or module.lazy_data:
         return
     strong = pending[module.symbols["bind"][pending] != WEAK]
     waiting = set(survey.rebindable_kinds) | set(survey.got_kinds)
-    fixed_kinds = [k for k in survey.kinds if k not in waiting]
+    # (markers patch nothing: R_ARM_NONE naming the unwinder's personality routine needs no
+    # definition)
+    fixed_kinds = [k for k in survey.kinds if k not in waiting and relocations.arch.kinds[k].writes]
     if not len(strong) or not fixed_kinds:
         return
     fixed = strong[uses.of(fixed_kinds)[strong]]

@@ -535,14 +535,17 @@ class EmulatedSpace(Space):
         result goes to the result register, None leaves it alone."""
         if address is None:
             address = self._host_names.get(name) or self._static_symbols.get(name)
+        tag = self.arch.code_tag  # code is entered at address | tag, and runs from address
         if address is None:
             address = self._new_stub()
-        elif not self._in_host_area(address):
+        elif not self._in_host_area(address & ~tag):
+            address &= ~tag
             self._check_mapped(address, self.cpu.instruction_size)
             self._hook_host(address, address + self.cpu.instruction_size)
+        address &= ~tag
         self._hosts[address] = _Host(name, function, _arity(function, len(self.cpu.arguments)))
-        self._host_names[name] = address
-        return address
+        self._host_names[name] = address | tag
+        return address | tag
 
     def host_callback(self, function: Callable[[int], int]) -> int:
         """Address of code that runs ``function(context) -> int``: the context arrives as one
@@ -551,7 +554,7 @@ class EmulatedSpace(Space):
         address = self._new_stub()
         self._hosts[address] = _Host(f"callback {address:#x}", lambda _space, value: function(value),
                                      1, wide=True)
-        return address
+        return address | self.arch.code_tag
 
     def _new_stub(self) -> int:
         runtime = self._runtime()
@@ -662,7 +665,8 @@ class EmulatedSpace(Space):
         below = runtime.stack_high if depth == 0 else self.reg(cpu.stack_pointer) - NESTED_GAP
         frame = -(-(cpu.linkage_area + width * len(extra)) // cpu.stack_alignment) * cpu.stack_alignment
         sp = (below - frame) // cpu.stack_alignment * cpu.stack_alignment
-        if not runtime.stack_low + STACK_FLOOR <= sp < runtime.stack_high:
+        if not runtime.stack_low + STACK_FLOOR <= sp <= runtime.stack_high:  # (a CPU without
+            # a linkage area starts at the very top: its stack is full-descending)
             raise EmulationError(f"no stack left for a call (stack pointer {sp:#x})")
         if cpu.back_chain:
             chain = 0 if depth == 0 else self.reg(cpu.stack_pointer)
@@ -673,7 +677,7 @@ class EmulatedSpace(Space):
         self.set_reg(cpu.stack_pointer, sp)
         for name, value in zip(regs, args, strict=False):
             self.set_reg(name, value)
-        self.set_reg(cpu.link_register, runtime.traps[depth])
+        self.set_reg(cpu.link_register, runtime.traps[depth] | self.arch.code_tag)
 
     def _run(self, address: int, until: int, *, outermost: bool) -> None:
         # The instruction limit is passed every time because unicorn counts only in code
@@ -681,7 +685,8 @@ class EmulatedSpace(Space):
         self._last_fault = None
         token = WATCHDOG.arm(self.timeout, self._uc.emu_stop) if outermost and self.timeout else None
         try:
-            self._uc.emu_start(address, until, count=self.max_instructions)
+            # (entered in the CPU's code state: a Thumb-only CPU needs the Thumb bit)
+            self._uc.emu_start(address | self.arch.code_tag, until, count=self.max_instructions)
         except LinkError:
             self._uc._hook_exception = None  # raised by a hook: the caller reports it once
             raise
