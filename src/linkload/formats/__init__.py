@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import FormatError
 from ..model import Module
-from . import dol, elf, rel
+from . import dol, elf, nxflat, rel
 from .base import Source, module_name, read_bytes
 
 
@@ -36,6 +36,8 @@ FORMATS: tuple[Format, ...] = (
     Format("elf", elf.read, elf.dump, magic=elf.MAGIC),
     Format("rel", rel.read, rel.dump, extensions=(".rel",), write=rel.write_module),
     Format("dol", dol.read, dol.dump, extensions=(".dol",)),
+    Format("nxflat", nxflat.read, nxflat.dump, magic=nxflat.MAGIC, extensions=(".nxf",),
+           write=nxflat.write_module),
 )
 
 
@@ -62,11 +64,13 @@ def _format_of(data: bytes | bytearray | memoryview, file: str, format: str | No
     return found
 
 
-def read_module(source: Source, name: str | None = None, format: str | None = None) -> Module:
-    """Read any supported module or object file: ELF recognised by its contents, REL and DOL
-    by their extension or an explicit ``format`` (``"elf"``, ``"rel"``, ``"dol"``)."""
+def read_module(source: Source, name: str | None = None, format: str | None = None,
+                **options) -> Module:
+    """Read any supported module or object file: ELF and NXFLAT recognised by their
+    contents, REL and DOL by their extension or an explicit ``format`` (``"elf"``, ``"rel"``,
+    ``"dol"``, ``"nxflat"``). ``options`` go to the format's reader (NXFLAT: ``abi``)."""
     data, file = read_bytes(source)
-    return _format_of(data, file, format).read(data, module_name(file, name), file)
+    return _format_of(data, file, format).read(data, module_name(file, name), file, **options)
 
 
 def dump(source: Source, *, disasm: bool = False, format: str | None = None,
