@@ -487,6 +487,34 @@ def trampoline_code(distance: int) -> bytes:
     return pad(code, TRAMPOLINE_SLOT)
 
 
+# -- NXFLAT's import thunks ------------------------------------------------------------------
+IMPORT_THUNK_SIZE = 16
+REGISTER_NUMBERS = {f"r{i}": i for i in range(16)} | {"sb": 9, "sl": 10, "fp": 11, "ip": 12}
+
+
+def import_thunk(base_register: str, literal: int) -> bytes:
+    """The code NXFLAT modules reach an imported function through: the function's address is
+    the word at ``base + literal + 4`` (``i_funcaddress`` of its import entry in D-space)::
+
+        ldr.w ip, [pc, #8]      ; the literal below
+        add   ip, <base>        ; r10 (NXFLAT ABI v1) or r9 (v2)
+        ldr.w ip, [ip, #4]
+        bx    ip
+        .word literal
+
+    (16 bytes; word-aligned, so that the literal is the word the load reads)."""
+    base = REGISTER_NUMBERS[base_register]
+    add = 0x4400 | ((IP >> 3) << 7) | (base << 3) | (IP & 7)
+    return thumb(*ldr_literal(IP, 8), add, *ldr_immediate(IP, IP, 4), 0x4760) + words(literal)
+
+
+def code_padding(offset: int, align: int) -> bytes:
+    """What the assembler puts between Thumb code at ``offset`` and the next ``align``
+    boundary: a zero byte to reach a halfword, then ``nop``s."""
+    gap = -offset % align
+    return b"\0" * (gap % 2) + thumb(*[NOP] * (gap // 2))
+
+
 # -- cache maintenance ----------------------------------------------------------------------
 CACHE_LINE = 32  # bytes per cache line of the Armv7-M caches (Cortex-M7; the M3 has none)
 
