@@ -488,9 +488,9 @@ def merge(modules: list[Module], name: str) -> Module:
         return alone
     first = modules[0]
     for m in modules:
-        if isinstance(m.loading, OneBlock):
-            raise LinkError("a module loaded as one block (a REL) cannot be combined with others",
-                            file=m.file)
+        if isinstance(m.loading, OneBlock | SharedImage):
+            raise LinkError("a module loaded as one block (a REL) or with shared code (an "
+                            "NXFLAT program) cannot be combined with others", file=m.file)
     for m in modules[1:]:
         if (m.machine, m.byteorder, m.bits) != (first.machine, first.byteorder, first.bits):
             raise LinkError(

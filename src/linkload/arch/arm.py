@@ -358,6 +358,7 @@ UNSUPPORTED: dict[int, str] = {n: f"R_ARM_{name}: {why}" for n, (name, why) in _
 UDF = 0xDE00  # udf #0: always undefined, the trap of host stubs and return addresses
 NOP = 0xBF00
 PC, IP, SP = 15, 12, 13
+REGISTER_NUMBERS = {f"r{i}": i for i in range(16)} | {"sb": 9, "sl": 10, "fp": 11, "ip": 12}
 
 
 def thumb(*halfwords: int) -> bytes:
@@ -487,9 +488,40 @@ def trampoline_code(distance: int) -> bytes:
     return pad(code, TRAMPOLINE_SLOT)
 
 
+_CALL_RECORD_LITERAL = 24
+_CALL_ADD_PC = 8
+
+
+def calling_trampoline_code(distance: int, register: str) -> bytes:
+    """One slot of a trampoline that *calls* its function with ``register`` holding the
+    data, and gives the caller's value of that register back (callbacks into a PIC module
+    whose base register the caller uses: an NXFLAT program's r10 or r9)::
+
+        push.w {rB, lr}         ; the caller's base register and return address
+        ldr.w  ip, [pc, #16]    ; distance - 12 (the word at slot + 24)
+        add    ip, pc           ; ip = the record (PC reads as slot + 12 here)
+        ldr.w  rB, [ip, #8]     ; the data: the module's base
+        ldr.w  ip, [ip]         ; the function
+        blx    ip
+        pop.w  {rB, pc}         ; the caller's base register back, and return
+
+    Seven instructions and 8 bytes of stack per call. The stack the function sees is 8
+    bytes lower than its caller's, so a function taking arguments on the stack (a fifth
+    argument word) would not find them: callbacks take at most four argument words."""
+    base = REGISTER_NUMBERS[register]
+    if base in (IP, SP, PC, 14) or base < 4:
+        raise LinkError(f"{register} cannot be a base register a trampoline sets")
+    if distance < _CALL_ADD_PC + 4:
+        raise LinkError(f"trampoline data {distance:#x} bytes away comes before its code")
+    code = thumb(*push_wide(base, 14), *ldr_literal(IP, _literal_offset(4, _CALL_RECORD_LITERAL)),
+                 add_pc(IP), *ldr_immediate(base, IP, TRAMPOLINE_DATA),
+                 *ldr_immediate(IP, IP, TRAMPOLINE_FUNCTION), 0x47E0, *pop_wide(base, PC))
+    code += words(distance - (_CALL_ADD_PC + 4))
+    return pad(code, TRAMPOLINE_SLOT)
+
+
 # -- NXFLAT's import thunks ------------------------------------------------------------------
 IMPORT_THUNK_SIZE = 16
-REGISTER_NUMBERS = {f"r{i}": i for i in range(16)} | {"sb": 9, "sl": 10, "fp": 11, "ip": 12}
 
 
 def import_thunk(base_register: str, literal: int) -> bytes:
@@ -575,6 +607,8 @@ EMULATION = Emulation(
     cache_line=CACHE_LINE,
     cache_maintenance=cache_maintenance,
     page_size=1024,  # unicorn's granule for ARM
+    rom_region="FLASH",
+    ram_region="SRAM",
 )
 
 ARCH = Arch(
@@ -594,7 +628,8 @@ ARCH = Arch(
     code_tag=THUMB_BIT,
     aliases=("cortex-m3",),
     stubs=CallStubs(UNRESOLVED_STUB_SIZE, unresolved_stub, ATEXIT_STUB_SIZE, atexit_stub),
-    trampolines=TrampolineCode(TRAMPOLINE_SLOT, trampoline_code, TRAMPOLINE_REGISTER),
+    trampolines=TrampolineCode(TRAMPOLINE_SLOT, trampoline_code, TRAMPOLINE_REGISTER,
+                               calling_trampoline_code),
     emulation=EMULATION,
     disassembly=Disassembly("CS_ARCH_ARM", ("CS_MODE_THUMB", "CS_MODE_MCLASS")),
 )

@@ -190,11 +190,17 @@ class CallStubs:
 class TrampolineCode:
     """ffcall-style trampolines: ``code(distance)`` is one ``slot``-byte slot of code that
     reads its record (function, variable, data words) ``distance`` bytes further on;
-    ``register`` is where the register form passes its data."""
+    ``register`` is where the register form passes its data.
+
+    ``calls(distance, register)`` (optional): a slot that *calls* the function with
+    ``register`` holding the data and gives the caller's value of it back when the function
+    returns: the way into position-independent code whose base register its callers use
+    for their own ends (an NXFLAT program's r10 or r9, entered from the firmware)."""
 
     slot: int
     code: Callable[[int], bytes]
     register: str
+    calls: Callable[[int, str], bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +250,10 @@ class Emulation:
     cache_maintenance: Callable[[int, int], list[tuple[str, int]]] | None = None
     program_counter: str = "pc"
     page_size: int = 4096  # unicorn's protection granule
+    # Regions of default_memory where code executed in place (flash, a ROMFS) and programs'
+    # data (RAM) go (None: wherever the linker places them).
+    rom_region: str | None = None
+    ram_region: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ static module is given, not through the registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import FormatError
@@ -41,14 +41,16 @@ FORMATS: tuple[Format, ...] = (
 )
 
 
-def guess_format(data: bytes | bytearray | memoryview, file: str) -> Format | None:
-    """The format of a file: by its magic, else by its extension (REL and DOL have no magic);
-    None if neither tells."""
-    for f in FORMATS:
+def guess_format(data: bytes | bytearray | memoryview, file: str,
+                 formats: Sequence[Format] | None = None) -> Format | None:
+    """The format of a file among ``formats`` (default: every registered one): by its magic,
+    else by its extension (REL and DOL have no magic); None if neither tells."""
+    formats = FORMATS if formats is None else formats
+    for f in formats:
         if f.magic is not None and bytes(data[:len(f.magic)]) == f.magic:
             return f
     lowered = file.lower()
-    return next((f for f in FORMATS if lowered.endswith(f.extensions)), None)
+    return next((f for f in formats if f.extensions and lowered.endswith(f.extensions)), None)
 
 
 def _format_of(data: bytes | bytearray | memoryview, file: str, format: str | None) -> Format:
