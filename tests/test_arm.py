@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import C_DIR, run_tool
-from linkload import Linker, RelocationOverflowError, UnsupportedError
+from linkload import Linker, LinkError, RelocationOverflowError, UnsupportedError
 from linkload import arch as arch_registry
 from linkload.arch import arm
 from linkload.formats import elf
@@ -475,12 +475,50 @@ def test_generated_code_matches_the_assembler(arm_tc):
         .word   1024 - 10
         udf     #0
         udf     #0
+        push.w  {r9, lr}
+        ldr.w   ip, [pc, #16]
+        add     ip, pc
+        ldr.w   r9, [ip, #8]
+        ldr.w   ip, [ip]
+        blx     ip
+        pop.w   {r9, pc}
+        .word   2048 - 12
+        udf     #0
+        udf     #0
+        udf     #0
+        udf     #0
+        udf     #0
+        udf     #0
+        ldr.w   ip, [pc, #8]
+        add     ip, sl
+        ldr.w   ip, [ip, #4]
+        bx      ip
+        .word   0x34
     """
     obj = elf.read(arm_tc.compile_text(source, "generated.s"))
     assembled = bytes(next(s for s in obj.sections if s.name == ".text").data)
     ours = (arm.veneer(0, 0x2001_2345) + arm.unresolved_stub(0x1234_5678_9ABC_DEF0, 0x083F_FC80)
-            + arm.atexit_stub(0, 0x2000_1234, 0x0800_8888) + arm.trampoline_code(1024))
+            + arm.atexit_stub(0, 0x2000_1234, 0x0800_8888) + arm.trampoline_code(1024)
+            + arm.calling_trampoline_code(2048, "r9") + arm.import_thunk("r10", 0x34))
     assert ours.hex() == assembled.hex()
+
+
+def test_a_calling_trampoline_sets_the_base_register_and_gives_it_back(arm_tc):
+    """The callbacks of NXFLAT programs: the function runs with r10 = the data, and its
+    caller gets its own r10 back (the register is callee-saved for it)."""
+    space = EmulatedSpace("cortex-m3")
+    module = Linker(space, ARCH).link(arm_tc.compile_text(
+        ".syntax unified\n.thumb\n.globl base_plus\n.type base_plus, %function\n"
+        "base_plus: add r0, r0, r10\n mov r10, #7\n bx lr\n"
+        ".globl keeps\n.type keeps, %function\n"
+        "keeps: push {r10, lr}\n mov r10, #99\n blx r1\n add r0, r0, r10\n pop {r10, pc}\n",
+        "base_plus.s"))
+    pool = TrampolinePool(space, ARCH)
+    t = pool.alloc_call(module.address("base_plus"), "r10", 1000)
+    assert t & 1 and space.call(t, 5) == 1005
+    assert module.call("keeps", 5, t) == 1005 + 99  # r10 was 99 before, and is again after
+    with pytest.raises(LinkError, match="cannot be a base register"):
+        arm.calling_trampoline_code(1024, "r0")
 
 
 def test_running_unflushed_thumb_code_fails():

@@ -91,17 +91,62 @@ class TrampolinePool:
             raise UnsupportedError(f"no calling trampolines for the {self.arch.name} CPU yet")
         return self._alloc(function, None, data, register_form=True, calls=register)
 
-    def _alloc(self, function: int, variable: int | None, data: int, *, register_form: bool,
-               calls: str | None = None) -> int:
+    def alloc_calls(self, functions: list[int], register: str, data: int) -> list[int]:
+        """:meth:`alloc_call` for each of ``functions`` (with the same register and data),
+        the records written a block at a time."""
+        if self.code.calls is None:
+            raise UnsupportedError(f"no calling trampolines for the {self.arch.name} CPU yet")
+        slots = [self._take(register) for _ in functions]
+        scratch = 0  # the register form's own scratch word: unused by the calling form
+        records = [(block, slot, (function, scratch, data, 0))
+                   for (block, slot), function in zip(slots, functions, strict=True)]
+        self._write_records(records)
+        for block, slot, _words in records:
+            block.used.add(slot)
+            block.register_form.add(slot)
+        return [(block.base + slot * self.code.slot) | self.arch.code_tag for block, slot in slots]
+
+    def free_many(self, trampolines: list[int]) -> None:
+        """:meth:`free` for each of ``trampolines``, the records cleared a block at a time."""
+        located = [self._locate(t) for t in trampolines]
+        self._write_records([(block, slot, (0, 0, 0, 0)) for block, slot in located])
+        for block, slot in located:
+            block.used.discard(slot)
+            block.register_form.discard(slot)
+            self._recycled[block.calls].append((block, slot))
+
+    def _write_records(self, records: list[tuple[_Block, int, tuple[int, ...]]]) -> None:
+        """Write slots' records: runs of consecutive slots of a block in one write."""
+        records = sorted(records, key=lambda r: (r[0].base, r[1]))
+        run: list[tuple[_Block, int, tuple[int, ...]]] = []
+        for record in [*records, None]:
+            if run and (record is None or record[0] is not run[-1][0] or record[1] != run[-1][1] + 1):
+                block, first = run[0][0], run[0][1]
+                blob = b"".join(self._record(words) for _b, _s, words in run)
+                self.space.write(block.base + block.half + first * self.code.slot, blob)
+                run = []
+            if record is not None:
+                run.append(record)
+
+    def _record(self, words: tuple[int, ...]) -> bytes:
+        packed = b"".join(self._word.pack(w & self._mask) for w in words)
+        return packed + bytes(self.code.slot - len(packed))
+
+    def _take(self, calls: str | None) -> tuple[_Block, int]:
+        """A free slot of the code form ``calls``: a freed one first, else a fresh one."""
         recycled = self._recycled.setdefault(calls, [])
         fresh = self._fresh.setdefault(calls, [])
         if recycled:  # freed slots first, most recently freed first
-            block, slot = recycled.pop()
-        else:
-            block = fresh[-1] if fresh else self._new_block(calls)
-            slot = block.free.pop()
-            if not block.free:
-                fresh.pop()
+            return recycled.pop()
+        block = fresh[-1] if fresh else self._new_block(calls)
+        slot = block.free.pop()
+        if not block.free:
+            fresh.pop()
+        return block, slot
+
+    def _alloc(self, function: int, variable: int | None, data: int, *, register_form: bool,
+               calls: str | None = None) -> int:
+        block, slot = self._take(calls)
         address = block.base + slot * self.code.slot
         record = block.base + block.half + slot * self.code.slot
         if variable is None:

@@ -386,20 +386,21 @@ class Linker:
         if self._callback_pool is None:
             self._callback_pool = TrampolinePool(self.space, self.arch)
         pool, base = self._callback_pool, self._row_address(loaded, startup.base)
-        width, order = self.arch.word_size, "big" if self.arch.byteorder == ">" else "little"
-        made: dict[int, int] = {}
-        for offset in startup.callbacks:
-            function = int.from_bytes(self.space.read(base + offset, width), order)
-            if function not in made:
-                made[function] = pool.alloc_call(function, startup.base_register, base)
-            self.space.write(base + offset, made[function].to_bytes(width, order))
-        self._callbacks[loaded.uid] = list(made.values())
+        width, order = self.arch.word_size, self.arch.byteorder
+        words = base + np.array(startup.callbacks, np.int64)
+        functions = self.space.read_fields(words, width, order).astype(np.int64)
+        distinct, which = np.unique(functions, return_inverse=True)
+        trampolines = pool.alloc_calls(distinct.tolist(), startup.base_register, base)
+        self.space.write_fields(words, width, order,
+                                np.array(trampolines, np.uint64)[which.reshape(-1)])
+        self._callbacks[loaded.uid] = trampolines
 
     def _drop_program(self, module: LoadedModule) -> None:
         """Free what a program's instance had besides its memory: its callback trampolines
         and its share of the shared code."""
-        for trampoline in self._callbacks.pop(module.uid, []):
-            self._callback_pool.free(trampoline)
+        trampolines = self._callbacks.pop(module.uid, [])
+        if trampolines:
+            self._callback_pool.free_many(trampolines)
         key = self._shared_of.get(module.uid)
         if key is not None:
             self._unshare(self.shared[key], module.uid)

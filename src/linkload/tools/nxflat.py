@@ -176,6 +176,7 @@ class _Builder:
                 raise UnsupportedError(f"nxflat takes ARM object files, not a {part.kind} "
                                        f"{part.machine} file", file=part.file)
         self.module = merge(self.parts, "nxflat")
+        self.names = self.module.names  # every row's name, decoded once
         self.entry_name, self.stack_size, self.abi = entry, stack_size, abi
         self.imports_weak, self.callbacks = imports_weak, callbacks
         self.exports = None if exports is None else set(
@@ -190,6 +191,7 @@ class _Builder:
     def run(self) -> NxflatBuild:
         self.definition = self._resolve_names()
         self.imports = self._imports()
+        self._imported = {name: i for i, name in enumerate(self.imports)}
         placed = self._layout()
         self.got_rows = self._got(placed)
         image, data, relocs, callback_words = self._relocate(placed)
@@ -226,14 +228,14 @@ class _Builder:
         table = dict(m.exports())
         commons: dict[str, int] = {}
         for row in np.flatnonzero(symbols["section"] == COMMON).tolist():
-            name = m.symbol_name(row)
+            name = self.names[row]
             if name not in commons or symbols["size"][row] > symbols["size"][commons[name]]:
                 commons[name] = row
         for name, row in commons.items():
             if name not in strong:
                 table[name] = row
         for row in exported.tolist():  # weak and common copies yield to the winner
-            definition[row] = table[m.symbol_name(row)]
+            definition[row] = table[self.names[row]]
         undefined = np.flatnonzero((symbols["section"] == UNDEF) & (symbols["name"] != 0))
         for row, name in zip(undefined.tolist(), m.symbol_names(undefined), strict=True):
             definition[row] = table.get(name, -1)
@@ -390,7 +392,7 @@ class _Builder:
         d = int(self.definition[row])
         if d >= 0:
             return d
-        return self._undefined.setdefault(self.module.symbol_name(row), row)
+        return self._undefined.setdefault(self.names[row], row)
 
     # -- where symbols are -------------------------------------------------------------------
     def _where(self, row: int) -> tuple[str, int]:
@@ -401,8 +403,8 @@ class _Builder:
         s = self.module.symbols
         section = int(s["section"][key])
         if self.definition[row] < 0:
-            name = self.module.symbol_name(row)
-            if name in self.imports:
+            name = self.names[row]
+            if name in self._imported:
                 return THUNK, self._thunk_offset(name) | 1
             return NOWHERE, 0
         if section == COMMON:
@@ -420,7 +422,7 @@ class _Builder:
     def _thunk_offset(self, name: str) -> int:
         text = self.placed_by_index[THUNK_TEXT].offset
         first = self.strings_size + len(arm.code_padding(self.strings_size, 4))
-        return text + first + arm.IMPORT_THUNK_SIZE * self.imports.index(name)
+        return text + first + arm.IMPORT_THUNK_SIZE * self._imported[name]
 
     def _entry(self) -> int:
         row = self.module.find_symbol(self.entry_name)
@@ -600,7 +602,7 @@ class _Builder:
         """A pointer to this symbol is a pointer to the program's code (a function or an
         import's thunk): the callback table lists words holding one."""
         if self.definition[row] < 0:
-            return self.module.symbol_name(row) in self.imports
+            return self.names[row] in self._imported
         return int(self.module.symbols["type"][self._key(row)]) == FUNC
 
     # -- messages ----------------------------------------------------------------------------
@@ -620,7 +622,7 @@ class _Builder:
         return self.module.sections[section].file if section >= 0 else self.module.file
 
     def _label(self, row: int) -> str:
-        name = self.module.symbol_name(row)
+        name = self.names[row]
         if name:
             return name
         s = self.module.symbols
@@ -633,7 +635,7 @@ class _Builder:
         """Where the first relocation naming ``name`` lies (file, section, offset, kind)."""
         for run in self.module.relocation_runs:
             for i, row in enumerate(run.target.tolist()):
-                if self.module.symbol_name(row) == name:
+                if self.names[row] == name:
                     sec = self.module.sections[run.section]
                     return {"file": sec.file, "section": sec.name, "offset": int(run.offset[i]),
                             "kind": ARCH.kind_name(int(run.kind[i]))}
