@@ -373,7 +373,8 @@ def dump(data: bytes | memoryview, file: str, *, disasm: bool = False,
     yield f"  bss      {h.dataend:#010x}-{h.bssend:#010x}  {h.bsssize:#8x} bytes"
     yield f"  D-space allocated per instance: {h.dspace_size:#x} bytes"
     if contents.callbacks:
-        yield f"  callback table: {len(contents.callbacks)} words of D-space point at functions"
+        count = len(contents.callbacks)
+        yield f"  callback table: {count} word{'s' * (count != 1)} of D-space point at functions"
     words = np.frombuffer(contents.data[:len(contents.data) // 4 * 4], "<u4")
     reloc_type = {int(w & OFFSET_MASK): int(w >> 30) for w in contents.relocations.tolist()}
     yield ""

@@ -651,7 +651,8 @@ def describe(result: NxflatBuild) -> list[str]:
             f"words), bss {h.bsssize:#x} bytes",
             f"{len(c.relocations)} relocations, {len(result.imports)} imports"
             + (f": {', '.join(result.imports)}" if result.imports else ""),
-            f"callback table: {len(c.callbacks)} words" if c.callbacks else "no callback table"]
+            f"callback table: {len(c.callbacks)} word{'s' * (len(c.callbacks) != 1)} holding "
+            "function pointers" if c.callbacks else "no callback table"]
 
 
 __all__ = ["NxflatBuild", "bfd_hash", "build", "describe", "ld_global_order", "nxflat"]
