@@ -379,6 +379,18 @@ def test_unresolved_calls_wait_unlink_and_reload(arm_tc, chunk_rows):
     assert waiting.call("ask_later", 4) == 8 and asked == ["later", "later"]
 
 
+def test_a_module_with_its_own_unresolved_gets_the_calls(arm_tc):
+    world = World(arm_tc)
+    module = world.linker.link(arm_tc.compile_text(
+        "extern int later(int);\nint _unresolved(void) { return -5; }\n"
+        "int ask(int x) { return later(x) * 2; }\n", "own_unresolved.c", ["-O2"]))
+    assert module.call("ask", 3) == -10  # later() reaches _unresolved, a Thumb function
+    provider = world.linker.link(arm_tc.compile(PORTABLE_DIR / "provider.c", ["-O2"]))
+    assert module.call("ask", 3) == 600
+    world.linker.unlink(provider)
+    assert module.call("ask", 3) == -10
+
+
 def test_a_waiting_call_rebound_out_of_reach_goes_through_a_veneer(arm_tc):
     world = World(arm_tc)
     linker = Linker(world.space, ARCH, on_unresolved=lambda module, symbol: 7)

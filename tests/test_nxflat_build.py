@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from linkload import LinkError, UndefinedSymbolError, UnsupportedError
+from linkload import Linker, LinkError, UndefinedSymbolError, UnsupportedError
 from linkload.cli import main as cli
 from linkload.formats import nxflat as nxflat_format
 from linkload.formats.symtab import parse_exports_csv
@@ -95,6 +95,14 @@ def test_several_objects_build_one_program(arm_tc, tmp_path):
     assert result.imports == ("malloc", "report")  # ld -r's order: BFD's hash buckets
     assert "shared" in result.got and "helper" not in result.imports
     assert [row[0] for row in result.ispace_layout][:2] == [str(a), str(b)]
+    # and it runs: helper(1) = 1 + 5 + 1 reported, helper(5) = 11 returned
+    ld = Linker.emulated("cortex-m3")
+    reports = []
+    ld.host_function("report", lambda emu, m, v: reports.append((emu.read_string(m), v)))
+    ld.host_function("malloc", lambda emu, n: emu.reserve(n, 8))
+    path = tmp_path / "multi.nxf"
+    path.write_bytes(result.data)
+    assert ld.exec(ld.load(path), ["multi"]) == 11 and reports == [("a", 7)]
 
 
 def test_ld_orders_globals_by_bfd_hash():

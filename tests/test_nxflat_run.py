@@ -227,6 +227,23 @@ def test_an_import_the_firmware_lacks_is_refused_before_anything_is_placed(arm_t
     assert not ld.space.reservations()
 
 
+def test_the_export_table_may_be_the_firmwares_elf_or_a_symbol_list(arm_tc, tmp_path):
+    static = firmware(arm_tc)
+    listing = tmp_path / "exports.txt"
+    listing.write_text("08000000:report\n08000000:strlen\n")  # (the names are what count)
+    data = program(arm_tc, "hello", "v1")
+    for exports, loads in [(static, True), (listing, False), (["report", "malloc", "strlen"], True)]:
+        ld = Linker.emulated("cortex-m3", static=static, exports=exports)
+        ld.host_function("report", lambda emu, m, v: None)
+        path = tmp_path / "hello.nxf"
+        path.write_bytes(data)
+        if loads:
+            assert ld.exec(ld.load(path), ["x"]) == 43
+        else:
+            with pytest.raises(UndefinedSymbolError, match="'malloc'"):
+                ld.load(path)
+
+
 def test_bad_files_and_abis_are_refused(tmp_path):
     ld, _reports = host_board()
     bad = tmp_path / "bad.nxf"
