@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -100,7 +100,6 @@ class NxflatBuild:
     got: tuple[str, ...]  # the symbol of each GOT word
     ispace_layout: tuple[tuple[str, str, int, int], ...]  # (file, section, I-offset, size)
     dspace_layout: tuple[tuple[str, str, int, int], ...]  # (file, section, D-offset, size)
-    warnings: tuple[str, ...] = field(default=())
 
 
 @dataclass
@@ -181,7 +180,6 @@ class _Builder:
         self.imports_weak, self.callbacks = imports_weak, callbacks
         self.exports = None if exports is None else set(
             exports if isinstance(exports, list) else export_names(exports))
-        self.warnings: list[str] = []
         self._undefined: dict[str, int] = {}  # name -> the row standing for it
         self._runs: dict[int, list] = {}
         for run in self.module.relocation_runs:
@@ -208,7 +206,7 @@ class _Builder:
         d_layout = tuple((self._file_of(p), p.name, p.offset + self.got_size, p.size)
                          for p in placed if p.space == D_SPACE)
         return NxflatBuild(contents.to_bytes(), contents, tuple(self.imports), got_names,
-                           i_layout, d_layout, tuple(self.warnings))
+                           i_layout, d_layout)
 
     def _resolve_names(self) -> np.ndarray:
         """Per symbol row, the row that defines it: itself, the definition of its name in
