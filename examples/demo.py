@@ -68,6 +68,53 @@ def rel_demo(out: Path) -> None:
     ld.unlink(game)
 
 
+def nxflat_demo(out: Path) -> None:
+    """NuttX NXFLAT: a program built with `linkload nxflat`, dumped, and run twice on an
+    emulated Cortex-M3 against a real firmware, with a callback from the firmware."""
+    step("NXFLAT: build a program for NuttX's binfmt with linkload (no mknxflat, no ld)")
+    cpu = ["-mcpu=cortex-m3", "-mthumb"]
+    if shutil.which("arm-none-eabi-gcc") is None:
+        print("(skipped: arm-none-eabi-gcc is not installed; `make demo` installs it)")
+        return
+    nx = HERE / "nxflat"
+    firmware = out / "firmware.elf"
+    run(["arm-none-eabi-gcc", *cpu, "-O2", "-nostdlib", "-static", "-e", "_start",
+         "-Wl,-Ttext=0x08000000,-Tdata=0x20000000,--no-warn-rwx-segments",
+         str(nx / "firmware.c"), "-o", str(firmware)])
+    flags = [*cpu, "-Os", "-fpic", "-msingle-pic-base", "-mpic-register=r9",
+             "-mno-pic-data-is-text-relative"]
+    run(["arm-none-eabi-gcc", *flags, "-c", str(nx / "counter.c"), "-o", str(out / "counter.o")])
+    run(["linkload", "nxflat", str(out / "counter.o"), "-o", str(out / "counter.nxf"), "--abi",
+         "v2", "--stack", "2048", "--symbols", str(nx / "exports.csv")])
+    run(["linkload", "mksymtab", str(nx / "exports.csv"), "-o", str(out / "symtab.c")])
+    print("\n".join(subprocess.run(["linkload", "dump", str(out / "counter.nxf")], check=True,
+                                   capture_output=True, text=True).stdout.splitlines()[:14]))
+    print("...")
+
+    step("run two instances on an emulated Cortex-M3: one I-space in flash, two D-spaces")
+    ld = Linker.emulated("cortex-m3", static=firmware, exports=nx / "exports.csv")
+    ld.host_function("report", lambda emu, message, value: print(
+        f"  [report] {emu.read_string(message)} {value}"))
+    first, second = ld.load(out / "counter.nxf"), ld.load(out / "counter.nxf")
+    (shared,) = ld.shared.values()
+    print(f"I-space at {shared.address:#x} (shared, read+execute), D-spaces at "
+          f"{first.base:#x} and {second.base:#x}")
+    print("first  ->", ld.exec(first, ["first"]), "(call_twice called add_step back twice)")
+    print("second ->", ld.exec(second, ["second"]))
+    print("first  ->", ld.exec(first, ["first"]), "(its own step is 11 now)")
+    ld.unload(first)
+    ld.unload(second)
+    print("unloaded; shared I-space freed:", not ld.shared)
+
+    step("the same program without linkload's callback table: NXFLAT's documented limit")
+    run(["linkload", "nxflat", str(out / "counter.o"), "-o", str(out / "plain.nxf"), "--abi",
+         "v2", "--no-callbacks"])
+    try:
+        ld.exec(ld.load(out / "plain.nxf"), ["plain"])
+    except LinkError as e:
+        print("the callback arrives with the firmware's r9:", str(e).split(":")[0], "...")
+
+
 def run(cmd: list[str]) -> None:
     print("$", " ".join(cmd))
     subprocess.run(cmd, check=True)
@@ -139,6 +186,7 @@ def main() -> int:
         ld.unlink(closures)
 
         rel_demo(out)
+        nxflat_demo(out)
 
         step("unlink both (destructors run)")
         ld.unlink(s)

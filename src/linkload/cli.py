@@ -3,6 +3,8 @@
     linkload run a.o [b.o ...] --call SYMBOL [INT ...]   link into this process, call, print
     linkload dump FILE [--disasm] [--plf PLF]            sections, symbols, relocations
     linkload makerel STATIC.elf a.plf [b.plf ...]         build RELs, the .str table, import.lst
+    linkload nxflat a.o [b.o ...] -o prog.nxf             build an NXFLAT program (NuttX)
+    linkload mksymtab exports.csv -o symtab.c             NuttX's export table in C
 
 Errors print as one line on stderr and exit with status 2.
 
@@ -100,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_dump(sub)
     _add_makerel(sub)
+    _add_nxflat(sub)
+    _add_mksymtab(sub)
     return parser
 
 
@@ -122,8 +126,9 @@ def _add_dump(sub) -> None:
     dump = sub.add_parser("dump", help="show a file's sections, symbols and relocations",
                           description="Show a file's header, sections, symbols and "
                                       "relocations (for a REL, as the SDK's reldump).")
-    dump.add_argument("file", help="an ELF file, a REL (.rel) or a DOL (.dol)")
-    dump.add_argument("--format", choices=["elf", "rel", "dol"],
+    dump.add_argument("file", help="an ELF file, a REL (.rel), a DOL (.dol) or an NXFLAT "
+                                   "program")
+    dump.add_argument("--format", choices=["elf", "rel", "dol", "nxflat"],
                       help="the file's format (default: from its magic or extension)")
     dump.add_argument("--disasm", action="store_true",
                       help="disassemble the executable sections, for the file's CPU (needs capstone)")
@@ -188,6 +193,32 @@ def _add_makerel(sub) -> None:
                     help="originals and header values for many modules, by module name "
                          "(see docs/rel.md)")
     mk.add_argument("-w", "--no-warn", action="store_true", help="print no warnings (dtk -w)")
+
+
+def _add_nxflat(sub) -> None:
+    nx = sub.add_parser("nxflat", help="build an NXFLAT program from ARM objects (mknxflat, "
+                        "ld -r and ldnxflat in one step)")
+    nx.add_argument("objects", nargs="+", help="objects built with NuttX's flags (-fpic "
+                    "-msingle-pic-base -mpic-register=r10|r9 -mno-pic-data-is-text-relative)")
+    nx.add_argument("-o", "--output", required=True, metavar="PROG.nxf")
+    nx.add_argument("--entry", default="main", help="the entry point (default main)")
+    nx.add_argument("--stack", type=_integer, default=4096, help="stack size (default 4096)")
+    nx.add_argument("--abi", choices=["v1", "v2"], default="v1",
+                    help="v1: PIC base r10; v2: r9, imports __nxflat_abi_v2 (default v1)")
+    nx.add_argument("--imports-weak", action="store_true",
+                    help="import weak undefined functions too (mknxflat -w)")
+    nx.add_argument("--symbols", metavar="FILE", help="the firmware's exports (NuttX CSV, "
+                    "its ELF, or a symbol list): an import missing there is an error")
+    nx.add_argument("--no-callbacks", action="store_true",
+                    help="leave out linkload's callback table (the NuttX tools' output)")
+
+
+def _add_mksymtab(sub) -> None:
+    st = sub.add_parser("mksymtab", help="NuttX's export table in C from its CSV")
+    st.add_argument("csv", help="rows \"name\",\"header\",\"condition\",\"rettype\",\"param\",...")
+    st.add_argument("-o", "--output", required=True, metavar="symtab.c")
+    st.add_argument("--table", default="g_nxflat_exports", help="the table's name")
+    st.add_argument("--count", default="g_nxflat_nexports", help="the count's name")
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
@@ -334,13 +365,34 @@ def _single_threaded_blas() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+def cmd_nxflat(ns: argparse.Namespace) -> int:
+    from .tools import nxflat
+
+    result = nxflat.nxflat(list(ns.objects), ns.output, entry=ns.entry, stack_size=ns.stack,
+                           abi=ns.abi, imports_weak=ns.imports_weak, exports=ns.symbols,
+                           callbacks=not ns.no_callbacks)
+    print(f"{ns.output}: {len(result.data)} bytes")
+    for line in nxflat.describe(result):
+        print(f"  {line}")
+    return 0
+
+
+def cmd_mksymtab(ns: argparse.Namespace) -> int:
+    from .tools.mksymtab import mksymtab
+
+    rows = mksymtab(ns.csv, ns.output, table=ns.table, count=ns.count)
+    print(f"{ns.output}: {len(rows)} exports")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _single_threaded_blas()
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "dump": cmd_dump, "makerel": cmd_makerel}[ns.command](ns)
+        return {"run": cmd_run, "dump": cmd_dump, "makerel": cmd_makerel, "nxflat": cmd_nxflat,
+                "mksymtab": cmd_mksymtab}[ns.command](ns)
     except LinkError as e:
         print(f"linkload: error: {e}", file=sys.stderr)
         return 2

@@ -229,8 +229,41 @@ class OneBlock:
     reusable_tail: int | None = None
 
 
+@dataclass(frozen=True)
+class SharedImage:
+    """How a module loads whose read-only part is executed in place and shared by all its
+    instances (NXFLAT's I-space, mapped from a ROMFS in flash): the sections with an
+    ``image_offset`` lie at that offset of ``image``, which is placed once per ``key`` (the
+    file's identity), read+execute, never written, and freed when its last instance goes;
+    every other section (data, bss) is each instance's own and linked as usual. No
+    relocation may patch the shared sections. ``align``: the image's alignment."""
+
+    image: bytes | memoryview
+    key: str
+    align: int = 4
+
+
+@dataclass(frozen=True)
+class Startup:
+    """How a program module starts (a binfmt's exec): at symbol row ``entry``, on a stack of
+    ``stack_size`` bytes of its own, with ``base_register`` (if any) holding the address of
+    symbol row ``base`` all the while it runs (a PIC base: NXFLAT's r10 or r9, pointing at
+    its D-space).
+
+    ``callbacks``: offsets from ``base`` of words that hold pointers to the program's own
+    functions, which code outside the program may call (a ``qsort`` comparator): each
+    instance gets trampolines that set ``base_register`` before entering them, and the words
+    point at those."""
+
+    entry: int
+    stack_size: int
+    base_register: str | None = None
+    base: int = 0
+    callbacks: tuple[int, ...] = ()
+
+
 #: How a module loads, as its reader describes it (the linker never reads a file's header).
-Loading = BySection | OneBlock
+Loading = BySection | OneBlock | SharedImage
 BY_SECTION = BySection()
 
 
@@ -297,6 +330,11 @@ class Module:
     # The debug sections of its object files, for the symbol files debuggers are given (one
     # entry per object that has any).
     debug: tuple[DebugInfo, ...] = ()
+    # A program: how it starts (binfmt's exec), or None.
+    startup: Startup | None = None
+    # Every name it refers to must be defined when it loads (NXFLAT: the loader's ENOENT): a
+    # name nobody defines is an error, not a reference that waits for a module linked later.
+    binds_now: bool = False
 
     @property
     def relocation_runs(self) -> list[RelocationRun]:
@@ -450,9 +488,9 @@ def merge(modules: list[Module], name: str) -> Module:
         return alone
     first = modules[0]
     for m in modules:
-        if isinstance(m.loading, OneBlock):
-            raise LinkError("a module loaded as one block (a REL) cannot be combined with others",
-                            file=m.file)
+        if isinstance(m.loading, OneBlock | SharedImage):
+            raise LinkError("a module loaded as one block (a REL) or with shared code (an "
+                            "NXFLAT program) cannot be combined with others", file=m.file)
     for m in modules[1:]:
         if (m.machine, m.byteorder, m.bits) != (first.machine, first.byteorder, first.bits):
             raise LinkError(
@@ -480,6 +518,40 @@ def merge(modules: list[Module], name: str) -> Module:
     return Module(name, first.machine, first.byteorder, first.bits, sections, symbols,
                   b"".join(m.strtab for m in modules), runs, ",".join(m.file for m in modules),
                   debug=tuple(debug))
+
+
+def placed_apart(module: Module, addresses: dict[int, int]) -> Module:
+    """``module`` without the sections ``addresses`` maps to where they already are (shared
+    code executed in place): their symbols become absolute (ABS rows at address + value),
+    the other sections are renumbered. No relocation may patch those sections (a LinkError
+    naming the first). Symbol rows keep their numbers."""
+    for run in module.relocation_runs:
+        if run.section in addresses and len(run):
+            sec = module.sections[run.section]
+            raise LinkError(f"a relocation patches {sec.name}, which is shared and executed in "
+                            "place", file=sec.file or module.file, section=sec.name,
+                            offset=int(run.offset[0]))
+    kept = [i for i in range(len(module.sections)) if i not in addresses]
+    renumber = np.full(len(module.sections), -1, np.int64)
+    renumber[kept] = np.arange(len(kept))
+    symbols = module.symbols.copy()
+    section = symbols["section"].astype(np.int64)
+    for index, address in addresses.items():
+        rows = section == index
+        symbols["value"][rows] += np.uint64(address)
+        symbols["section"][rows] = ABS
+    inside = (section >= 0) & ~np.isin(section, list(addresses))
+    symbols["section"][inside] = renumber[section[inside]]
+    runs = [RelocationRun(int(renumber[r.section]), r.offset, r.kind, r.target, r.addend,
+                          r.implicit) for r in module.relocation_runs]
+    out = copy.copy(module)
+    out.sections = [module.sections[i] for i in kept]
+    out.symbols = symbols
+    out.relocations = runs
+    out.loading = BY_SECTION
+    out.__dict__.pop("_exports", None)
+    out.__dict__.pop("_exported_by_name_offset", None)
+    return out
 
 
 def with_symbols(module: Module, names: list[str], sections: np.ndarray, values: np.ndarray,

@@ -43,6 +43,7 @@ class _Block:
     free: list[int] = field(default_factory=list)  # never-used slots
     register_form: set[int] = field(default_factory=set)
     used: set[int] = field(default_factory=set)
+    calls: str | None = None  # the calling form's base register (its own blocks), or None
 
 
 class TrampolinePool:
@@ -57,8 +58,10 @@ class TrampolinePool:
         self.code = arch.trampolines
         self.pages = pages_per_block
         self._blocks: list[_Block] = []  # sorted by address
-        self._fresh: list[_Block] = []  # blocks with never-used slots
-        self._recycled: list[tuple[_Block, int]] = []  # freed slots
+        # per code form (None: ffcall's; a register: the calling form setting it), the blocks
+        # with never-used slots and the freed slots
+        self._fresh: dict[str | None, list[_Block]] = {}
+        self._recycled: dict[str | None, list[tuple[_Block, int]]] = {}
         self._starts: list[int] = []
         self._word = struct.Struct(arch.byteorder + ("Q" if arch.bits == 64 else "I"))
 
@@ -78,14 +81,72 @@ class TrampolinePool:
         """A trampoline that passes ``data`` in :attr:`register` and jumps to ``function``."""
         return self._alloc(function, None, data, register_form=True)
 
-    def _alloc(self, function: int, variable: int | None, data: int, *, register_form: bool) -> int:
-        if self._recycled:  # freed slots first, most recently freed first
-            block, slot = self._recycled.pop()
-        else:
-            block = self._fresh[-1] if self._fresh else self._new_block()
-            slot = block.free.pop()
-            if not block.free:
-                self._fresh.pop()
+    def alloc_call(self, function: int, register: str, data: int) -> int:
+        """A trampoline that calls ``function`` with ``register`` holding ``data`` and gives
+        the caller's value of ``register`` back when it returns (callbacks into a
+        position-independent module: ``register`` is its base register, ``data`` its
+        instance's data). The CPU's :class:`~linkload.arch.TrampolineCode` says what it
+        costs and what it cannot pass (ARM: arguments on the stack)."""
+        if self.code.calls is None:
+            raise UnsupportedError(f"no calling trampolines for the {self.arch.name} CPU yet")
+        return self._alloc(function, None, data, register_form=True, calls=register)
+
+    def alloc_calls(self, functions: list[int], register: str, data: int) -> list[int]:
+        """:meth:`alloc_call` for each of ``functions`` (with the same register and data),
+        the records written a block at a time."""
+        if self.code.calls is None:
+            raise UnsupportedError(f"no calling trampolines for the {self.arch.name} CPU yet")
+        slots = [self._take(register) for _ in functions]
+        scratch = 0  # the register form's own scratch word: unused by the calling form
+        records = [(block, slot, (function, scratch, data, 0))
+                   for (block, slot), function in zip(slots, functions, strict=True)]
+        self._write_records(records)
+        for block, slot, _words in records:
+            block.used.add(slot)
+            block.register_form.add(slot)
+        return [(block.base + slot * self.code.slot) | self.arch.code_tag for block, slot in slots]
+
+    def free_many(self, trampolines: list[int]) -> None:
+        """:meth:`free` for each of ``trampolines``, the records cleared a block at a time."""
+        located = [self._locate(t) for t in trampolines]
+        self._write_records([(block, slot, (0, 0, 0, 0)) for block, slot in located])
+        for block, slot in located:
+            block.used.discard(slot)
+            block.register_form.discard(slot)
+            self._recycled[block.calls].append((block, slot))
+
+    def _write_records(self, records: list[tuple[_Block, int, tuple[int, ...]]]) -> None:
+        """Write slots' records: runs of consecutive slots of a block in one write."""
+        records = sorted(records, key=lambda r: (r[0].base, r[1]))
+        run: list[tuple[_Block, int, tuple[int, ...]]] = []
+        for record in [*records, None]:
+            if run and (record is None or record[0] is not run[-1][0] or record[1] != run[-1][1] + 1):
+                block, first = run[0][0], run[0][1]
+                blob = b"".join(self._record(words) for _b, _s, words in run)
+                self.space.write(block.base + block.half + first * self.code.slot, blob)
+                run = []
+            if record is not None:
+                run.append(record)
+
+    def _record(self, words: tuple[int, ...]) -> bytes:
+        packed = b"".join(self._word.pack(w & self._mask) for w in words)
+        return packed + bytes(self.code.slot - len(packed))
+
+    def _take(self, calls: str | None) -> tuple[_Block, int]:
+        """A free slot of the code form ``calls``: a freed one first, else a fresh one."""
+        recycled = self._recycled.setdefault(calls, [])
+        fresh = self._fresh.setdefault(calls, [])
+        if recycled:  # freed slots first, most recently freed first
+            return recycled.pop()
+        block = fresh[-1] if fresh else self._new_block(calls)
+        slot = block.free.pop()
+        if not block.free:
+            fresh.pop()
+        return block, slot
+
+    def _alloc(self, function: int, variable: int | None, data: int, *, register_form: bool,
+               calls: str | None = None) -> int:
+        block, slot = self._take(calls)
         address = block.base + slot * self.code.slot
         record = block.base + block.half + slot * self.code.slot
         if variable is None:
@@ -95,26 +156,27 @@ class TrampolinePool:
         block.used.add(slot)
         if register_form:
             block.register_form.add(slot)
-        return address
+        return address | self.arch.code_tag  # (ARM: the code is Thumb, entered at an odd address)
 
     @property
     def _mask(self) -> int:
         return (1 << self.arch.bits) - 1
 
-    def _new_block(self) -> _Block:
+    def _new_block(self, calls: str | None = None) -> _Block:
         space = self.space
         half = self.pages * space.page_size
         base = space.reserve(2 * half, space.page_size)
         slots = half // self.code.slot
-        code = self.code.code(half) * slots
+        slot_code = self.code.code(half) if calls is None else self.code.calls(half, calls)
+        code = slot_code * slots
         space.write(base, code)
         space.protect(base, half, Protection.READ_EXECUTE)
         space.flush(base, half)
-        block = _Block(base, half, slots, free=list(range(slots - 1, -1, -1)))
+        block = _Block(base, half, slots, free=list(range(slots - 1, -1, -1)), calls=calls)
         i = bisect.bisect(self._starts, base)
         self._starts.insert(i, base)
         self._blocks.insert(i, block)
-        self._fresh.append(block)
+        self._fresh[calls].append(block)
         return block
 
     def free(self, trampoline: int) -> None:
@@ -124,7 +186,7 @@ class TrampolinePool:
         self.space.write(record, bytes(self.code.slot))
         block.used.discard(slot)
         block.register_form.discard(slot)
-        self._recycled.append((block, slot))
+        self._recycled[block.calls].append((block, slot))
 
     # -- queries ---------------------------------------------------------------------------
     def is_trampoline(self, address: int) -> bool:
@@ -162,6 +224,10 @@ class TrampolinePool:
         return self._word.unpack(self.space.read(record + offset * size, size))[0]
 
     def _locate(self, address: int) -> tuple[_Block, int]:
+        tag = self.arch.code_tag
+        if address & tag != tag:
+            raise LinkError(f"{address:#x} is not a trampoline")
+        address &= ~tag
         i = bisect.bisect_right(self._starts, address) - 1
         if i >= 0:
             block = self._blocks[i]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ..errors import UnsupportedError
-from . import ppc, x86_64
+from . import arm, ppc, x86_64
 from .base import (
     EXPR_CODES,
     GOT_EXPRS,
@@ -31,12 +31,13 @@ from .base import (
 )
 
 #: Every CPU linkload knows, by the name a Module's ``machine`` gives it.
-ARCHES: dict[str, Arch] = {arch.name: arch for arch in (x86_64.ARCH, ppc.ARCH)}
+ARCHES: dict[str, Arch] = {arch.name: arch for arch in (x86_64.ARCH, ppc.ARCH, arm.ARCH)}
 
 
 def get(name: str) -> Arch:
-    """The :class:`Arch` of CPU ``name`` (as a Module's ``machine`` names it)."""
-    arch = ARCHES.get(name)
+    """The :class:`Arch` of CPU ``name`` (as a Module's ``machine`` names it, or one of its
+    aliases)."""
+    arch = ARCHES.get(name) or next((a for a in ARCHES.values() if name in a.aliases), None)
     if arch is None:
         raise UnsupportedError(f"no support for the {name} CPU yet")
     return arch

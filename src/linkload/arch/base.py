@@ -71,6 +71,10 @@ class Field:
     ``align``; then ``value & mask`` replaces the masked bits of the container. CPUs whose
     fields scatter their bits (Thumb-2 branches) subclass and override :meth:`encode` and
     :meth:`decode`.
+
+    ``place_align``: a PC-relative field measured from its place rounded down to a multiple
+    of this (ARM's ``Pa``: literal loads in Thumb code count from the word holding them), so
+    its value is S+A-(P & -place_align).
     """
 
     size: int
@@ -80,6 +84,7 @@ class Field:
     shift: int = 0
     round_ha: bool = False
     align: int = 1
+    place_align: int = 1
 
     @property
     def whole(self) -> bool:
@@ -115,12 +120,17 @@ class Field:
 
 @dataclass(frozen=True)
 class Kind:
-    """One relocation kind of a CPU: its name, what it computes and where the value goes."""
+    """One relocation kind of a CPU: its name, what it computes and where the value goes.
+
+    ``branch_bias``: where a branch of this kind measures from, past its place (None: the
+    CPU's :attr:`Arch.branch_bias`); a CPU with two instruction sets (ARM: 8 in A32, 4 in
+    Thumb) gives it per kind."""
 
     name: str
     expr: Expr
     field: Field | None
     relaxable: bool = False  # the arch may rewrite the instruction to a direct form
+    branch_bias: int | None = None
 
     @property
     def writes(self) -> bool:
@@ -146,6 +156,8 @@ class KindTables:
     align: np.ndarray
     whole: np.ndarray  # bool: the value fills the container
     plain: np.ndarray  # bool: the generic Field (no scattered bits)
+    bias: np.ndarray  # a branch's value is measured from P + bias
+    place_mask: np.ndarray  # P & place_mask is added back to a PC-relative value (Field.place_align)
 
 
 # -- the optional parts -----------------------------------------------------------------------
@@ -178,11 +190,17 @@ class CallStubs:
 class TrampolineCode:
     """ffcall-style trampolines: ``code(distance)`` is one ``slot``-byte slot of code that
     reads its record (function, variable, data words) ``distance`` bytes further on;
-    ``register`` is where the register form passes its data."""
+    ``register`` is where the register form passes its data.
+
+    ``calls(distance, register)`` (optional): a slot that *calls* the function with
+    ``register`` holding the data and gives the caller's value of it back when the function
+    returns: the way into position-independent code whose base register its callers use
+    for their own ends (an NXFLAT program's r10 or r9, entered from the firmware)."""
 
     slot: int
     code: Callable[[int], bytes]
     register: str
+    calls: Callable[[int, str], bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +250,10 @@ class Emulation:
     cache_maintenance: Callable[[int, int], list[tuple[str, int]]] | None = None
     program_counter: str = "pc"
     page_size: int = 4096  # unicorn's protection granule
+    # Regions of default_memory where code executed in place (flash, a ROMFS) and programs'
+    # data (RAM) go (None: wherever the linker places them).
+    rom_region: str | None = None
+    ram_region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -267,6 +289,12 @@ class Arch:
     # rel32, so a call's addend is -4 and a call landing exactly on X holds X - 4 - P).
     branch_bias: int = 0
     code_alignment: int = 16
+    # Set in the address of code linkload writes (veneers, stubs, trampolines, an emulated
+    # space's host stubs) wherever a branch, a pointer or a call leads to it: ARM's Thumb bit
+    # (linkload's ARM code is Thumb code, and the address of Thumb code is odd).
+    code_tag: int = 0
+    # Other names the registry knows the CPU by (ARM: "cortex-m3", the CPU it is emulated as).
+    aliases: tuple[str, ...] = ()
     # (kind, image, field positions, candidates, start of the fields' section in the image)
     # -> mask of the fields rewritten to a direct form (x86-64 GOTPCRELX); the caller then
     # writes S+A-P into them. Bytes before the section's start are never changed.
@@ -291,13 +319,16 @@ class Arch:
             ("known", bool), ("expr", np.int64), ("pcrel", bool), ("branch", bool),
             ("width", np.int64), ("low", np.int64), ("high", np.int64), ("mask", np.uint64),
             ("shift", np.int64), ("round", np.int64), ("align", np.int64), ("whole", bool),
-            ("plain", bool))}
+            ("plain", bool), ("bias", np.int64), ("place_mask", np.int64))}
         t["align"][:] = 1
+        t["bias"][:] = self.branch_bias
         for number, kind in self.kinds.items():
             t["known"][number] = True
             t["expr"][number] = EXPR_CODES[kind.expr]
             t["pcrel"][number] = kind.expr in PC_RELATIVE
             t["branch"][number] = kind.expr is Expr.BRANCH
+            if kind.branch_bias is not None:
+                t["bias"][number] = kind.branch_bias
             f = kind.field
             if not kind.writes:
                 t["expr"][number] = EXPR_CODES[Expr.NONE]
@@ -310,6 +341,8 @@ class Arch:
             t["align"][number] = f.align
             t["whole"][number] = f.whole
             t["plain"][number] = type(f) is Field
+            if kind.expr in PC_RELATIVE:
+                t["place_mask"][number] = f.place_align - 1
         return KindTables(**t)
 
     def kind_name(self, kind: int) -> str:

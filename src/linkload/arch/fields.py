@@ -98,9 +98,11 @@ def evaluate(expr: Expr, S: np.ndarray, A: np.ndarray, P: np.ndarray | None, *, 
     raise ValueError(f"no value for expression {expr}")
 
 
-def branch_to(destinations: np.ndarray | int, places: np.ndarray, bias: int) -> np.ndarray:
+def branch_to(destinations: np.ndarray | int, places: np.ndarray,
+              bias: int | np.ndarray) -> np.ndarray:
     """The values of branch fields at ``places`` that land exactly on ``destinations``: a
-    branch's S+A-P with S+A = destination - bias (x86-64 measures from the field's end)."""
+    branch's S+A-P with S+A = destination - bias (x86-64 measures from the field's end; the
+    bias may be given per field, :attr:`KindTables.bias`)."""
     return destinations - np.int64(bias) - places
 
 
@@ -131,6 +133,7 @@ class KindSet:
     unchecked: bool  # every value fits every field (64-bit fields, no alignment)
     widths: tuple[tuple[int, bool], ...]  # (container bytes, every such kind is whole), ascending
     one_width: bool  # every kind writes a field, all of one width
+    aligned_places: bool  # some PC-relative kind measures from its place rounded down
 
 
 @functools.lru_cache(maxsize=4096)
@@ -152,7 +155,8 @@ def kind_set(arch: Arch, kinds: tuple[int, ...]) -> KindSet:
         branches=bool(t.branch[listed].any()),
         adjusted=bool(t.round[listed].any() or t.shift[listed].any()), low=low, high=high,
         aligned_fields=aligned, unchecked=low == INT64_MIN and high == INT64_MAX and not aligned,
-        widths=widths, one_width=len(all_widths) == 1 and 0 not in all_widths)
+        widths=widths, one_width=len(all_widths) == 1 and 0 not in all_widths,
+        aligned_places=bool(t.place_mask[listed].any()))
 
 def kinds_of(column: np.ndarray) -> tuple[int, ...]:
     """The distinct kinds of a (small) column, ascending."""
@@ -250,7 +254,7 @@ def _through_veneers(arch: Arch, batch: FieldBatch, values: np.ndarray, ok: np.n
     """Route the fields that cannot reach their target through the veneer of that (target,
     addend): the veneer's code goes on to where the field had to lead, and the field holds
     the veneer instead (a branch to it; an absolute field, its address)."""
-    t, bias = arch.tables, arch.branch_bias
+    t = arch.tables
     veneerable = batch.veneerable if batch.veneerable is not None else t.branch[batch.kind]
     far = np.flatnonzero(~ok & veneerable)
     keys = list(zip(batch.targets[far].tolist(), batch.addends[far].tolist(), strict=True))
@@ -260,14 +264,15 @@ def _through_veneers(arch: Arch, batch: FieldBatch, values: np.ndarray, ok: np.n
     if not len(far):
         return values, ok
     k = batch.kind[far]
-    # a PC-relative field is measured from P + bias; an absolute one from 0
-    origin = np.where(t.pcrel[k], batch.places[far] + bias, 0) if batch.places is not None \
+    # a PC-relative field is measured from P + its kind's bias; an absolute one from 0
+    origin = np.where(t.pcrel[k], batch.places[far] + t.bias[k], 0) if batch.places is not None \
         else np.zeros(len(far), np.int64)
     destinations = batch.values[far] + origin
     for slot, destination in zip(slots.tolist(), destinations.tolist(), strict=True):
         veneers.emit(slot, arch.veneer.code(slot, destination))
     values, ok = values.copy(), ok.copy()
-    v = (slots - origin + t.round[k]) >> t.shift[k]
+    entries = slots | arch.code_tag  # where a branch or a pointer enters the veneer's code
+    v = (entries - origin + t.round[k]) >> t.shift[k]
     values[far] = v
     ok[far] = (v >= t.low[k]) & (v <= t.high[k]) & ((v & (t.align[k] - 1)) == 0)
     return values, ok

@@ -8,12 +8,12 @@ static module is given, not through the registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import FormatError
 from ..model import Module
-from . import dol, elf, rel
+from . import dol, elf, nxflat, rel
 from .base import Source, module_name, read_bytes
 
 
@@ -36,17 +36,21 @@ FORMATS: tuple[Format, ...] = (
     Format("elf", elf.read, elf.dump, magic=elf.MAGIC),
     Format("rel", rel.read, rel.dump, extensions=(".rel",), write=rel.write_module),
     Format("dol", dol.read, dol.dump, extensions=(".dol",)),
+    Format("nxflat", nxflat.read, nxflat.dump, magic=nxflat.MAGIC, extensions=(".nxf",),
+           write=nxflat.write_module),
 )
 
 
-def guess_format(data: bytes | bytearray | memoryview, file: str) -> Format | None:
-    """The format of a file: by its magic, else by its extension (REL and DOL have no magic);
-    None if neither tells."""
-    for f in FORMATS:
+def guess_format(data: bytes | bytearray | memoryview, file: str,
+                 formats: Sequence[Format] | None = None) -> Format | None:
+    """The format of a file among ``formats`` (default: every registered one): by its magic,
+    else by its extension (REL and DOL have no magic); None if neither tells."""
+    formats = FORMATS if formats is None else formats
+    for f in formats:
         if f.magic is not None and bytes(data[:len(f.magic)]) == f.magic:
             return f
     lowered = file.lower()
-    return next((f for f in FORMATS if lowered.endswith(f.extensions)), None)
+    return next((f for f in formats if f.extensions and lowered.endswith(f.extensions)), None)
 
 
 def _format_of(data: bytes | bytearray | memoryview, file: str, format: str | None) -> Format:
@@ -62,11 +66,13 @@ def _format_of(data: bytes | bytearray | memoryview, file: str, format: str | No
     return found
 
 
-def read_module(source: Source, name: str | None = None, format: str | None = None) -> Module:
-    """Read any supported module or object file: ELF recognised by its contents, REL and DOL
-    by their extension or an explicit ``format`` (``"elf"``, ``"rel"``, ``"dol"``)."""
+def read_module(source: Source, name: str | None = None, format: str | None = None,
+                **options) -> Module:
+    """Read any supported module or object file: ELF and NXFLAT recognised by their
+    contents, REL and DOL by their extension or an explicit ``format`` (``"elf"``, ``"rel"``,
+    ``"dol"``, ``"nxflat"``). ``options`` go to the format's reader (NXFLAT: ``abi``)."""
     data, file = read_bytes(source)
-    return _format_of(data, file, format).read(data, module_name(file, name), file)
+    return _format_of(data, file, format).read(data, module_name(file, name), file, **options)
 
 
 def dump(source: Source, *, disasm: bool = False, format: str | None = None,

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..model import ABS, FUNC, GLOBAL, NOTYPE, OBJECT, SYMBOL_DTYPE, Module
+from . import elf as elf_format
 from .base import module_name
 
 
@@ -282,5 +283,76 @@ def section_names(entries: Iterable[SymbolEntry]) -> dict[tuple[int, int], str]:
             if isinstance(e.section, int) and e.module is None}
 
 
-__all__ = ["SymbolEntry", "dol_sections", "other_modules", "parse", "parse_file", "read",
-           "resolve", "section_names", "to_module"]
+# -- export tables (NuttX's mksymtab CSV) ------------------------------------------------------
+@dataclass(frozen=True)
+class ExportRow:
+    """One row of a NuttX export CSV (``tools/mksymtab``'s input): ``"name","header",
+    "condition","rettype","param1",...``. A row without parameters is a variable (its table
+    entry is ``&name``); with them, a function."""
+
+    name: str
+    header: str = ""
+    condition: str = ""
+    rettype: str = ""
+    params: tuple[str, ...] = ()
+    line: int = 0
+
+    @property
+    def is_function(self) -> bool:
+        return bool(self.params)
+
+
+def _csv_fields(line: str, file: str, number: int) -> list[str]:
+    """The fields of a CSV line whose every field is quoted (a parameter type such as
+    ``int (*)(int)`` holds commas of its own)."""
+    fields, rest = [], line.strip()
+    while rest:
+        if not rest.startswith('"'):
+            raise FormatError(f"line {number}: a field is not quoted: {rest[:40]!r}", file=file)
+        end = rest.find('"', 1)
+        if end < 0:
+            raise FormatError(f"line {number}: a quote is not closed", file=file)
+        fields.append(rest[1:end])
+        rest = rest[end + 1:].lstrip()
+        if rest.startswith(","):
+            rest = rest[1:].lstrip()
+        elif rest:
+            raise FormatError(f"line {number}: expected a comma after {fields[-1]!r}", file=file)
+    return fields
+
+
+def parse_exports_csv(text: str, file: str = "<text>") -> list[ExportRow]:
+    """The rows of a NuttX export CSV (blank lines and ``#`` comments skipped)."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = _csv_fields(line, file, number)
+        if not fields or not fields[0]:
+            raise FormatError(f"line {number}: no name", file=file)
+        fields += [""] * (4 - len(fields))
+        rows.append(ExportRow(fields[0], fields[1], fields[2], fields[3], tuple(fields[4:]),
+                              number))
+    return rows
+
+
+def export_names(source: str | os.PathLike) -> list[str]:
+    """The names a firmware exports, from a NuttX export CSV (``*.csv``), the firmware's ELF
+    file (its global symbols) or a symbol list (``address:name`` lines)."""
+    path = os.fspath(source)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise FormatError(f"cannot read: {e.strerror}", file=path) from None
+    if head == elf_format.MAGIC:
+        module = elf_format.read(path)
+        return module.symbol_names(module.exported())
+    if path.lower().endswith(".csv"):
+        with open(path, encoding="utf-8") as f:
+            return [row.name for row in parse_exports_csv(f.read(), path)]
+    return [entry.name for entry in parse_file(path)]
+
+
+__all__ = ["ExportRow", "SymbolEntry", "dol_sections", "export_names", "other_modules", "parse",
+           "parse_exports_csv", "parse_file", "read", "resolve", "section_names", "to_module"]

@@ -14,24 +14,56 @@ import functools
 import itertools
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import arch as arch_registry
 from ..arch import Arch
-from ..errors import LinkError, ModuleStateError, UnsupportedError
-from ..formats import Source, read_bytes, read_module, symtab
-from ..model import ABS, FUNC, GLOBAL, SECTION_SYMBOL, Module, merge, with_symbols
-from ..space import Announcement, Space
+from ..errors import (
+    FormatError,
+    LinkError,
+    ModuleStateError,
+    UndefinedSymbolError,
+    UnsupportedError,
+)
+from ..formats import FORMATS, Format, Source, guess_format, read_bytes, read_module, symtab
+from ..formats.base import module_name
+from ..model import (
+    ABS,
+    FUNC,
+    GLOBAL,
+    SECTION_SYMBOL,
+    UNDEF,
+    Module,
+    SharedImage,
+    merge,
+    placed_apart,
+    with_symbols,
+)
+from ..space import Announcement, Protection, Space
 from ..space.emulated import EmulatedSpace
 from ..space.native import NativeSpace
+from ..trampoline import TrampolinePool
 from .context import AUTO, STATIC_MODULE, Definition, LinkContext, LinkRequest
 from .graph import ModuleGraph
 from .job import Linked, link_module
 from .module import UNRESOLVED, LoadedModule
 from .rebind import Patch, apply_patch, plan_patch
 from .select import address_limit, narrow_absolute_flags
+
+
+@dataclass
+class SharedCode:
+    """A module's read-only part executed in place and shared by its instances (NXFLAT's
+    I-space): where it lies, and the uids of the instances using it."""
+
+    key: str
+    address: int
+    size: int
+    users: set[int] = field(default_factory=set)
+
 
 REL_POLICY = "rel"  # unlink always; references fall back to the unresolved handler
 REFUSE_POLICY = "refuse"  # unlink only a module nobody refers to
@@ -62,6 +94,14 @@ class Linker:
         self._handler: int | None = None
         # a table of module names kept apart (makerel's .str) and its folder
         self.name_table: tuple[bytes, str] | None = None
+        # binfmt: the formats load() recognises, tried in turn (NuttX's register_binfmt)
+        self.binfmts: list[Format] = list(FORMATS)
+        # the names the static module exports to programs that bind at load (None: all)
+        self.exports: frozenset[str] | None = None
+        self.shared: dict[str, SharedCode] = {}  # shared code by key
+        self._shared_of: dict[int, str] = {}  # uid -> key of the shared code it uses
+        self._callbacks: dict[int, list[int]] = {}  # uid -> its callback trampolines
+        self._callback_pool: TrampolinePool | None = None
 
     @classmethod
     def native(cls, libraries: Iterable[str] = (), *, place_near: str | int | None = AUTO,
@@ -91,14 +131,18 @@ class Linker:
                  strings: str | os.PathLike | None = None,
                  place_near: str | int | None = None,
                  on_unresolved: UnresolvedCallback | None = None,
-                 unlink_policy: str = REL_POLICY, **space_options) -> Linker:
-        """A linker for an emulated ``cpu`` (unicorn): ``"ppc"`` for REL modules.
+                 unlink_policy: str = REL_POLICY, exports: Source | Iterable[str] | None = None,
+                 **space_options) -> Linker:
+        """A linker for an emulated ``cpu`` (unicorn): ``"ppc"`` for REL modules,
+        ``"cortex-m3"`` for ARM objects and NXFLAT programs.
 
         ``static`` is the static module (an ELF executable or a DOL) mapped at its addresses;
         ``symbols`` names its symbols when the file has none (an ``address:name`` list or a
         map). ``strings`` is a table of module names kept apart (makerel's ``.str``): as for
         the SDK's debugger, a module's name there leads to the partially linked file it was
-        built from, which names its functions. Python functions stand in for static
+        built from, which names its functions. ``exports``: the names the firmware exports
+        to programs (NuttX's export CSV, its ELF, a symbol list, or the names): a program
+        importing another name is refused at load. Python functions stand in for static
         functions with :meth:`host_function`.
         """
         space = EmulatedSpace(cpu, **space_options)
@@ -112,6 +156,9 @@ class Linker:
         if strings is not None:
             data, _file = read_bytes(strings)
             linker.name_table = (bytes(data), os.path.dirname(os.fspath(strings)))
+        if exports is not None:
+            linker.exports = frozenset(symtab.export_names(exports)
+                                       if isinstance(exports, (str, os.PathLike)) else exports)
         return linker
 
     def host_function(self, name: str, function: Callable) -> int:
@@ -167,19 +214,196 @@ class Linker:
         symbols = symbols if symbols is not None else self._partial_link_of(module)
         if symbols is not None:
             module = _with_module_symbols(module, symbols)
-        waiting = self._waiting_for(module)
-        near = self.place_near if place_near is ... else place_near
-        request = LinkRequest(module, next(self._uids), _sites(waiting), near, at, bss, fixed,
-                              self._address_limit(module, waiting))
-        linked = link_module(self._context(), request)
-        loaded = linked.module
+        self._check_exports(module)
+        module, shared = self._share_code(module)
         try:
-            patches = [self._rebind_to(loaded, m, idx) for m, idx in waiting]
+            waiting = self._waiting_for(module)
+            near = self.place_near if place_near is ... else place_near
+            if place_near is ... and module.startup is not None:
+                window = self.space.preferred_window("data")  # a program's data: RAM
+                near = window.low if window is not None else near
+            request = LinkRequest(module, next(self._uids), _sites(waiting), near, at, bss,
+                                  fixed, self._address_limit(module, waiting))
+            linked = link_module(self._context(), request)
+            loaded = linked.module
+            try:
+                patches = [self._rebind_to(loaded, m, idx) for m, idx in waiting]
+            except BaseException:
+                self.space.release(loaded.base, loaded.size)
+                raise
         except BaseException:
-            self.space.release(loaded.base, loaded.size)
+            self._unshare(shared, None)
             raise
         self._commit(linked, patches)
+        if shared is not None:
+            shared.users.add(loaded.uid)
+            self._shared_of[loaded.uid] = shared.key
+        self._make_callbacks(loaded)
         return loaded
+
+    # -- binfmt: programs ------------------------------------------------------------------
+    def register_binfmt(self, fmt: Format) -> None:
+        """Let :meth:`load` recognise ``fmt`` too (tried before the others), as NuttX's
+        ``register_binfmt``."""
+        self.binfmts.insert(0, fmt)
+
+    def unregister_binfmt(self, name: str) -> None:
+        """Stop recognising the format called ``name``."""
+        self.binfmts = [f for f in self.binfmts if f.name != name]
+
+    def load(self, source: Source, name: str | None = None, **options) -> LoadedModule:
+        """NuttX's ``load_module``: recognise the file by its bytes among :attr:`binfmts`
+        (ELF objects, RELs, NXFLAT programs...), read it (``options`` go to its reader:
+        NXFLAT's ``abi``) and link it. A program whose code is executed in place (NXFLAT)
+        shares one copy of that code, placed read-only in the space's ROM region, with every
+        other instance of the same file; its data is its own, in RAM; every name it imports
+        must be defined now (NuttX's ENOENT otherwise)."""
+        data, file = read_bytes(source)
+        fmt = guess_format(data, file, self.binfmts)
+        if fmt is None:
+            raise FormatError("no registered binary format recognises this file", file=file,
+                              offset=0)
+        return self.link(fmt.read(data, module_name(file, name), file, **options))
+
+    def exec(self, module: LoadedModule, args: Sequence[str] = (), *,
+             stack_size: int | None = None) -> int:
+        """NuttX's ``exec_module``: run a program's entry with ``argc`` and ``argv``
+        (``args``, ``argv[0]`` first), on a stack of its own of the size its header asks for
+        (or ``stack_size``), with its PIC base register set to this instance's data; return
+        its exit status (what ``main`` returns)."""
+        self._check_linked(module)
+        startup = module.module.startup
+        if startup is None:
+            raise ModuleStateError(f"module {module.name!r} is not a program (it has no entry "
+                                   "point to start)", file=module.module.file)
+        registers = {}
+        if startup.base_register is not None:
+            registers[startup.base_register] = self._row_address(module, startup.base)
+        size = -(-(stack_size or startup.stack_size) // 16) * 16
+        window = self.space.preferred_window("data")
+        stack = self.space.reserve(size, 16, window)
+        try:
+            argv, block, block_size = self._argv(list(args), window)
+            try:
+                return self.space.start(self._row_address(module, startup.entry),
+                                        [len(args), argv], registers=registers,
+                                        stack=(stack, stack + size))
+            finally:
+                self.space.release(block, block_size)
+        finally:
+            self.space.release(stack, size)
+
+    def unload(self, module: LoadedModule) -> None:
+        """NuttX's ``unload_module``: unlink a program, free its data, and its shared code
+        when it was the last instance using it."""
+        self.unlink(module)
+
+    def _argv(self, args: list[str], window) -> tuple[int, int, int]:
+        """``argv`` in the space: the pointers (NULL-terminated), then the strings; returns
+        (argv, the block, its size)."""
+        width = self.arch.word_size
+        order = "big" if self.arch.byteorder == ">" else "little"
+        strings = [a.encode("utf-8", "surrogateescape") + b"\0" for a in args]
+        table = width * (len(args) + 1)
+        size = table + sum(len(t) for t in strings)
+        block = self.space.reserve(size, 16, window)
+        pointers, text, at = [], b"", block + table
+        for t in strings:
+            pointers.append(at)
+            text += t
+            at += len(t)
+        self.space.write(block, b"".join(p.to_bytes(width, order) for p in [*pointers, 0]) + text)
+        return block, block, size
+
+    def _row_address(self, module: LoadedModule, row: int) -> int:
+        """The run-time address of symbol ``row`` of a linked module."""
+        symbol = module.module.symbols[row]
+        section = int(symbol["section"])
+        if section == ABS:
+            return int(symbol["value"])
+        address = module.section_addresses[section] if section >= 0 else None
+        if address is None:
+            raise LinkError(f"symbol row {row} of module {module.name!r} has no address")
+        return address + int(symbol["value"])
+
+    def _check_exports(self, module: Module) -> None:
+        """A program binding at load may import only what the firmware exports, when the
+        linker was given its export table."""
+        if self.exports is None or not module.binds_now:
+            return
+        s = module.symbols
+        rows = np.flatnonzero((s["section"] == UNDEF) & (s["name"] != 0))
+        missing = sorted(set(module.symbol_names(rows)) - self.exports)
+        if missing:
+            raise UndefinedSymbolError(
+                f"the firmware does not export {', '.join(map(repr, missing))} (NuttX: ENOENT)",
+                file=module.file, symbol=missing[0])
+
+    def _share_code(self, module: Module) -> tuple[Module, SharedCode | None]:
+        """For a module with shared code: that code, placed now (read+execute, in the
+        space's ROM region, never written again) or found placed by an earlier instance,
+        and the module without it (its symbols there made absolute)."""
+        loading = module.loading
+        if not isinstance(loading, SharedImage):
+            return module, None
+        shared = self.shared.get(loading.key)
+        if shared is None:
+            space = self.space
+            size = -(-max(len(loading.image), 1) // space.page_size) * space.page_size
+            address = space.reserve(size, max(loading.align, space.page_size),
+                                    space.preferred_window("code"))
+            space.write(address, loading.image)
+            space.protect(address, size, Protection.READ_EXECUTE)
+            space.flush(address, size)
+            shared = self.shared[loading.key] = SharedCode(loading.key, address, size)
+        addresses = {i: shared.address + sec.image_offset
+                     for i, sec in enumerate(module.sections) if sec.image_offset is not None}
+        try:
+            return placed_apart(module, addresses), shared
+        except BaseException:
+            self._unshare(shared, None)
+            raise
+
+    def _unshare(self, shared: SharedCode | None, uid: int | None) -> None:
+        """Instance ``uid`` no longer uses ``shared``; the last one out frees it."""
+        if shared is None:
+            return
+        shared.users.discard(uid)
+        self._shared_of.pop(uid, None)
+        if not shared.users:
+            self.space.release(shared.address, shared.size)
+            del self.shared[shared.key]
+
+    def _make_callbacks(self, loaded: LoadedModule) -> None:
+        """Point the program's words holding its own functions' addresses at trampolines
+        that set its base register first (so that callbacks from outside work)."""
+        startup = loaded.module.startup
+        if startup is None or not startup.callbacks or startup.base_register is None:
+            return
+        code = self.arch.trampolines
+        if code is None or code.calls is None:
+            return  # (nothing to do it with: callbacks from outside cannot work)
+        if self._callback_pool is None:
+            self._callback_pool = TrampolinePool(self.space, self.arch)
+        pool, base = self._callback_pool, self._row_address(loaded, startup.base)
+        width, order = self.arch.word_size, self.arch.byteorder
+        words = base + np.array(startup.callbacks, np.int64)
+        functions = self.space.read_fields(words, width, order).astype(np.int64)
+        distinct, which = np.unique(functions, return_inverse=True)
+        trampolines = pool.alloc_calls(distinct.tolist(), startup.base_register, base)
+        self.space.write_fields(words, width, order,
+                                np.array(trampolines, np.uint64)[which.reshape(-1)])
+        self._callbacks[loaded.uid] = trampolines
+
+    def _drop_program(self, module: LoadedModule) -> None:
+        """Free what a program's instance had besides its memory: its callback trampolines
+        and its share of the shared code."""
+        trampolines = self._callbacks.pop(module.uid, [])
+        if trampolines:
+            self._callback_pool.free_many(trampolines)
+        key = self._shared_of.get(module.uid)
+        if key is not None:
+            self._unshare(self.shared[key], module.uid)
 
     def _context(self, hidden: frozenset[int] = frozenset()) -> LinkContext:
         """The linker as one link sees it; ``hidden`` modules are ignored (the module a reload
@@ -303,6 +527,9 @@ class Linker:
         self._check_linked(module)
         self._check_comdat_users(module, "reloaded")
         new_module = self._read(objects, name or module.name)
+        if isinstance(new_module.loading, SharedImage) or module.uid in self._shared_of:
+            raise ModuleStateError("a program with shared code is not reloaded: unload it and "
+                                   "load the new file", file=new_module.file)
         rebound = self.graph.references_to(module)
         waiting = self._waiting_for(new_module)
         request = LinkRequest(new_module, next(self._uids), _sites(rebound + waiting),
@@ -374,9 +601,11 @@ class Linker:
         module.eh_frames.clear()
 
     def _forget(self, module: LoadedModule) -> None:
-        """Take an unlinked module back from the space's debuggers and give its memory back."""
+        """Take an unlinked module back from the space's debuggers and give its memory back
+        (and a program's shared code, if it was the last instance using it)."""
         self.space.withdraw(module.uid)
         self.space.release(module.base, module.size)
+        self._drop_program(module)
         module.linked = False
 
     # -- the unresolved handler ----------------------------------------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..arch import Arch, Expr, Kind
+from ..arch import PC_RELATIVE, Arch, Expr, Kind
 from ..arch.fields import (
     FieldBatch,
     VeneerSlots,
@@ -109,8 +109,11 @@ def _new_values(arch: Arch, m: LoadedModule, kind: Kind, rows: np.ndarray, S: np
                 f"cannot become 0", kind=kind.name, symbol=name, file=m.module.file)
         S[pending] = m.fallbacks.values(rows[pending], weak)
     values = evaluate(kind.expr, S, A, P, got=m.got)
+    if kind.field is not None and kind.field.place_align > 1 and kind.expr in PC_RELATIVE:
+        values += P & (kind.field.place_align - 1)  # measured from the place rounded down
     if pending.any() and kind.expr is Expr.BRANCH:
-        values[pending] = branch_to(m.fallbacks.calls(rows[pending]), P[pending], arch.branch_bias)
+        bias = arch.branch_bias if kind.branch_bias is None else kind.branch_bias
+        values[pending] = branch_to(m.fallbacks.calls(rows[pending]), P[pending], bias)
     elif pending.any() and m.fallbacks.zero_data and kind.expr is not Expr.ABS:
         values[pending] = 0
     return values

@@ -123,8 +123,11 @@ def build(context: LinkContext, request: LinkRequest, selection: Selection, surv
         handler = context.unresolved_handler()
         for row, address in stubs.items():
             image.write(address, arch.stubs.unresolved((request.uid << 32) | row, handler))
-    address = _symbol_addresses(module, resolution, plan, image, atexit)
-    fallbacks = _fallbacks(module, plan, image, address, stubs)
+    # calls and pointers enter the code linkload writes at its address with the CPU's code tag
+    tag = arch.code_tag
+    address = _symbol_addresses(module, resolution, plan, image, atexit | tag)
+    fallbacks = _fallbacks(module, plan, image, address,
+                           {row: a | tag for row, a in stubs.items()} if tag else stubs)
     pending = resolution.pending
     address[pending] = fallbacks.values(pending, module.symbols["bind"][pending] == WEAK)
     targets = _targets(arch, module, selection, survey, resolution, plan, address, fallbacks,
@@ -369,9 +372,11 @@ def _values(arch: Arch, kinds, kind: np.ndarray, T: np.ndarray, A: np.ndarray,
         np.subtract(values, P, out=values, where=t.pcrel[kind])
     elif kinds.pcrel:
         values -= P
+    if kinds.aligned_places:  # measured from the place rounded down (ARM's Pa)
+        values += P & t.place_mask[kind]
     if targets.any_pending and kinds.branches:
         calls = np.flatnonzero(t.branch[kind] & targets.pending[T])
-        values[calls] = branch_to(targets.call[T[calls]], P[calls], arch.branch_bias)
+        values[calls] = branch_to(targets.call[T[calls]], P[calls], t.bias[kind[calls]])
     for k in kinds.specials:
         rows = np.flatnonzero(kind == k)
         starts = section_start[rows] if np.ndim(section_start) else section_start

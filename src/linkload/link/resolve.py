@@ -223,15 +223,26 @@ def _pairs(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.n
 def check_pending(module: Module, relocations: Relocations, survey: Survey, uses: SymbolUses,
                   resolution: Resolution) -> None:
     """A name nobody defines may be referred to by every kind whose fields are patched again
-    when a module defining it comes (calls, addresses, PC-relative accesses, GOT slots);
-    a kind whose value could not be patched later (a symbol's size) needs the name now,
-    unless it is weak. Any such use is an error listing them all."""
+    when a module defining it comes (calls, addresses, PC-relative accesses, GOT slots) and
+    by markers, which patch nothing; a kind whose value could not be patched later (a
+    symbol's size) needs the name now, unless it is weak. Any such use is an error listing
+    them all."""
     pending = resolution.pending
+    if len(pending) and module.binds_now:  # a program binds its imports when it loads
+        names = sorted(set(module.symbol_names(pending)))
+        plural = "s" if len(names) > 1 else ""
+        raise relocations.error(
+            UndefinedSymbolError, f"undefined symbol{plural}: {', '.join(names)} (the module "
+            "binds every name when it loads; NuttX: ENOENT)",
+            _first_use(relocations.arch, survey, list(survey.kinds),
+                       row_flags(len(module.symbols), pending), default=None))
     if not len(pending) or module.lazy_data:
         return
     strong = pending[module.symbols["bind"][pending] != WEAK]
     waiting = set(survey.rebindable_kinds) | set(survey.got_kinds)
-    fixed_kinds = [k for k in survey.kinds if k not in waiting]
+    # (markers patch nothing: R_ARM_NONE naming the unwinder's personality routine needs no
+    # definition)
+    fixed_kinds = [k for k in survey.kinds if k not in waiting and relocations.arch.kinds[k].writes]
     if not len(strong) or not fixed_kinds:
         return
     fixed = strong[uses.of(fixed_kinds)[strong]]
@@ -246,12 +257,19 @@ def check_pending(module: Module, relocations: Relocations, survey: Survey, uses
         _first_use(relocations.arch, survey, fixed_kinds, row_flags(len(module.symbols), fixed)))
 
 
-def _first_use(arch: Arch, survey: Survey, kinds: list[int], wanted: np.ndarray) -> int:
-    """The first relocation of one of ``kinds`` that refers to a symbol row ``wanted`` flags."""
+_NO_DEFAULT = object()
+
+
+def _first_use(arch: Arch, survey: Survey, kinds: list[int], wanted: np.ndarray,
+               default=_NO_DEFAULT) -> int | None:
+    """The first relocation of one of ``kinds`` that refers to a symbol row ``wanted`` flags
+    (``default`` if none does)."""
     of_kind = kind_flags(arch, kinds)
     for chunk in survey.chunks:
         kind, target = chunk.columns()
         hits = np.flatnonzero(of_kind[kind] & wanted[target])
         if len(hits):
             return chunk.row + int(hits[0])
+    if default is not _NO_DEFAULT:
+        return default
     raise AssertionError("no relocation uses them")

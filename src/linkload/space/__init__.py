@@ -120,6 +120,18 @@ class Space:
         calling convention decides)."""
         raise NotImplementedError
 
+    def start(self, address: int, args: list[int] | tuple[int, ...] = (), *,
+              registers: dict[str, int] | None = None,
+              stack: tuple[int, int] | None = None) -> int:
+        """Run a program from ``address`` (a binfmt's exec): ``registers`` set first (a PIC
+        base), on its own ``stack`` ``[low, high)``; returns its exit status."""
+        raise UnsupportedError(f"{type(self).__name__} does not start programs; use call()")
+
+    def preferred_window(self, purpose: str) -> Window | None:
+        """Where code executed in place (``"code"``) or a program's data (``"data"``) should
+        go in this space; None: anywhere."""
+        return None
+
     def function(self, address: int, restype, *argtypes):
         """A ctypes callable for the function at ``address`` (spaces that run native code)."""
         raise UnsupportedError(f"{type(self).__name__} cannot make ctypes functions; use call()")

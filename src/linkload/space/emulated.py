@@ -221,6 +221,7 @@ class EmulatedSpace(Space):
         self._symbols: dict[str, int] = dict(symbols or {})
         self._static_symbols: dict[str, int] = {}
         self._runtime_state: _Runtime | None = None
+        self._stack: tuple[int, int] | None = None  # a program's own stack, while it runs
         self._depth = 0
         self._last_fault: tuple[str, int] | None = None
         self.static: Module | None = None
@@ -508,6 +509,11 @@ class EmulatedSpace(Space):
         perms |= c("UC_PROT_WRITE") if seg.writable else 0
         return perms | (c("UC_PROT_EXEC") if seg.executable else 0)
 
+    def define(self, name: str, address: int) -> None:
+        """Name ``address`` for lookups, as a symbol of the static module (firmware data a
+        host stands in for: NXFLAT's ``__nxflat_abi_v2`` word)."""
+        self._symbols[name] = address
+
     def lookup(self, name: str) -> int | None:
         """Address of ``name``: a host function, an explicit symbol, or the static module's."""
         for table in (self._host_names, self._symbols, self._static_symbols):
@@ -536,14 +542,17 @@ class EmulatedSpace(Space):
         result goes to the result register, None leaves it alone."""
         if address is None:
             address = self._host_names.get(name) or self._static_symbols.get(name)
+        tag = self.arch.code_tag  # code is entered at address | tag, and runs from address
         if address is None:
             address = self._new_stub()
-        elif not self._in_host_area(address):
+        elif not self._in_host_area(address & ~tag):
+            address &= ~tag
             self._check_mapped(address, self.cpu.instruction_size)
             self._hook_host(address, address + self.cpu.instruction_size)
+        address &= ~tag
         self._hosts[address] = _Host(name, function, _arity(function, len(self.cpu.arguments)))
-        self._host_names[name] = address
-        return address
+        self._host_names[name] = address | tag
+        return address | tag
 
     def host_callback(self, function: Callable[[int], int]) -> int:
         """Address of code that runs ``function(context) -> int``: the context arrives as one
@@ -552,7 +561,7 @@ class EmulatedSpace(Space):
         address = self._new_stub()
         self._hosts[address] = _Host(f"callback {address:#x}", lambda _space, value: function(value),
                                      1, wide=True)
-        return address
+        return address | self.arch.code_tag
 
     def _new_stub(self) -> int:
         runtime = self._runtime()
@@ -655,15 +664,46 @@ class EmulatedSpace(Space):
             if saved is not None:
                 self._uc.context_restore(saved)
 
+    def start(self, address: int, args: list[int] | tuple[int, ...] = (), *,
+              registers: dict[str, int] | None = None,
+              stack: tuple[int, int] | None = None) -> int:
+        """Run a program from ``address`` as a binfmt's exec does: with ``registers`` set
+        first (a PIC base), on its own ``stack`` ``[low, high)`` (default: the space's), and
+        return its result (the exit status). Host functions it calls, and the callbacks they
+        make, run on that stack too."""
+        if self._depth:
+            raise EmulationError("a program is started from outside emulated code")
+        if stack is not None and (stack[1] - stack[0] < STACK_FLOOR + 256 or stack[1] % 16):
+            raise EmulationError(f"a program's stack [{stack[0]:#x}, {stack[1]:#x}) is too "
+                                 "small or its top is not 16-byte aligned")
+        saved, self._stack = self._stack, stack
+        try:
+            for name, value in (registers or {}).items():
+                self.set_reg(name, value)
+            return self.call(address, *args)
+        finally:
+            self._stack = saved
+
+    def preferred_window(self, purpose: str) -> Window | None:
+        """Where code executed in place (``"code"``: flash, a ROMFS) or a program's data
+        (``"data"``: RAM) goes, as the CPU's memory map says (None: anywhere)."""
+        name = {"code": self.cpu.rom_region, "data": self.cpu.ram_region}.get(purpose)
+        if name is None or name not in {r.name for r in self.regions}:
+            return None
+        region = self.region(name)
+        return Window(region.base, region.end, region.base)
+
     def _enter(self, runtime: _Runtime, depth: int, args: list[int]) -> None:
         """Stack frame, arguments and return address of a call at nesting ``depth``."""
         cpu, width = self.cpu, self.arch.bits // 8
         regs = cpu.arguments
         extra = args[len(regs):]
-        below = runtime.stack_high if depth == 0 else self.reg(cpu.stack_pointer) - NESTED_GAP
+        low, high = self._stack or (runtime.stack_low, runtime.stack_high)
+        below = high if depth == 0 else self.reg(cpu.stack_pointer) - NESTED_GAP
         frame = -(-(cpu.linkage_area + width * len(extra)) // cpu.stack_alignment) * cpu.stack_alignment
         sp = (below - frame) // cpu.stack_alignment * cpu.stack_alignment
-        if not runtime.stack_low + STACK_FLOOR <= sp < runtime.stack_high:
+        if not low + STACK_FLOOR <= sp <= high:  # (a CPU without a linkage area starts at
+            # the very top: its stack is full-descending)
             raise EmulationError(f"no stack left for a call (stack pointer {sp:#x})")
         if cpu.back_chain:
             chain = 0 if depth == 0 else self.reg(cpu.stack_pointer)
@@ -674,7 +714,7 @@ class EmulatedSpace(Space):
         self.set_reg(cpu.stack_pointer, sp)
         for name, value in zip(regs, args, strict=False):
             self.set_reg(name, value)
-        self.set_reg(cpu.link_register, runtime.traps[depth])
+        self.set_reg(cpu.link_register, runtime.traps[depth] | self.arch.code_tag)
 
     def _run(self, address: int, until: int, *, outermost: bool) -> None:
         # The instruction limit is passed every time because unicorn counts only in code
@@ -682,7 +722,8 @@ class EmulatedSpace(Space):
         self._last_fault = None
         token = WATCHDOG.arm(self.timeout, self._uc.emu_stop) if outermost and self.timeout else None
         try:
-            self._uc.emu_start(address, until, count=self.max_instructions)
+            # (entered in the CPU's code state: a Thumb-only CPU needs the Thumb bit)
+            self._uc.emu_start(address | self.arch.code_tag, until, count=self.max_instructions)
         except LinkError:
             self._uc._hook_exception = None  # raised by a hook: the caller reports it once
             raise

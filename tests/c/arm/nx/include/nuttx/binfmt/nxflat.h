@@ -1,0 +1,2 @@
+/* Just enough of NuttX for symtab.c */
+#include "../../../firmware.h"

@@ -1,0 +1,1 @@
+/* Just enough of NuttX for symtab.c */
