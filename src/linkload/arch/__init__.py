@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ..errors import UnsupportedError
-from . import ppc, x86_64
+from . import i386, ppc, x86_64
 from .base import (
     EXPR_CODES,
     GOT_EXPRS,
@@ -31,7 +31,7 @@ from .base import (
 )
 
 #: Every CPU linkload knows, by the name a Module's ``machine`` gives it.
-ARCHES: dict[str, Arch] = {arch.name: arch for arch in (x86_64.ARCH, ppc.ARCH)}
+ARCHES: dict[str, Arch] = {arch.name: arch for arch in (x86_64.ARCH, ppc.ARCH, i386.ARCH)}
 
 
 def get(name: str) -> Arch:

@@ -184,7 +184,9 @@ class EmulatedSpace(Space):
     extra static names (``{name: address}``); ``stack_size``: bytes of call stack;
     ``timeout`` (seconds) and ``max_instructions`` bound every :meth:`call`;
     ``enforce_protection``: make unicorn enforce :meth:`protect`; ``check_cache``: fail on
-    running code written since its last flush.
+    running code written since its last flush; ``runtime_region``: the region in which the
+    space keeps its own call stack and host stubs (default: the lowest), so that a program
+    given the others has all of them.
     """
 
     def __init__(self, arch_name: str, *,
@@ -192,7 +194,7 @@ class EmulatedSpace(Space):
                  symbols: dict[str, int] | None = None, page_size: int | None = None,
                  stack_size: int = 256 << 10, timeout: float = 10.0,
                  max_instructions: int = 1_000_000_000, enforce_protection: bool = False,
-                 check_cache: bool = True) -> None:
+                 check_cache: bool = True, runtime_region: str | None = None) -> None:
         self.arch, self.cpu = emulation_of(arch_name)
         self.page_size = page_size or self.cpu.page_size
         if enforce_protection and self.page_size % self.cpu.page_size:
@@ -204,6 +206,9 @@ class EmulatedSpace(Space):
         self.check_cache = check_cache
         self.stack_size = stack_size
         self.memory = RegionMemory(memory or self.cpu.default_memory, self.cpu.page_size)
+        self.runtime_region = runtime_region
+        if runtime_region is not None:
+            self.memory.region(runtime_region)  # (a name that is not a region fails here)
         self._mask = (1 << self.arch.bits) - 1
         self._uc, self._uc_consts = self._make_cpu()
         self._regs: dict[str, int] = {}
@@ -375,6 +380,18 @@ class EmulatedSpace(Space):
         for run in np.split(np.arange(len(order)), breaks):
             lo, hi = int(ordered[run[0]]), int(ordered[run[-1]]) + size
             yield lo, hi - lo, order[run]
+
+    def watch_stores(self, address: int, size: int, function: Callable[[int, int, int], None]) -> None:
+        """A memory-mapped device: ``function(address, size, value)`` runs for every store of
+        emulated code into [address, address+size) (memory of the space), as a console
+        port's bytes are printed."""
+        self._check_mapped(address, size)
+
+        def on_write(uc, access, where, width, value, _data) -> None:
+            function(where, width, value & ((1 << (8 * width)) - 1))
+
+        self._uc.hook_add(self._const("UC_HOOK_MEM_WRITE"), on_write, begin=address,
+                          end=address + size - 1)
 
     # -- protection ------------------------------------------------------------------------------
     def protect(self, address: int, size: int, protection: Protection) -> None:
@@ -577,17 +594,35 @@ class EmulatedSpace(Space):
                                      address=address, fault="bad return")
             raise EmulationError(f"jumped to {address:#x}, a host stub with no function",
                                  address=address, fault="no host function")
-        return_to = self.reg(self.cpu.link_register)
+        return_to = self._return_address()
         args = self._host_arguments(host)
         result = host.function(self, *args)
         if result is not None:
             self._set_result(host, result)
         self._sync_stale_hooks()  # the function may have written code it then returns into
-        self.set_reg(self.cpu.program_counter, return_to)
+        self._return(return_to)
+
+    def _return_address(self) -> int:
+        """Where the function just entered returns to: the link register, or the word at the
+        stack pointer on CPUs whose calls push it."""
+        if self.cpu.link_register is None:
+            return self.read_word(self.reg(self.cpu.stack_pointer))
+        return self.reg(self.cpu.link_register)
+
+    def _return(self, address: int) -> None:
+        """Leave the function just entered for ``address``, popping the return address where
+        the call pushed it (as ``ret`` does)."""
+        if self.cpu.link_register is None:
+            self.set_reg(self.cpu.stack_pointer,
+                         self.reg(self.cpu.stack_pointer) + self.arch.bits // 8)
+        self.set_reg(self.cpu.program_counter, address)
 
     def _host_arguments(self, host: _Host) -> list[int]:
         regs = self.cpu.arguments
         if host.wide:
+            if not self.cpu.wide_argument:  # two stack words, in the CPU's byte order
+                sp = self.reg(self.cpu.stack_pointer) + self.cpu.stack_arguments
+                return [int.from_bytes(self.read(sp, 2 * self.arch.bits // 8), self._order)]
             value = 0
             for name in self.cpu.wide_argument:
                 value = (value << self.arch.bits) | self.reg(name)
@@ -613,7 +648,7 @@ class EmulatedSpace(Space):
         had its pick of memory), at the top of the first region."""
         if self._runtime_state is None:
             size = self.stack_size + self.page_size
-            top = self.memory.highest_fit(size, self.page_size)
+            top = self.memory.highest_fit(size, self.page_size, self.runtime_region)
             stack = self.reserve(self.stack_size, 16, address=top)
             self._runtime_state = _Runtime(stack, stack + self.stack_size, [], [])
             self._host_area(self._runtime_state, top + self.stack_size)
@@ -633,11 +668,13 @@ class EmulatedSpace(Space):
         runtime.stubs[:0] = range(base + size - step, base - step, -step)  # lowest first out
 
     # -- calls -----------------------------------------------------------------------------------
-    def call(self, address: int, *args: int, restype=None) -> int:
+    def call(self, address: int, *args: int, restype=None, stack_top: int | None = None) -> int:
         """Call the function at ``address`` with integer arguments (argument registers, then
         the stack) and return the result register as a signed integer (the calling
         convention decides: ``restype`` is not used). Re-entrant: a host function may call
-        emulated code, which may call host functions..."""
+        emulated code, which may call host functions... ``stack_top``: run the outermost
+        call on a stack of the caller's below this address (a program's own stack, as a boot
+        loader sets it up) instead of the space's."""
         runtime = self._runtime()
         depth = self._depth
         if depth >= len(runtime.traps):
@@ -645,7 +682,7 @@ class EmulatedSpace(Space):
         saved = self._uc.context_save() if depth else None
         self._sync_stale_hooks()
         try:
-            self._enter(runtime, depth, [int(a) for a in args])
+            self._enter(runtime, depth, [int(a) for a in args], None if depth else stack_top)
             self._depth = depth + 1
             self._run(address, runtime.traps[depth], outermost=depth == 0)
             return _signed(self.reg(self.cpu.result), self.arch.bits)
@@ -654,15 +691,24 @@ class EmulatedSpace(Space):
             if saved is not None:
                 self._uc.context_restore(saved)
 
-    def _enter(self, runtime: _Runtime, depth: int, args: list[int]) -> None:
-        """Stack frame, arguments and return address of a call at nesting ``depth``."""
+    def _enter(self, runtime: _Runtime, depth: int, args: list[int],
+               stack_top: int | None = None) -> None:
+        """Stack frame, arguments and return address of a call at nesting ``depth`` (on the
+        caller's stack below ``stack_top``, if given)."""
         cpu, width = self.cpu, self.arch.bits // 8
         regs = cpu.arguments
         extra = args[len(regs):]
         below = runtime.stack_high if depth == 0 else self.reg(cpu.stack_pointer) - NESTED_GAP
+        if stack_top is not None:
+            below = stack_top
         frame = -(-(cpu.linkage_area + width * len(extra)) // cpu.stack_alignment) * cpu.stack_alignment
         sp = (below - frame) // cpu.stack_alignment * cpu.stack_alignment
-        if not runtime.stack_low + STACK_FLOOR <= sp < runtime.stack_high:
+        pushed = cpu.link_register is None
+        if pushed:  # the return address sits just below the aligned arguments
+            sp -= width
+        if stack_top is not None:
+            self._check_mapped(sp, below - sp)
+        elif not runtime.stack_low + STACK_FLOOR <= sp < runtime.stack_high:
             raise EmulationError(f"no stack left for a call (stack pointer {sp:#x})")
         if cpu.back_chain:
             chain = 0 if depth == 0 else self.reg(cpu.stack_pointer)
@@ -673,7 +719,10 @@ class EmulatedSpace(Space):
         self.set_reg(cpu.stack_pointer, sp)
         for name, value in zip(regs, args, strict=False):
             self.set_reg(name, value)
-        self.set_reg(cpu.link_register, runtime.traps[depth])
+        if pushed:
+            self._uc.mem_write(sp, runtime.traps[depth].to_bytes(width, self._order))
+        else:
+            self.set_reg(cpu.link_register, runtime.traps[depth])
 
     def _run(self, address: int, until: int, *, outermost: bool) -> None:
         # The instruction limit is passed every time because unicorn counts only in code
