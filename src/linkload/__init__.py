@@ -10,7 +10,9 @@ references, unlink and reload them, and place programs into memory regions.
 """
 
 from .errors import (
+    ConfigError,
     DebuggerError,
+    FixupError,
     FormatError,
     LinkError,
     ModuleStateError,
@@ -26,6 +28,8 @@ from .model import Module, Section, SectionKind
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConfigError",
+    "FixupError",
     "DebuggerError",
     "FormatError",
     "LinkError",

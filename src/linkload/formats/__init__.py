@@ -30,10 +30,13 @@ class Format:
     magic: bytes | None = None
     extensions: tuple[str, ...] = ()
     write: Callable[[Module], bytes] | None = None
+    # Reads a linked program for the locator: its fixups as relocations and each symbol's
+    # section (``Module.symbol_sections``); None: programs of this format cannot be located.
+    read_program: Callable[..., Module] | None = None
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("elf", elf.read, elf.dump, magic=elf.MAGIC),
+    Format("elf", elf.read, elf.dump, magic=elf.MAGIC, read_program=elf.read_program),
     Format("rel", rel.read, rel.dump, extensions=(".rel",), write=rel.write_module),
     Format("dol", dol.read, dol.dump, extensions=(".dol",)),
 )
@@ -69,6 +72,17 @@ def read_module(source: Source, name: str | None = None, format: str | None = No
     return _format_of(data, file, format).read(data, module_name(file, name), file)
 
 
+def read_program(source: Source, name: str | None = None, format: str | None = None) -> Module:
+    """Read a linked program to be located (``linkload locate``): an ELF executable (its
+    relocations kept with ``--emit-relocs``, or a PIE's ``RELATIVE`` ones) or a PE image
+    (its base relocations), with its fixups and each symbol's section."""
+    data, file = read_bytes(source)
+    found = _format_of(data, file, format)
+    if found.read_program is None:
+        raise FormatError(f"a {found.name} file is not a program the locator can place", file=file)
+    return found.read_program(data, module_name(file, name), file)
+
+
 def dump(source: Source, *, disasm: bool = False, format: str | None = None,
          plf: Source | None = None) -> Iterator[str]:
     """Lines describing the file ``source`` (``linkload dump``), its format recognised as by
@@ -80,4 +94,4 @@ def dump(source: Source, *, disasm: bool = False, format: str | None = None,
 
 
 __all__ = ["FORMATS", "Format", "Source", "dump", "guess_format", "read_bytes",
-           "read_module"]
+           "read_module", "read_program"]
