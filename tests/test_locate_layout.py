@@ -211,6 +211,9 @@ Locate NTSection .bss RAM
     delta = block.address - 0x401000
     assert list(located.section_addresses) == [a + delta for a in (0x401000, 0x402000, 0x403000, 0x404000)]
     assert located.fixups.whole and located.fixups.delta == delta
+    # the block's sections are in the load image, each at its place in the block
+    assert located.image.read(block.address, 0x100) == bytes(range(256))
+    assert located.image.read(block.address + 0x2000, 0x10) == b"\x11" * 0x10
 
 
 @pytest.mark.parametrize(("commands", "error", "message"), [

@@ -227,6 +227,8 @@ class _Locate:
             self.section_entities[s.index] = Entity(EntityKind.SECTION, s.name, first.region,
                                                     s.size, s.align, section=s.index)
         self._block_low = low
+        at = self.entities.index(block) + 1  # the block's sections follow it, placed with it
+        self.entities[at:at] = [self.section_entities[s.index] for s in members]
 
     def _check_region(self, command: LocateCommand, region: Region) -> None:
         if region.memtype is MemType.DEVICE or region.access == "NoAccess":
@@ -264,9 +266,12 @@ class _Locate:
 
     # 3. entities of fixed size, in the order named
     def _place_fixed(self) -> None:
+        in_block = self.image_block.members if self.image_block else ()
         for e in self.entities:
             if e.placed or e.kind in (EntityKind.COPY, EntityKind.RESERVED):
                 continue
+            if e.kind is EntityKind.SECTION and e.section in in_block:
+                continue  # placed with its block
             if e.kind in (EntityKind.STACK, EntityKind.HEAP) and not e.size:
                 continue
             self.regions[e.region].place(e)
