@@ -165,9 +165,10 @@ def test_formats_are_recognised_by_magic_then_extension():
     assert formats.guess_format(b"\x7fELF....", "a.o").name == "elf"
     assert formats.guess_format(b"\0" * 8, "x/A.REL").name == "rel"
     assert formats.guess_format(b"\0" * 8, "main.dol").name == "dol"
+    assert formats.guess_format(b"MZ\0\0\0\0\0\0", "app.bin").name == "pe"
     assert formats.guess_format(b"\0" * 8, "notes.txt") is None
-    with pytest.raises(linkload.FormatError, match="unknown format 'pe'"):
-        formats.read_module(b"\0" * 8, format="pe")
+    with pytest.raises(linkload.FormatError, match="unknown format 'macho'"):
+        formats.read_module(b"\0" * 8, format="macho")
 
 
 # -- the registries refuse what a CPU does not offer ------------------------------------------------

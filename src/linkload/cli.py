@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="module name (default: the first object's)")
 
     dump = sub.add_parser("dump", help="show a file's sections, symbols and relocations")
-    dump.add_argument("file", help="an ELF file, a REL (.rel) or a DOL (.dol)")
-    dump.add_argument("--format", choices=["elf", "rel", "dol"],
+    dump.add_argument("file", help="an ELF file, a REL (.rel), a DOL (.dol) or a PE image (.exe)")
+    dump.add_argument("--format", choices=["elf", "rel", "dol", "pe"],
                       help="the file's format (default: from its magic or extension)")
     dump.add_argument("--disasm", action="store_true",
                       help="disassemble the executable sections, for the file's CPU (needs capstone)")

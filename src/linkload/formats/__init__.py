@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import FormatError
 from ..model import Module
-from . import dol, elf, rel
+from . import dol, elf, pe, rel
 from .base import Source, module_name, read_bytes
 
 
@@ -39,6 +39,8 @@ FORMATS: tuple[Format, ...] = (
     Format("elf", elf.read, elf.dump, magic=elf.MAGIC, read_program=elf.read_program),
     Format("rel", rel.read, rel.dump, extensions=(".rel",), write=rel.write_module),
     Format("dol", dol.read, dol.dump, extensions=(".dol",)),
+    Format("pe", pe.read, pe.dump, magic=pe.MAGIC, extensions=(".exe", ".dll"),
+           read_program=pe.read),
 )
 
 
