@@ -82,7 +82,7 @@ class Program:
     symbol_names: list[str]
     symbol_values: np.ndarray  # int64 addresses as linked
     symbol_sections: np.ndarray  # int64: a section index or TARGET_FIXED
-    format: str = ""
+    symbols: np.ndarray  # the rows (model.SYMBOL_DTYPE): binding, type, size
 
     @property
     def byteorder(self) -> str:
@@ -120,7 +120,7 @@ class Program:
         values = module.symbols["value"].astype(np.int64)
         fixups = _fixups(module, renumber, where, values)
         return cls(module.name, module.file, arch, sections, fixups, int(module.entry),
-                   module.names, values, where, type(module.format_info).__name__)
+                   module.names, values, where, module.symbols)
 
 
 def _fixups(module, renumber: np.ndarray, where: np.ndarray, values: np.ndarray) -> Fixups:
