@@ -14,6 +14,7 @@ import pytest
 from conftest import C_DIR
 from linkload import FixupError, FormatError, LinkError, UnsupportedError
 from linkload.arch.i386 import R_386_32, R_386_PE_HIGH, R_386_PE_HIGHADJ, R_386_PE_LOW
+from linkload.cli import main as cli
 from linkload.formats import dump, guess_format, read_module, read_program
 from linkload.locate import Program, configuration, locate, locate_program
 from linkload.locate.run import run, run_in_place
@@ -296,3 +297,39 @@ def test_mutated_images_fail_only_with_link_errors(mingw):
             locate(Program.of(module), configuration(None, commands=cfg_text.splitlines()))
         except LinkError:
             pass
+
+
+# -- the command line ------------------------------------------------------------------------------
+def test_the_locate_command_writes_the_outputs_and_runs_the_program(mingw, tmp_path, capsys):
+    exe = build(mingw, "board")
+    (cfg,) = configs(tmp_path, SECTIONS.replace("Locate Heap Heap RAM\n", ""))
+    out = tmp_path / "out"
+    code = cli(["locate", str(exe), str(cfg), "Locate Heap Heap RAM", "-o", str(out), "--run",
+                "--console", "0xE0000000"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    expected = run_in_place(read_program(exe), console=CONSOLE)
+    assert expected.output.decode() in printed and printed.endswith("board returned 119\n")
+    assert "41 fixups (sections moved apart)" in printed.replace(str(exe) + ": 5 sections, ", "")
+    assert {p.name for p in out.iterdir()} == {"board.elf", "board.hex", "ROM.bin", "map.txt",
+                                               "layout.json", "map.html"}
+
+
+def test_without_a_configuration_file_the_programs_own_is_read(mingw, tmp_path, capsys):
+    exe = tmp_path / "app.exe"
+    exe.write_bytes(build(mingw, "board").read_bytes())
+    (tmp_path / "app.cfg").write_text(NTSECTIONS)
+    assert cli(["locate", str(exe), "--run", "--console", "0xE0000000"]) == 0
+    assert "moved as a whole by +0x400000" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["missing.cfg", "-o", "out"], "missing.cfg: no such configuration file"),
+    (["Locate Stak S RAM", "-o", "out"], "<command line>:1: expected an entity"),
+    ([], "nothing to do: give -o OUTDIR, --run or both"),
+])
+def test_locate_errors_are_one_line(mingw, tmp_path, capsys, arguments, message):
+    exe = build(mingw, "board")
+    assert cli(["locate", str(exe), *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

@@ -3,6 +3,8 @@
     linkload run a.o [b.o ...] --call SYMBOL [INT ...]   link into this process, call, print
     linkload dump FILE [--disasm] [--plf PLF]            sections, symbols, relocations
     linkload makerel STATIC.elf a.plf [b.plf ...]         build RELs, the .str table, import.lst
+    linkload locate PROGRAM [CONFIG ...] [COMMAND ...] -o OUTDIR [--run]
+                                                         place a program into a board's memory
 
 Errors print as one line on stderr and exit with status 2.
 """
@@ -71,6 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="static-module symbols: address:name lines, section,offset:name "
                          "lines, a CodeWarrior map or a decomp-toolkit symbols.txt")
     mk.add_argument("-o", "--output-dir", metavar="DIR", help="write every output here")
+
+    loc = sub.add_parser("locate", help="place a linked program (PE image, ELF executable) into a "
+                         "target's memory regions, as RTLoc does")
+    loc.add_argument("program", help="a PE image (.exe) or an ELF executable (kept relocations: "
+                                     "-Wl,--emit-relocs; or -pie)")
+    loc.add_argument("arguments", nargs="*", metavar="CONFIG|COMMAND",
+                     help="configuration files, then commands such as 'Locate Stack Stack RAM 16k' "
+                          "(without a file: PROGRAM.cfg, if there is one, after the commands)")
+    loc.add_argument("-o", "--output-dir", metavar="OUTDIR",
+                     help="write the ELF image, Intel HEX, ROM binaries, map, layout and picture here")
+    loc.add_argument("--run", action="store_true",
+                     help="boot the located program in the emulated target by its boot table")
+    loc.add_argument("--console", type=_integer, metavar="ADDRESS",
+                     help="with --run: print the bytes the program stores to this address")
+    loc.add_argument("--timeout", type=float, default=10.0, help="with --run: seconds (10)")
     return parser
 
 
@@ -133,12 +150,35 @@ def cmd_makerel(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_locate(ns: argparse.Namespace) -> int:
+    from .locate import locate_program, run, split_arguments, write_outputs
+
+    if ns.output_dir is None and not ns.run:
+        raise LinkError("nothing to do: give -o OUTDIR, --run or both")
+    configs, commands = split_arguments(ns.arguments)
+    located = locate_program(ns.program, configs, commands)
+    fixups = located.fixups
+    how = f"moved as a whole by {fixups.delta:+#x}" if fixups.whole else "sections moved apart"
+    print(f"{ns.program}: {len(located.program.sections)} sections, {len(located.program.fixups)} "
+          f"fixups ({how}), entry {located.entry:#x}")
+    if ns.output_dir is not None:
+        for path in write_outputs(located, ns.output_dir).values():
+            print(f"  wrote {path}")
+    if ns.run:
+        sys.stdout.flush()
+        result = run(located, console=ns.console, timeout=ns.timeout)
+        sys.stdout.write(result.output.decode("utf-8", "replace"))
+        print(f"{located.program.name} returned {result.result}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "dump": cmd_dump, "makerel": cmd_makerel}[ns.command](ns)
+        return {"run": cmd_run, "dump": cmd_dump, "makerel": cmd_makerel,
+                "locate": cmd_locate}[ns.command](ns)
     except LinkError as e:
         print(f"linkload: error: {e}", file=sys.stderr)
         return 2

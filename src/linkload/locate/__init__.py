@@ -1,9 +1,10 @@
 """The locator (``linkload locate``): places a linked program into a target's memory regions
 as RTLoc does, recomputes its fixups, and writes images, a map and a picture.
 
-    from linkload.locate import locate_program, write_outputs
+    from linkload.locate import locate_program, run, write_outputs
     located = locate_program("app.exe", configs=["board.cfg"], commands=["Locate Stack S RAM 8k"])
-    write_outputs(located, "out")
+    write_outputs(located, "out")           # ELF image, HEX, ROM binaries, map, layout, picture
+    run(located, console=0xE0000000)        # boot it in the emulated target
 
 The package knows nothing of run-time linking: it reads programs through
 :func:`linkload.formats.read_program`, re-encodes fields through the CPU's arch file and
@@ -15,13 +16,31 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from ..errors import ConfigError
 from ..formats import read_program
 from ..model import Module
 from .boot import BootEntry, BootTable, Op
 from .config import Command, Config, command_line, parse, read_file
 from .layout import Entity, EntityKind, Region
 from .locator import Located, locate
+from .output import write_outputs
 from .program import Program
+from .run import RunResult, run, run_in_place
+
+
+def split_arguments(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The command line's configuration files and commands: an argument naming a file is a
+    configuration file, any other a command (``"Locate Stack Stack RAM 16k"``); an argument
+    that looks like a file name (``*.cfg``) but names none is an error."""
+    configs, commands = [], []
+    for argument in arguments:
+        if os.path.isfile(argument):
+            configs.append(argument)
+        elif argument.lower().endswith(".cfg") and not any(c.isspace() for c in argument):
+            raise ConfigError("no such configuration file", file=argument)
+        else:
+            commands.append(argument)
+    return configs, commands
 
 
 def configuration(program_file: str | os.PathLike | None, configs: Sequence[str | os.PathLike] = (),
@@ -53,5 +72,6 @@ def locate_program(program: str | os.PathLike | bytes | Module | Program,
 
 
 __all__ = ["BootEntry", "BootTable", "Command", "Config", "Entity", "EntityKind", "Located",
-           "Op", "Program", "Region", "command_line", "configuration", "locate",
-           "locate_program", "parse", "read_file"]
+           "Op", "Program", "Region", "RunResult", "command_line", "configuration", "locate",
+           "locate_program", "parse", "read_file", "run", "run_in_place", "split_arguments",
+           "write_outputs"]
