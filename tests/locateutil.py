@@ -15,6 +15,7 @@ from linkload.model import (
     FIXED,
     IMAGE_ADDRESS,
     IMAGE_ADDRESS_PART,
+    MOVES_APART,
     SYMBOL_DTYPE,
     Module,
     RelocationRun,
@@ -29,7 +30,7 @@ IMAGE, IMAGE_PART = 0, 1
 
 def toy_program(sections: Sequence[tuple], fixups: Sequence[tuple] = (),
                 symbols: Sequence[tuple[str, int, int]] = (), entry: int | None = None,
-                machine: str = "i386") -> Program:
+                machine: str = "i386", moves: str = MOVES_APART) -> Program:
     """A linked program: ``sections`` are (name, kind, address, size[, data[, align]]);
     ``fixups`` (section index, offset, kind, symbol row, addend); ``symbols`` (name,
     section index or FIXED, address), rows 2 onwards."""
@@ -61,7 +62,7 @@ def toy_program(sections: Sequence[tuple], fixups: Sequence[tuple] = (),
     order = ">" if machine == "ppc" else "<"
     module = Module("toy", machine, order, bits, made, rows, bytes(blob), runs, "toy.exe",
                     "executable", entry=made[0].address if entry is None else entry,
-                    symbol_sections=where)
+                    symbol_sections=where, moves=moves)
     return Program.of(module)
 
 

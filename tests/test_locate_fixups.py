@@ -17,7 +17,7 @@ from linkload.arch.i386 import (
     R_386_PE_LOW,
 )
 from linkload.locate import locate
-from linkload.model import FIXED
+from linkload.model import FIXED, MOVES_CODE_TOGETHER
 from locateutil import BSS, DATA, IMAGE, IMAGE_PART, RODATA, TEXT, config, toy_program, word
 
 R_386_16, R_386_GOTOFF = 20, 9
@@ -192,3 +192,15 @@ def test_every_symbol_moves_with_its_section():
     assert located.symbol("start") == located.section_addresses[0]
     assert located.symbol("buffer") == located.section_addresses[3] + 0x40
     assert int(located.symbol_values[-1]) == 0x3F8
+
+
+def test_code_sections_that_call_each_other_without_fixups_keep_their_offsets():
+    # a PE32 image for i386: its code sections may call one another PC-relatively
+    sections = [(".text", TEXT, 0x401000, 0x20), (".text2", TEXT, 0x402000, 0x20),
+                (".data", DATA, 0x403000, 8)]
+    prog = toy_program(sections, moves=MOVES_CODE_TOGETHER)
+    board = "Region ROM 10000h 64k ROM\nRegion RAM 20000h 4k RAM\nLocate Section .data RAM\n"
+    located = locate(prog, config(board + "Locate NTSection .text ROM\nLocate NTSection .text2 ROM\n"))
+    assert not located.fixups.whole  # code together, data apart
+    with pytest.raises(FixupError, match="code sections .text and .text2 may call each other"):
+        locate(prog, config(board + "Locate Section .text2 ROM\nLocate Section .text ROM\n"))

@@ -18,7 +18,7 @@ from linkload.cli import main as cli
 from linkload.formats import dump, guess_format, read_module, read_program
 from linkload.locate import Program, configuration, locate, locate_program
 from linkload.locate.run import run, run_in_place
-from linkload.model import IMAGE_ADDRESS, IMAGE_ADDRESS_PART, SectionKind
+from linkload.model import IMAGE_ADDRESS, IMAGE_ADDRESS_PART, MOVES_CODE_TOGETHER, SectionKind
 from linkload.space.emulated import EmulationError
 
 MINGW = "i686-w64-mingw32-gcc"
@@ -75,6 +75,7 @@ def test_a_mingw_image_reads_as_sections_fixups_and_symbols(mingw):
     module = read_program(exe)
     assert guess_format(exe.read_bytes(), str(exe)).name == "pe"
     assert (module.machine, module.bits, module.kind) == ("i386", 32, "executable")
+    assert module.moves == MOVES_CODE_TOGETHER  # code calls code without a base relocation
     names = [s.name for s in module.sections]
     assert names == [".text", ".data", ".rdata", ".bss", ".idata"]  # .reloc is discardable
     objdump = subprocess.run(["i686-w64-mingw32-objdump", "-h", "-p", str(exe)], check=True,

@@ -35,6 +35,9 @@ from ..model import (
     FIXED,
     IMAGE_ADDRESS,
     LOCAL,
+    MOVES_APART,
+    MOVES_NOT,
+    MOVES_WHOLE,
     NOT_LOADED,
     RELOC_DTYPE,
     SYMBOL_DTYPE,
@@ -615,9 +618,9 @@ def read_program(source: Source, name: str | None = None, file: str | None = Non
     those ``ld --emit-relocs`` (``-q``) kept, against the symbols they name (``r_offset`` made
     an offset in its section; a ``REL`` table's addend recovered from the linked field), or
     else a position-independent executable's dynamic ``RELATIVE`` relocations, against row 0
-    (an ``IMAGE_ADDRESS``), which move the program as a whole only. Other dynamic relocations
-    are kept with their own kinds, which the locator refuses (the program needs a dynamic
-    linker)."""
+    (an ``IMAGE_ADDRESS``), which move the program as a whole only (``Module.moves``; an
+    executable with neither cannot move). Other dynamic relocations are kept with their own
+    kinds, which the locator refuses (the program needs a dynamic linker)."""
     data, file = file_and_bytes(source, file)
     elf = ElfFile(data, file)
     machine = MACHINES.get(elf.header.machine)
@@ -634,10 +637,12 @@ def read_program(source: Source, name: str | None = None, file: str | None = Non
     where = _symbol_sections(elf, section_map)
     cpu = arch_registry.ARCHES.get(machine)
     runs = _kept_relocations(elf, cpu, section_map, module) if cpu is not None else []
+    module.moves = MOVES_APART
     if not runs:
         runs = _dynamic_relocations(elf, cpu, module)
-        if runs:
-            where[0] = IMAGE_ADDRESS
+        where[0] = IMAGE_ADDRESS
+        # a PIE reaches its data PC-relatively, which no dynamic relocation lists
+        module.moves = MOVES_WHOLE if elf.header.type == ET_DYN else MOVES_NOT
     module.relocations = runs
     module.symbol_sections = where
     return module

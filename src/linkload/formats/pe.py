@@ -29,7 +29,9 @@ relocation row: the field's section and offset, the CPU's kind for that type (``
 ``R_X86_64_64``), and as target the address the field holds (row 0, an
 ``IMAGE_ADDRESS``, plus the address as addend: decoded by the CPU's field, with ``HIGHADJ``'s
 low half from the table). A ``HIGH`` or ``LOW`` field holds only half an address, so its row
-targets row 1 (``IMAGE_ADDRESS_PART``): it moves with the whole image only.
+targets row 1 (``IMAGE_ADDRESS_PART``): it moves with the whole image only. Code calls code
+PC-relatively without a base relocation, so an i386 image's code sections keep their offsets
+(``MOVES_CODE_TOGETHER``); an x86-64 image reaches data PC-relatively too (``MOVES_WHOLE``).
 
 Every offset, size and index is checked; a malformed image raises
 :class:`~linkload.errors.FormatError` naming the file, the place and the offset.
@@ -57,6 +59,8 @@ from ..model import (
     IMAGE_ADDRESS,
     IMAGE_ADDRESS_PART,
     LOCAL,
+    MOVES_CODE_TOGETHER,
+    MOVES_WHOLE,
     NOTYPE,
     SECTION_SYMBOL,
     SYMBOL_DTYPE,
@@ -375,10 +379,13 @@ def read(source: Source, name: str | None = None, file: str | None = None) -> Mo
                         bool(s.flags & SCN_MEM_EXECUTE)) for s in loaded]
     symbols, strtab, symbol_sections = _symbols(pe, number_to_index)
     runs = _fixups(pe, arch, loaded, sections)
+    # i386 code reaches data through absolute addresses, which the base relocations list,
+    # and only code through PC-relative calls; x86-64 code reaches data PC-relatively too
+    moves = MOVES_CODE_TOGETHER if machine == "i386" else MOVES_WHOLE
     return Module(module_name(file, name), machine, "<", 32 if machine == "i386" else 64,
                   sections, symbols, strtab, runs, file, "executable", segments,
                   base + pe.header.entry_rva, format_info=pe.header,
-                  symbol_sections=symbol_sections)
+                  symbol_sections=symbol_sections, moves=moves)
 
 
 def _kind(section: PeSection) -> SectionKind:

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from ..errors import ConfigError
 from ..formats import read_program
 from ..model import Module
+from . import ldscript
 from .boot import BootEntry, BootTable, Op
-from .config import Command, Config, command_line, parse, read_file
+from .config import Command, Config, command_line, parse, read_file, read_text
 from .layout import Entity, EntityKind, Region
 from .locator import Located, locate
 from .output import write_outputs
@@ -43,6 +44,15 @@ def split_arguments(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
     return configs, commands
 
 
+def read_configuration(path: str | os.PathLike) -> list[Command]:
+    """The commands of a configuration file: RTLoc's commands, or a GNU ld linker script
+    (its MEMORY block and output sections' regions, :mod:`.ldscript`)."""
+    text = read_text(path)
+    if ldscript.is_linker_script(text):
+        return ldscript.parse(text, os.fspath(path))
+    return parse(text, os.fspath(path))
+
+
 def configuration(program_file: str | os.PathLike | None, configs: Sequence[str | os.PathLike] = (),
                   commands: Sequence[str] = ()) -> Config:
     """The configuration of a locate: every configuration file, in order, then the commands
@@ -50,12 +60,12 @@ def configuration(program_file: str | os.PathLike | None, configs: Sequence[str 
     (if there is one) after the command line, as RTLoc reads its default file."""
     parsed: list[Command] = []
     for path in configs:
-        parsed += read_file(path)
+        parsed += read_configuration(path)
     parsed += command_line(list(commands))
     if not configs and program_file is not None:
         default = os.path.splitext(os.fspath(program_file))[0] + ".cfg"
         if os.path.isfile(default):
-            parsed += read_file(default)
+            parsed += read_configuration(default)
     return Config.of(parsed)
 
 
@@ -73,5 +83,5 @@ def locate_program(program: str | os.PathLike | bytes | Module | Program,
 
 __all__ = ["BootEntry", "BootTable", "Command", "Config", "Entity", "EntityKind", "Located",
            "Op", "Program", "Region", "RunResult", "command_line", "configuration", "locate",
-           "locate_program", "parse", "read_file", "run", "run_in_place", "split_arguments",
-           "write_outputs"]
+           "locate_program", "parse", "read_configuration", "read_file", "run", "run_in_place",
+           "split_arguments", "write_outputs"]

@@ -107,6 +107,7 @@ class LocateCommand:
     alloc: Alloc
     compress: bool
     where: Where
+    optional: bool = False  # a section the program may lack (an ld script's output section)
 
 
 @dataclass(frozen=True)
@@ -283,17 +284,20 @@ def parse(text: str, file: str) -> list[Command]:
     return out
 
 
-def read_file(path: str | os.PathLike) -> list[Command]:
-    """The commands of the configuration file ``path``."""
-    path = os.fspath(path)
+def read_text(path: str | os.PathLike) -> str:
+    """The text of the configuration file ``path``."""
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except OSError as e:
-        raise ConfigError(f"cannot read the configuration: {e.strerror}", file=path) from None
+        raise ConfigError(f"cannot read the configuration: {e.strerror}", file=os.fspath(path)) from None
     except UnicodeDecodeError:
-        raise ConfigError("not a text file", file=path) from None
-    return parse(text, path)
+        raise ConfigError("not a text file", file=os.fspath(path)) from None
+
+
+def read_file(path: str | os.PathLike) -> list[Command]:
+    """The commands of the configuration file ``path`` (RTLoc's commands)."""
+    return parse(read_text(path), os.fspath(path))
 
 
 def command_line(arguments: Sequence[str]) -> list[Command]:

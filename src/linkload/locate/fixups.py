@@ -24,6 +24,7 @@ import numpy as np
 from ..arch import EXPR_CODES, Expr
 from ..arch.fields import FieldBatch, kind_set, kinds_of, overflow_message, write_fields
 from ..errors import FixupError, RelocationOverflowError, UnsupportedError
+from ..model import MOVES_CODE_TOGETHER, MOVES_NOT, MOVES_WHOLE, SectionKind
 from .program import TARGET_IMAGE, TARGET_IMAGE_PART, Program
 
 _ABS, _PCREL, _BRANCH, _NONE = (EXPR_CODES[e] for e in (Expr.ABS, Expr.PCREL, Expr.BRANCH, Expr.NONE))
@@ -56,6 +57,7 @@ def relocate(program: Program, new_addresses: np.ndarray, images: list[np.ndarra
     old_addresses = np.array([s.address for s in program.sections], np.int64)
     delta = np.asarray(new_addresses, np.int64) - old_addresses
     whole = bool(len(delta) == 0 or (delta == delta[0]).all())
+    _check_moves(program, delta, whole)
     fx = program.fixups
     target_section = _target_sections(program, whole)
     target_delta = np.zeros(len(fx), np.int64)
@@ -80,6 +82,27 @@ def relocate(program: Program, new_addresses: np.ndarray, images: list[np.ndarra
         _write(program, s, images[s], rows, new[rows])
     return FixupResult(target_section, old, new, changed, whole,
                        int(delta[0]) if whole and len(delta) else None)
+
+
+def _check_moves(program: Program, delta: np.ndarray, whole: bool) -> None:
+    """The sections move as the program's fixups allow (``Program.moves``)."""
+    sections = program.sections
+    if program.moves == MOVES_NOT and delta.any():
+        moved = sections[int(np.flatnonzero(delta)[0])]
+        raise FixupError(f"the program lists no fixups (link it with -Wl,--emit-relocs, or as a "
+                         f"PIE): it runs only where it was linked, and section {moved.name} would "
+                         f"move from {moved.address:#x}", file=program.file)
+    if program.moves == MOVES_WHOLE and not whole:
+        raise FixupError("the program's fixups list only its absolute addresses, and its code "
+                         "reaches its data PC-relatively: it moves only as a whole (locate it "
+                         "with NTSection, or link it with -Wl,--emit-relocs)", file=program.file)
+    if program.moves == MOVES_CODE_TOGETHER:
+        code = [s for s in sections if s.kind is SectionKind.TEXT]
+        apart = [s for s in code if delta[s.index] != delta[code[0].index]]
+        if apart:
+            raise FixupError(f"code sections {code[0].name} and {apart[0].name} may call each other "
+                             "without a fixup: they must keep their offsets (locate them with "
+                             "NTSection, or in that order without a gap)", file=program.file)
 
 
 def _target_sections(program: Program, whole: bool) -> np.ndarray:

@@ -134,6 +134,8 @@ class _Locate:
         for command in self.config.locates:
             region = self.regions[command.region]
             self._check_region(command, region)
+            if command.optional and self.program.section(command.name) is None:
+                continue  # (an ld script's output section the program lacks: ld dropped it)
             if command.entity in ("Section", "NTSection"):
                 section = self._section(command)
                 if command.entity == "NTSection":

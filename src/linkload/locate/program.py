@@ -19,7 +19,7 @@ import numpy as np
 from .. import arch as arch_registry
 from ..arch import Arch
 from ..errors import FormatError, UnsupportedError
-from ..model import FIXED, IMAGE_ADDRESS, IMAGE_ADDRESS_PART, SectionKind
+from ..model import FIXED, IMAGE_ADDRESS, IMAGE_ADDRESS_PART, MOVES_APART, SectionKind
 
 #: Fixup target sections that are not section indices: an absolute address that stays put,
 #: an address of the image found by address, half of such an address (moves with the image).
@@ -83,6 +83,7 @@ class Program:
     symbol_values: np.ndarray  # int64 addresses as linked
     symbol_sections: np.ndarray  # int64: a section index or TARGET_FIXED
     symbols: np.ndarray  # the rows (model.SYMBOL_DTYPE): binding, type, size
+    moves: str = MOVES_APART  # how the fixups let it move (model.MOVES_*)
 
     @property
     def byteorder(self) -> str:
@@ -120,7 +121,7 @@ class Program:
         values = module.symbols["value"].astype(np.int64)
         fixups = _fixups(module, renumber, where, values)
         return cls(module.name, module.file, arch, sections, fixups, int(module.entry),
-                   module.names, values, where, module.symbols)
+                   module.names, values, where, module.symbols, module.moves)
 
 
 def _fixups(module, renumber: np.ndarray, where: np.ndarray, values: np.ndarray) -> Fixups:
