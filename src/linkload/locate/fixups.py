@@ -77,11 +77,24 @@ def relocate(program: Program, new_addresses: np.ndarray, images: list[np.ndarra
     old = fx.target - np.where(pcrel, places, 0)
     new = fx.target + target_delta - np.where(pcrel, places + field_delta, 0)
     _refuse_kinds(program, changed & ~((expr == _ABS) | pcrel), kind)
-    for s in np.unique(fx.section[changed]).tolist():
-        rows = np.flatnonzero(changed & (fx.section == s))
+    for s, rows in _by_section(fx.section, np.flatnonzero(changed)):
         _write(program, s, images[s], rows, new[rows])
     return FixupResult(target_section, old, new, changed, whole,
                        int(delta[0]) if whole and len(delta) else None)
+
+
+def _by_section(section: np.ndarray, rows: np.ndarray):
+    """(section, its rows among ``rows``), one pass: a program's fixups come a section at a
+    time, so a stable sort is only needed when they do not."""
+    if not len(rows):
+        return
+    ordered = section[rows]
+    if (np.diff(ordered) < 0).any():
+        rows = rows[np.argsort(ordered, kind="stable")]
+        ordered = section[rows]
+    bounds = [0, *(np.flatnonzero(np.diff(ordered)) + 1).tolist(), len(rows)]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        yield int(ordered[a]), rows[a:b]
 
 
 def _check_moves(program: Program, delta: np.ndarray, whole: bool) -> None:
@@ -160,7 +173,8 @@ def _write(program: Program, section: int, image: np.ndarray, rows: np.ndarray,
     if len(beyond):
         raise _fixup_error(program, int(rows[beyond[0]]), "the field lies beyond the section's "
                            "initialised bytes")
-    batch = FieldBatch(kind_set(arch, kinds_of(kind)), kind, offset, values)
+    kinds = (int(kind[0]),) if (kind == kind[0]).all() else kinds_of(kind)  # (often one kind)
+    batch = FieldBatch(kind_set(arch, kinds), kind, offset, values)
     overflow = write_fields(arch, image, program.byteorder, batch)
     if overflow is not None:
         row = int(rows[overflow.row])
