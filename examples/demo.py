@@ -68,6 +68,27 @@ def rel_demo(out: Path) -> None:
     ld.unlink(game)
 
 
+def locate_demo(out: Path) -> None:
+    """The locator: one mingw-w64 program placed for two boards, both booted, the maps drawn."""
+    step("the locator: one program, two boards (linkload locate)")
+    cc = "i686-w64-mingw32-gcc"
+    if shutil.which(cc) is None:
+        print(f"(skipped: {cc} is not installed; `make demo` installs it)")
+        return
+    exe = out / "sensor.exe"
+    run([cc, "-O2", "-ffreestanding", "-fno-asynchronous-unwind-tables",
+         "-fno-tree-loop-distribute-patterns", "-nostdlib",
+         "-Wl,--enable-reloc-section", "-Wl,-e,_start", str(HERE / "locate" / "sensor.c"),
+         "-o", str(exe)])
+    maps = HERE.parent / "build" / "locate-demo"
+    for board in ("rom_board", "pc_board"):
+        outdir = maps / board
+        run(["linkload", "locate", str(exe), str(HERE / "locate" / f"{board}.cfg"), "-o",
+             str(outdir), "--run", "--console", "0xE0000000"])
+        print("\n".join((outdir / "map.txt").read_text().splitlines()[:2]))
+        print(f"the picture: file://{(outdir / 'map.html').resolve()}")
+
+
 def run(cmd: list[str]) -> None:
     print("$", " ".join(cmd))
     subprocess.run(cmd, check=True)
@@ -139,6 +160,7 @@ def main() -> int:
         ld.unlink(closures)
 
         rel_demo(out)
+        locate_demo(out)
 
         step("unlink both (destructors run)")
         ld.unlink(s)
