@@ -23,7 +23,7 @@ import json
 import os
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,7 +61,6 @@ class Located:
     entry: int
     symbol_values: np.ndarray
     image: ImageSpace
-    commands: list[str] = field(default_factory=list)
 
     def region(self, name: str) -> Region:
         return next(r for r in self.regions if r.name == name)
