@@ -17,6 +17,7 @@ alignment and keeps an instruction's other bits. Only fields whose value changes
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,7 +84,7 @@ def relocate(program: Program, new_addresses: np.ndarray, images: list[np.ndarra
                        int(delta[0]) if whole and len(delta) else None)
 
 
-def _by_section(section: np.ndarray, rows: np.ndarray):
+def _by_section(section: np.ndarray, rows: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """(section, its rows among ``rows``), one pass: a program's fixups come a section at a
     time, so a stable sort is only needed when they do not."""
     if not len(rows):

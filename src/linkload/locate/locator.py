@@ -105,6 +105,7 @@ class _Locate:
         self.entities: list[Entity] = []
         self.section_entities: dict[int, Entity] = {}
         self.image_block: Entity | None = None
+        self._block_low = 0  # where the NTSection block starts, as linked
         self.copies: list[tuple[Entity, LocateCommand]] = []
         self.header: Entity | None = None
         self.word = program.arch.word_size
