@@ -28,6 +28,7 @@ bench: install
 	$(PIP) install -q -e '.[bench]'
 	$(PYTHON) bench/link_speed.py
 	$(PYTHON) bench/makerel_speed.py
+	$(PYTHON) bench/locate_speed.py
 
 clean:
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache

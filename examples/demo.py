@@ -115,6 +115,27 @@ def nxflat_demo(out: Path) -> None:
         print("the callback arrives with the firmware's r9:", str(e).split(":")[0], "...")
 
 
+def locate_demo(out: Path) -> None:
+    """The locator: one mingw-w64 program placed for two boards, both booted, the maps drawn."""
+    step("the locator: one program, two boards (linkload locate)")
+    cc = "i686-w64-mingw32-gcc"
+    if shutil.which(cc) is None:
+        print(f"(skipped: {cc} is not installed; `make demo` installs it)")
+        return
+    exe = out / "sensor.exe"
+    run([cc, "-O2", "-ffreestanding", "-fno-asynchronous-unwind-tables",
+         "-fno-tree-loop-distribute-patterns", "-nostdlib",
+         "-Wl,--enable-reloc-section", "-Wl,-e,_start", str(HERE / "locate" / "sensor.c"),
+         "-o", str(exe)])
+    maps = HERE.parent / "build" / "locate-demo"
+    for board in ("rom_board", "pc_board"):
+        outdir = maps / board
+        run(["linkload", "locate", str(exe), str(HERE / "locate" / f"{board}.cfg"), "-o",
+             str(outdir), "--run", "--console", "0xE0000000"])
+        print("\n".join((outdir / "map.txt").read_text().splitlines()[:2]))
+        print(f"the picture: file://{(outdir / 'map.html').resolve()}")
+
+
 def run(cmd: list[str]) -> None:
     print("$", " ".join(cmd))
     subprocess.run(cmd, check=True)
@@ -149,11 +170,21 @@ def main() -> int:
         for index in (0, 1, 7):
             print(f"area_milli({index}) =", s.call("area_milli", index))
 
-        step("a module that reads a variable nobody defines is refused, and nothing changes")
-        broken = out / "broken.c"
-        broken.write_text("extern int missing_table[]; int use(void) { return missing_table[0]; }\n")
+        step("a module that reads a variable nobody defines links; the read waits for it")
+        reader = out / "reader.c"
+        reader.write_text("extern int table[]; int first(void) { return table[0]; }\n")
+        user = ld.link(compile_object(reader, out))
+        print("waiting:", user.waiting(), "(a read now would fault in the guard area)")
+        table = out / "table.c"
+        table.write_text("int table[] = {42, 7};\n")
+        provider = ld.link(compile_object(table, out))
+        print("table linked; first() ->", user.call("first"))
+        ld.unlink(user)
+        ld.unlink(provider)
+
+        step("a damaged object file is refused, and nothing changes")
         try:
-            ld.link(compile_object(broken, out))
+            ld.link(compile_object(reader, out).read_bytes()[:300], name="damaged")
         except LinkError as e:
             print("LinkError:", e)
         print("still linked:", [mod.name for mod in ld.modules])
@@ -187,6 +218,7 @@ def main() -> int:
 
         rel_demo(out)
         nxflat_demo(out)
+        locate_demo(out)
 
         step("unlink both (destructors run)")
         ld.unlink(s)

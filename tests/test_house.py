@@ -165,9 +165,10 @@ def test_formats_are_recognised_by_magic_then_extension():
     assert formats.guess_format(b"\x7fELF....", "a.o").name == "elf"
     assert formats.guess_format(b"\0" * 8, "x/A.REL").name == "rel"
     assert formats.guess_format(b"\0" * 8, "main.dol").name == "dol"
+    assert formats.guess_format(b"MZ\0\0\0\0\0\0", "app.bin").name == "pe"
     assert formats.guess_format(b"\0" * 8, "notes.txt") is None
-    with pytest.raises(linkload.FormatError, match="unknown format 'pe'"):
-        formats.read_module(b"\0" * 8, format="pe")
+    with pytest.raises(linkload.FormatError, match="unknown format 'macho'"):
+        formats.read_module(b"\0" * 8, format="macho")
 
 
 # -- the registries refuse what a CPU does not offer ------------------------------------------------
@@ -179,11 +180,12 @@ def test_cpus_are_found_by_name_and_the_host_by_its_machine():
     assert Linker.native().arch is arch_registry.host()
 
 
-def test_spaces_and_pools_refuse_a_cpu_without_the_part_they_need():
+def test_spaces_and_pools_refuse_a_cpu_without_the_part_they_need(monkeypatch):
     with pytest.raises(UnsupportedError, match="cannot run linked code in this process"):
         NativeSpace(arch=arch_registry.get("ppc"))
-    with pytest.raises(UnsupportedError, match="no emulation of the x86_64 CPU"):
-        EmulatedSpace("x86_64")
+    monkeypatch.setitem(arch_registry.ARCHES, TOY.name, TOY)
+    with pytest.raises(UnsupportedError, match="no emulation of the toy32 CPU"):
+        EmulatedSpace("toy32")
     with pytest.raises(UnsupportedError, match="no trampolines for the toy32 CPU"):
         TrampolinePool(toy_space(), TOY)
     with pytest.raises(UnsupportedError, match="nothing runs in an image space"):

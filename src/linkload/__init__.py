@@ -18,7 +18,9 @@ from __future__ import annotations
 import importlib
 
 from .errors import (
+    ConfigError,
     DebuggerError,
+    FixupError,
     FormatError,
     LinkError,
     ModuleStateError,
@@ -55,6 +57,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ConfigError",
+    "FixupError",
     "DebuggerError",
     "FormatError",
     "LinkError",

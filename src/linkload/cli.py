@@ -5,6 +5,8 @@
     linkload makerel STATIC.elf a.plf [b.plf ...]         build RELs, the .str table, import.lst
     linkload nxflat a.o [b.o ...] -o prog.nxf             build an NXFLAT program (NuttX)
     linkload mksymtab exports.csv -o symtab.c             NuttX's export table in C
+    linkload locate PROGRAM [CONFIG ...] [COMMAND ...] -o OUTDIR [--run]
+                                                         place a program into a board's memory
 
 Errors print as one line on stderr and exit with status 2.
 
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_makerel(sub)
     _add_nxflat(sub)
     _add_mksymtab(sub)
+    _add_locate(sub)
     return parser
 
 
@@ -126,9 +129,9 @@ def _add_dump(sub) -> None:
     dump = sub.add_parser("dump", help="show a file's sections, symbols and relocations",
                           description="Show a file's header, sections, symbols and "
                                       "relocations (for a REL, as the SDK's reldump).")
-    dump.add_argument("file", help="an ELF file, a REL (.rel), a DOL (.dol) or an NXFLAT "
-                                   "program")
-    dump.add_argument("--format", choices=["elf", "rel", "dol", "nxflat"],
+    dump.add_argument("file", help="an ELF file, a REL (.rel), a DOL (.dol), an NXFLAT "
+                                   "program or a PE image (.exe)")
+    dump.add_argument("--format", choices=["elf", "rel", "dol", "nxflat", "pe"],
                       help="the file's format (default: from its magic or extension)")
     dump.add_argument("--disasm", action="store_true",
                       help="disassemble the executable sections, for the file's CPU (needs capstone)")
@@ -219,6 +222,23 @@ def _add_mksymtab(sub) -> None:
     st.add_argument("-o", "--output", required=True, metavar="symtab.c")
     st.add_argument("--table", default="g_nxflat_exports", help="the table's name")
     st.add_argument("--count", default="g_nxflat_nexports", help="the count's name")
+
+
+def _add_locate(sub) -> None:
+    loc = sub.add_parser("locate", help="place a linked program (PE image, ELF executable) into a "
+                         "target's memory regions, as RTLoc does")
+    loc.add_argument("program", help="a PE image (.exe) or an ELF executable (kept relocations: "
+                                     "-Wl,--emit-relocs; or -pie)")
+    loc.add_argument("arguments", nargs="*", metavar="CONFIG|COMMAND",
+                     help="configuration files, then commands such as 'Locate Stack Stack RAM 16k' "
+                          "(without a file: PROGRAM.cfg, if there is one, after the commands)")
+    loc.add_argument("-o", "--output-dir", metavar="OUTDIR",
+                     help="write the ELF image, Intel HEX, ROM binaries, map, layout and picture here")
+    loc.add_argument("--run", action="store_true",
+                     help="boot the located program in the emulated target by its boot table")
+    loc.add_argument("--console", type=_integer, metavar="ADDRESS",
+                     help="with --run: print the bytes the program stores to this address")
+    loc.add_argument("--timeout", type=float, default=10.0, help="with --run: seconds (10)")
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
@@ -385,6 +405,28 @@ def cmd_mksymtab(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_locate(ns: argparse.Namespace) -> int:
+    from .locate import locate_program, run, split_arguments, write_outputs
+
+    if ns.output_dir is None and not ns.run:
+        raise LinkError("nothing to do: give -o OUTDIR, --run or both")
+    configs, commands = split_arguments(ns.arguments)
+    located = locate_program(ns.program, configs, commands)
+    fixups = located.fixups
+    how = f"moved as a whole by {fixups.delta:+#x}" if fixups.whole else "sections moved apart"
+    print(f"{ns.program}: {len(located.program.sections)} sections, {len(located.program.fixups)} "
+          f"fixups ({how}), entry {located.entry:#x}")
+    if ns.output_dir is not None:
+        for path in write_outputs(located, ns.output_dir).values():
+            print(f"  wrote {path}")
+    if ns.run:
+        sys.stdout.flush()
+        result = run(located, console=ns.console, timeout=ns.timeout)
+        sys.stdout.write(result.output.decode("utf-8", "replace"))
+        print(f"{located.program.name} returned {result.result}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _single_threaded_blas()
@@ -392,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     try:
         return {"run": cmd_run, "dump": cmd_dump, "makerel": cmd_makerel, "nxflat": cmd_nxflat,
-                "mksymtab": cmd_mksymtab}[ns.command](ns)
+                "mksymtab": cmd_mksymtab, "locate": cmd_locate}[ns.command](ns)
     except LinkError as e:
         print(f"linkload: error: {e}", file=sys.stderr)
         return 2

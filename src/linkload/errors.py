@@ -78,3 +78,21 @@ class DebuggerError(LinkError):
 
 class ModuleStateError(LinkError):
     """An operation does not fit the state of a module (unlinking twice, a module still in use)."""
+
+
+class ConfigError(LinkError):
+    """A locator configuration line does not parse or does not make sense: the message names
+    the file, the line and what was expected there."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        self.line = line
+        super().__init__(message, file=file)
+
+    def _format(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file and self.line else self.file
+        return f"{where}: {self.reason}" if where else self.reason
+
+
+class FixupError(LinkError):
+    """A fixup of a program being located cannot be recomputed for where its sections
+    landed (its target is unknown, or half an address)."""

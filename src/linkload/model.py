@@ -47,6 +47,21 @@ ABS = -2  # ``value`` is an absolute address
 COMMON = -3  # a common block: ``size`` bytes aligned to ``value``, allocated as bss
 NOT_LOADED = -4  # defined in a section that is not loaded (debug info, TLS, a dropped group)
 
+# Special values of ``Module.symbol_sections`` (a linked program's symbols, for the locator).
+FIXED = -1  # an absolute address that stays where it is (a device register, a constant)
+IMAGE_ADDRESS = -2  # the target of a fixup that names no symbol (a PE base relocation, an ELF
+#                     RELATIVE relocation): S is 0 and the addend is an address of the image
+IMAGE_ADDRESS_PART = -3  # the same, but the field holds only part of the address (a PE HIGH
+#                          or LOW relocation): such a fixup moves with the whole image only
+
+# How a linked program may move, as its fixups allow (``Module.moves``): its sections apart
+# (every reference between sections is a fixup: ELF --emit-relocs), apart except its code
+# sections, which may call one another without a fixup (a PE32 image for i386, whose data
+# references are absolute), only as a whole (its fixups list absolute addresses only, and
+# code reaches data PC-relatively: a PIE's RELATIVE relocations, a PE32+ image), or not at all
+# (no fixups: an ELF executable linked without --emit-relocs).
+MOVES_APART, MOVES_CODE_TOGETHER, MOVES_WHOLE, MOVES_NOT = "apart", "code together", "whole", "not"
+
 # Symbol bindings and types (the ELF numbering, which every other format maps onto).
 LOCAL, GLOBAL, WEAK = 0, 1, 2
 NOTYPE, OBJECT, FUNC, SECTION_SYMBOL, FILE_SYMBOL = 0, 1, 2, 3, 4
@@ -335,6 +350,12 @@ class Module:
     # Every name it refers to must be defined when it loads (NXFLAT: the loader's ENOENT): a
     # name nobody defines is an error, not a reference that waits for a module linked later.
     binds_now: bool = False
+    # For a linked program read to be located (``formats.read_program``): per symbol row, the
+    # index in ``sections`` of the section the symbol belongs to (its ``ABS`` value is an
+    # address in that section, or the section's end), or FIXED, or IMAGE_ADDRESS; the
+    # relocations are then the program's fixups (S+A is the target's address as linked).
+    symbol_sections: np.ndarray | None = None
+    moves: str = MOVES_WHOLE  # how such a program may move (MOVES_*)
 
     @property
     def relocation_runs(self) -> list[RelocationRun]:

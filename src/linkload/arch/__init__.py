@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ..errors import UnsupportedError
-from . import arm, ppc, x86_64
+from . import arm, i386, ppc, x86_64
 from .base import (
     EXPR_CODES,
     GOT_EXPRS,
@@ -31,7 +31,8 @@ from .base import (
 )
 
 #: Every CPU linkload knows, by the name a Module's ``machine`` gives it.
-ARCHES: dict[str, Arch] = {arch.name: arch for arch in (x86_64.ARCH, ppc.ARCH, arm.ARCH)}
+ARCHES: dict[str, Arch] = {arch.name: arch for arch in (x86_64.ARCH, ppc.ARCH, arm.ARCH,
+                                                       i386.ARCH)}
 
 
 def get(name: str) -> Arch:

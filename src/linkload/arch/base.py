@@ -234,13 +234,19 @@ class Emulation:
     register: Callable[[str], str]  # ABI register name -> unicorn constant name
     arguments: tuple[str, ...]  # integer argument registers, in order
     result: str
-    link_register: str  # where a call leaves its return address
+    # where a call leaves its return address; None: the call pushes it, so that a callee
+    # finds it at the stack pointer and returns by popping it (x86)
+    link_register: str | None
     stack_pointer: str
     stack_alignment: int
     linkage_area: int  # bytes above the stack pointer a callee may use (back chain, LR save)
-    stack_arguments: int  # offset from the stack pointer of the first argument on the stack
+    # offset from the callee's stack pointer of the first argument on the stack (past the
+    # return address, where a call pushes it)
+    stack_arguments: int
     back_chain: bool  # the word at the stack pointer points to the caller's frame
-    wide_argument: tuple[str, ...]  # a 64-bit argument's registers, most significant first
+    # a 64-bit argument's registers, most significant first; empty: it takes the first two
+    # argument words on the stack, in the CPU's byte order
+    wide_argument: tuple[str, ...]
     trap: bytes  # an instruction that always faults: host stubs and return addresses
     instruction_size: int
     initial_registers: dict[str, int]  # set once when the CPU is created

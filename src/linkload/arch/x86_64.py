@@ -9,7 +9,8 @@ within 2 GiB. ``-fno-pic`` code also takes absolute addresses in 32-bit fields
 (``R_X86_64_32``/``32S``), so a module holding them must sit in the low 2 GiB. ``-fPIC``
 code reaches what lies elsewhere through GOT slots (``GOTPCRELX``), which a linker may relax
 to direct ``lea``/``call`` forms when the target is within reach: the instruction keeps its
-length, one or two opcode bytes change (:func:`relax`).
+length, one or two opcode bytes change (:func:`relax`). The CPU can be emulated too (unicorn's
+long mode), to run programs the locator placed.
 
 When no placement brings a call target within reach, the call goes through a 16-byte veneer
 (``jmp *0(%rip)`` and the address): it clobbers no register, so it stands between any caller
@@ -28,6 +29,7 @@ from .base import (
     CallStubs,
     Check,
     Disassembly,
+    Emulation,
     Expr,
     Field,
     Kind,
@@ -223,6 +225,41 @@ def trampoline_code(distance: int) -> bytes:
     return code + b"\xcc" * (TRAMPOLINE_SLOT - len(code))
 
 
+def unicorn_register(name: str) -> str:
+    """``"rdi"`` -> ``"UC_X86_REG_RDI"``; ``"pc"`` and ``"sp"`` name ``rip`` and ``rsp``."""
+    name = {"pc": "rip", "sp": "rsp"}.get(name.lower(), name.lower())
+    return f"UC_X86_REG_{name.upper()}"
+
+
+MiB = 1 << 20
+UD2 = b"\x0f\x0b"  # an undefined instruction: always faults
+
+# An emulated x86-64 (unicorn UC_MODE_64: long mode, flat segments), for programs placed by the
+# locator: System V arguments in registers, the return address pushed by the call.
+EMULATION = Emulation(
+    uc_arch="UC_ARCH_X86",
+    uc_mode=("UC_MODE_64",),
+    uc_cpu=None,
+    uc_constants="unicorn.x86_const",
+    register=unicorn_register,
+    arguments=("rdi", "rsi", "rdx", "rcx", "r8", "r9"),
+    result="rax",
+    link_register=None,  # a call pushes its return address
+    stack_pointer="rsp",
+    stack_alignment=16,
+    linkage_area=0,
+    stack_arguments=8,  # above the return address
+    back_chain=False,
+    wide_argument=("rdi",),  # a 64-bit argument fits one register
+    trap=UD2,
+    instruction_size=len(UD2),
+    initial_registers={},
+    static_registers={},
+    default_memory=((0x0010_0000, 63 * MiB, "RAM"),),  # a null pointer faults
+    cache_line=0,  # coherent caches
+    program_counter="rip",
+)
+
 ARCH = Arch(
     name="x86_64",
     bits=64,
@@ -247,5 +284,6 @@ ARCH = Arch(
         highest_address=(1 << 47) - (1 << 12),  # the top of the 47-bit user address space
         return_code=b"\xc3",  # ret
     ),
+    emulation=EMULATION,
     disassembly=Disassembly("CS_ARCH_X86", ("CS_MODE_64",)),
 )

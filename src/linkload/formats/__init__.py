@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import FormatError
 from ..model import Module
-from . import dol, elf, nxflat, rel
+from . import dol, elf, nxflat, pe, rel
 from .base import Source, module_name, read_bytes
 
 
@@ -30,14 +30,19 @@ class Format:
     magic: bytes | None = None
     extensions: tuple[str, ...] = ()
     write: Callable[[Module], bytes] | None = None
+    # Reads a linked program for the locator: its fixups as relocations and each symbol's
+    # section (``Module.symbol_sections``); None: programs of this format cannot be located.
+    read_program: Callable[..., Module] | None = None
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("elf", elf.read, elf.dump, magic=elf.MAGIC),
+    Format("elf", elf.read, elf.dump, magic=elf.MAGIC, read_program=elf.read_program),
     Format("rel", rel.read, rel.dump, extensions=(".rel",), write=rel.write_module),
     Format("dol", dol.read, dol.dump, extensions=(".dol",)),
     Format("nxflat", nxflat.read, nxflat.dump, magic=nxflat.MAGIC, extensions=(".nxf",),
            write=nxflat.write_module),
+    Format("pe", pe.read, pe.dump, magic=pe.MAGIC, extensions=(".exe", ".dll"),
+           read_program=pe.read),
 )
 
 
@@ -75,6 +80,17 @@ def read_module(source: Source, name: str | None = None, format: str | None = No
     return _format_of(data, file, format).read(data, module_name(file, name), file, **options)
 
 
+def read_program(source: Source, name: str | None = None, format: str | None = None) -> Module:
+    """Read a linked program to be located (``linkload locate``): an ELF executable (its
+    relocations kept with ``--emit-relocs``, or a PIE's ``RELATIVE`` ones) or a PE image
+    (its base relocations), with its fixups and each symbol's section."""
+    data, file = read_bytes(source)
+    found = _format_of(data, file, format)
+    if found.read_program is None:
+        raise FormatError(f"a {found.name} file is not a program the locator can place", file=file)
+    return found.read_program(data, module_name(file, name), file)
+
+
 def dump(source: Source, *, disasm: bool = False, format: str | None = None,
          plf: Source | None = None) -> Iterator[str]:
     """Lines describing the file ``source`` (``linkload dump``), its format recognised as by
@@ -86,4 +102,4 @@ def dump(source: Source, *, disasm: bool = False, format: str | None = None,
 
 
 __all__ = ["FORMATS", "Format", "Source", "dump", "guess_format", "read_bytes",
-           "read_module"]
+           "read_module", "read_program"]

@@ -25,12 +25,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import arch as arch_registry
+from ..arch import Check
 from ..arch.disasm import disassemble
+from ..arch.fields import stored_addends
 from ..errors import FormatError, UnsupportedError
 from ..model import (
     ABS,
     COMMON,
+    FIXED,
+    IMAGE_ADDRESS,
     LOCAL,
+    MOVES_APART,
+    MOVES_NOT,
+    MOVES_WHOLE,
     NOT_LOADED,
     RELOC_DTYPE,
     SYMBOL_DTYPE,
@@ -613,6 +620,165 @@ def _read_static(elf: ElfFile, machine: str, name: str) -> Module:
     kind = "executable" if elf.header.type == ET_EXEC else "shared"
     return Module(name, machine, elf.header.byteorder, elf.header.bits, sections, out, elf.strtab,
                   np.zeros(0, RELOC_DTYPE), elf.file, kind, elf.segments(), elf.header.entry)
+
+
+# -- a linked program, for the locator -------------------------------------------------------------
+def read_program(source: Source, name: str | None = None, file: str | None = None) -> Module:
+    """An ELF executable to be located: the static module :func:`read` gives, with each
+    symbol's section (``Module.symbol_sections``) and the program's fixups as relocations:
+    those ``ld --emit-relocs`` (``-q``) kept, against the symbols they name (``r_offset`` made
+    an offset in its section; a ``REL`` table's addend recovered from the linked field), or
+    else a position-independent executable's dynamic ``RELATIVE`` relocations, against row 0
+    (an ``IMAGE_ADDRESS``), which move the program as a whole only (``Module.moves``; an
+    executable with neither cannot move). Other dynamic relocations are kept with their own
+    kinds, which the locator refuses (the program needs a dynamic linker)."""
+    data, file = file_and_bytes(source, file)
+    elf = ElfFile(data, file)
+    machine = MACHINES.get(elf.header.machine)
+    if machine is None:
+        raise UnsupportedError(f"unsupported ELF machine {elf.header.machine}", file=file)
+    if elf.header.type not in (ET_EXEC, ET_DYN):
+        raise UnsupportedError("not a linked program (an executable or a position-independent "
+                               "executable)", file=file)
+    module = _read_static(elf, machine, module_name(file, name))
+    section_map = np.full(len(elf.sections), NOT_LOADED, np.int32)
+    loaded = [i for i, (t, f) in enumerate(zip(elf.sh["type"], elf.sh["flags"], strict=True))
+              if _is_loaded(t, f)]
+    section_map[loaded] = np.arange(len(loaded), dtype=np.int32)
+    where = _symbol_sections(elf, section_map)
+    cpu = arch_registry.ARCHES.get(machine)
+    runs = _kept_relocations(elf, cpu, section_map, module) if cpu is not None else []
+    module.moves = MOVES_APART
+    if not runs:
+        runs = _dynamic_relocations(elf, cpu, module)
+        where[0] = IMAGE_ADDRESS
+        # a PIE reaches its data PC-relatively, which no dynamic relocation lists
+        module.moves = MOVES_WHOLE if elf.header.type == ET_DYN else MOVES_NOT
+    module.relocations = runs
+    module.symbol_sections = where
+    return module
+
+
+def _symbol_sections(elf: ElfFile, section_map: np.ndarray) -> np.ndarray:
+    """Per symbol: the index of its loaded section, or FIXED (absolute, undefined, or in a
+    section that is not loaded)."""
+    shndx, special = elf.symbol_shndx, elf.symbol_special
+    where = np.full(len(shndx), FIXED, np.int32)
+    regular = ~special & (shndx != SHN_UNDEF)
+    if len(section_map):
+        where[regular] = section_map[shndx[regular]]
+    where[where < 0] = FIXED
+    return where
+
+
+def _kept_relocations(elf: ElfFile, cpu, section_map: np.ndarray,
+                      module: Module) -> list[RelocationRun]:
+    """The relocations of loaded sections that ``--emit-relocs`` kept, with explicit addends."""
+    runs = []
+    values = elf.symbols["value"].astype(np.int64) if len(elf.symbols) else np.zeros(0, np.int64)
+    for ri in elf.relocation_sections():
+        if elf.sh["link"][ri] != elf.symtab_index or elf.sh["type"][elf.symtab_index] != SHT_SYMTAB:
+            continue  # dynamic relocations: see _dynamic_relocations
+        target = elf.patched_section(ri)
+        if section_map[target] < 0:
+            continue  # relocations of debug information
+        sec = module.sections[section_map[target]]
+        address, typ, sym, addend = elf.relocations(ri)
+        offset = address.astype(np.int64) - sec.address
+        outside = np.flatnonzero((offset < 0) | (offset >= max(sec.size, 1)))
+        if len(outside):
+            i = int(outside[0])
+            raise elf.error(f"kept relocation {i} patches address {int(address[i]):#x}, outside "
+                            f"the section [{sec.address:#x}, {sec.address + sec.size:#x})",
+                            elf.names[ri], i)
+        kind = typ.astype(np.int64)
+        if elf.sh["type"][ri] == SHT_REL and len(kind):
+            addend = _linked_addends(elf, cpu, sec, kind, offset, values[sym.astype(np.int64)])
+        runs.append(RelocationRun(int(section_map[target]), offset.astype(np.uint64),
+                                  kind.astype(np.uint32), sym.astype(np.uint32),
+                                  np.asarray(addend, np.int64)))
+    return runs
+
+
+def _linked_addends(elf: ElfFile, cpu, sec: Section, kind: np.ndarray, offset: np.ndarray,
+                    symbol: np.ndarray) -> np.ndarray:
+    """The addends of a REL table kept in a linked program: its fields hold S+A (S+A-P when
+    PC-relative), so A is what the field decodes to less S (plus P). A field holding only
+    part of its value (a shifted or truncated half) does not give A back."""
+    t = cpu.tables
+    known = (kind < len(t.known)) & t.known[np.minimum(kind, len(t.known) - 1)]
+    if not known.all():
+        return np.zeros(len(kind), np.int64)  # (unknown kinds are refused by the locator)
+    for k in np.unique(kind).tolist():
+        f = cpu.kinds[k].field
+        if f is not None and (f.shift or f.round_ha or (f.check is Check.NONE and f.bits < cpu.bits)):
+            i = int(np.flatnonzero(kind == k)[0])
+            raise UnsupportedError(f"the addend of a {cpu.kinds[k].name} kept in a REL table cannot "
+                                   "be recovered from the linked field, which holds part of its "
+                                   "value", file=elf.file, section=sec.name, offset=int(offset[i]))
+    image = np.frombuffer(sec.data if sec.data is not None else b"", np.uint8)
+    writes = t.width[kind] > 0
+    if (offset[writes] + t.width[kind[writes]] > len(image)).any():
+        raise elf.error("a kept relocation patches a field beyond the section's bytes", sec.name)
+    held = stored_addends(cpu, image, elf.header.byteorder, kind, offset)
+    place = sec.address + offset
+    return np.where(writes, held - symbol + np.where(t.pcrel[kind], place, 0), 0)
+
+
+def _dynamic_relocations(elf: ElfFile, cpu, module: Module) -> list[RelocationRun]:
+    """A PIE's dynamic relocations: RELATIVE ones as the CPU's pointer kind against row 0
+    (the addend is the address, as linked), the others with their own kinds."""
+    dynsym = [i for i, t in enumerate(elf.sh["type"]) if t == SHT_DYNSYM]
+    tables = [ri for ri in elf.relocation_sections() if dynsym and elf.sh["link"][ri] in dynsym]
+    if not tables or cpu is None:
+        return []
+    starts = np.array([s.address for s in module.sections], np.int64)
+    sizes = np.array([s.size for s in module.sections], np.int64)
+    by_section: dict[int, list[tuple[np.ndarray, ...]]] = {}
+    relative = _RELATIVE.get(cpu.name)
+    for ri in tables:
+        rela = elf.sh["type"][ri] == SHT_RELA
+        dtype = elf.dt["rela" if rela else "rel"]
+        table = elf._table(elf.sh["offset"][ri], elf.sh["size"][ri], elf.sh["entsize"][ri], dtype,
+                           "dynamic relocation table", elf.names[ri])
+        if elf.header.bits == 64:
+            typ, sym = table["type"].astype(np.int64), table["sym"].astype(np.int64)
+        else:
+            typ, sym = (table["info"] & 0xFF).astype(np.int64), (table["info"] >> 8).astype(np.int64)
+        address = table["offset"].astype(np.int64)
+        index = np.searchsorted(starts, address, side="right") - 1
+        ok = (index >= 0) & (address < starts[np.maximum(index, 0)] + sizes[np.maximum(index, 0)])
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise elf.error(f"dynamic relocation {i} patches {int(address[i]):#x}, outside every "
+                            "loaded section", elf.names[ri], i)
+        is_relative = typ == relative
+        kind = np.where(is_relative, cpu.pointer_kind, typ)
+        target = np.where(is_relative, 0, sym)  # (other kinds are refused: their row is moot)
+        addend = table["addend"].astype(np.int64) if rela else None
+        for i in np.unique(index).tolist():
+            rows = np.flatnonzero(index == i)
+            offset = address[rows] - starts[i]
+            if addend is None:
+                sec = module.sections[i]
+                image = np.frombuffer(sec.data if sec.data is not None else b"", np.uint8)
+                if (offset + cpu.word_size > len(image)).any():
+                    raise elf.error("a dynamic relocation patches beyond its section's bytes",
+                                    sec.name)
+                found = stored_addends(cpu, image, elf.header.byteorder, kind[rows], offset)
+            else:
+                found = addend[rows]
+            by_section.setdefault(i, []).append((offset, kind[rows], target[rows], found))
+    runs = []
+    for i, parts in sorted(by_section.items()):
+        offset, kind, target, addend = (np.concatenate(c) for c in zip(*parts, strict=True))
+        runs.append(RelocationRun(i, offset.astype(np.uint64), kind.astype(np.uint32),
+                                  target.astype(np.uint32), addend.astype(np.int64)))
+    return runs
+
+
+# The RELATIVE kind of each CPU (B+A: the load base plus the addend).
+_RELATIVE = {"x86_64": 8, "i386": 8, "ppc": 22, "arm": 23, "aarch64": 1027}
 
 
 # -- dump (readelf-like) ---------------------------------------------------------------------------

@@ -73,6 +73,9 @@ HostFunction = Callable[..., "int | None"]
 RETURN_TRAPS = 64  # nesting depth of calls: one return address per level
 NESTED_GAP = 256  # bytes left below the interrupted code's stack pointer for a nested call
 STACK_FLOOR = 1024  # a call needs at least this much stack left
+# A program started on its own stack sized it itself (a small board's may be 1 KiB), so a
+# call there needs only room for the frames made for it.
+PROGRAM_STACK_FLOOR = 256
 
 
 class _Watchdog:
@@ -184,7 +187,9 @@ class EmulatedSpace(Space):
     extra static names (``{name: address}``); ``stack_size``: bytes of call stack;
     ``timeout`` (seconds) and ``max_instructions`` bound every :meth:`call`;
     ``enforce_protection``: make unicorn enforce :meth:`protect`; ``check_cache``: fail on
-    running code written since its last flush.
+    running code written since its last flush; ``runtime_region``: the region in which the
+    space keeps its own call stack and host stubs (default: the lowest), so that a program
+    given the others has all of them.
     """
 
     def __init__(self, arch_name: str, *,
@@ -192,7 +197,7 @@ class EmulatedSpace(Space):
                  symbols: dict[str, int] | None = None, page_size: int | None = None,
                  stack_size: int = 256 << 10, timeout: float = 10.0,
                  max_instructions: int = 1_000_000_000, enforce_protection: bool = False,
-                 check_cache: bool = True) -> None:
+                 check_cache: bool = True, runtime_region: str | None = None) -> None:
         self.arch, self.cpu = emulation_of(arch_name)
         self.page_size = page_size or self.cpu.page_size
         if enforce_protection and self.page_size % self.cpu.page_size:
@@ -204,6 +209,9 @@ class EmulatedSpace(Space):
         self.check_cache = check_cache
         self.stack_size = stack_size
         self.memory = RegionMemory(memory or self.cpu.default_memory, self.cpu.page_size)
+        self.runtime_region = runtime_region
+        if runtime_region is not None:
+            self.memory.region(runtime_region)  # (a name that is not a region fails here)
         self._mask = (1 << self.arch.bits) - 1
         self._uc, self._uc_consts = self._make_cpu()
         self._regs: dict[str, int] = {}
@@ -376,6 +384,18 @@ class EmulatedSpace(Space):
         for run in np.split(np.arange(len(order)), breaks):
             lo, hi = int(ordered[run[0]]), int(ordered[run[-1]]) + size
             yield lo, hi - lo, order[run]
+
+    def watch_stores(self, address: int, size: int, function: Callable[[int, int, int], None]) -> None:
+        """A memory-mapped device: ``function(address, size, value)`` runs for every store of
+        emulated code into [address, address+size) (memory of the space), as a console
+        port's bytes are printed."""
+        self._check_mapped(address, size)
+
+        def on_write(uc, access, where, width, value, _data) -> None:
+            function(where, width, value & ((1 << (8 * width)) - 1))
+
+        self._uc.hook_add(self._const("UC_HOOK_MEM_WRITE"), on_write, begin=address,
+                          end=address + size - 1)
 
     # -- protection ------------------------------------------------------------------------------
     def protect(self, address: int, size: int, protection: Protection) -> None:
@@ -587,17 +607,35 @@ class EmulatedSpace(Space):
                                      address=address, fault="bad return")
             raise EmulationError(f"jumped to {address:#x}, a host stub with no function",
                                  address=address, fault="no host function")
-        return_to = self.reg(self.cpu.link_register)
+        return_to = self._return_address()
         args = self._host_arguments(host)
         result = host.function(self, *args)
         if result is not None:
             self._set_result(host, result)
         self._sync_stale_hooks()  # the function may have written code it then returns into
-        self.set_reg(self.cpu.program_counter, return_to)
+        self._return(return_to)
+
+    def _return_address(self) -> int:
+        """Where the function just entered returns to: the link register, or the word at the
+        stack pointer on CPUs whose calls push it."""
+        if self.cpu.link_register is None:
+            return self.read_word(self.reg(self.cpu.stack_pointer))
+        return self.reg(self.cpu.link_register)
+
+    def _return(self, address: int) -> None:
+        """Leave the function just entered for ``address``, popping the return address where
+        the call pushed it (as ``ret`` does)."""
+        if self.cpu.link_register is None:
+            self.set_reg(self.cpu.stack_pointer,
+                         self.reg(self.cpu.stack_pointer) + self.arch.bits // 8)
+        self.set_reg(self.cpu.program_counter, address)
 
     def _host_arguments(self, host: _Host) -> list[int]:
         regs = self.cpu.arguments
         if host.wide:
+            if not self.cpu.wide_argument:  # two stack words, in the CPU's byte order
+                sp = self.reg(self.cpu.stack_pointer) + self.cpu.stack_arguments
+                return [int.from_bytes(self.read(sp, 2 * self.arch.bits // 8), self._order)]
             value = 0
             for name in self.cpu.wide_argument:
                 value = (value << self.arch.bits) | self.reg(name)
@@ -623,7 +661,7 @@ class EmulatedSpace(Space):
         had its pick of memory), at the top of the first region."""
         if self._runtime_state is None:
             size = self.stack_size + self.page_size
-            top = self.memory.highest_fit(size, self.page_size)
+            top = self.memory.highest_fit(size, self.page_size, self.runtime_region)
             stack = self.reserve(self.stack_size, 16, address=top)
             self._runtime_state = _Runtime(stack, stack + self.stack_size, [], [])
             self._host_area(self._runtime_state, top + self.stack_size)
@@ -647,7 +685,8 @@ class EmulatedSpace(Space):
         """Call the function at ``address`` with integer arguments (argument registers, then
         the stack) and return the result register as a signed integer (the calling
         convention decides: ``restype`` is not used). Re-entrant: a host function may call
-        emulated code, which may call host functions..."""
+        emulated code, which may call host functions... (:meth:`start` runs a program on a
+        stack of its own.)"""
         runtime = self._runtime()
         depth = self._depth
         if depth >= len(runtime.traps):
@@ -673,7 +712,7 @@ class EmulatedSpace(Space):
         make, run on that stack too."""
         if self._depth:
             raise EmulationError("a program is started from outside emulated code")
-        if stack is not None and (stack[1] - stack[0] < STACK_FLOOR + 256 or stack[1] % 16):
+        if stack is not None and (stack[1] - stack[0] < 2 * PROGRAM_STACK_FLOOR or stack[1] % 16):
             raise EmulationError(f"a program's stack [{stack[0]:#x}, {stack[1]:#x}) is too "
                                  "small or its top is not 16-byte aligned")
         saved, self._stack = self._stack, stack
@@ -699,10 +738,14 @@ class EmulatedSpace(Space):
         regs = cpu.arguments
         extra = args[len(regs):]
         low, high = self._stack or (runtime.stack_low, runtime.stack_high)
+        floor = STACK_FLOOR if self._stack is None else PROGRAM_STACK_FLOOR
         below = high if depth == 0 else self.reg(cpu.stack_pointer) - NESTED_GAP
         frame = -(-(cpu.linkage_area + width * len(extra)) // cpu.stack_alignment) * cpu.stack_alignment
         sp = (below - frame) // cpu.stack_alignment * cpu.stack_alignment
-        if not low + STACK_FLOOR <= sp <= high:  # (a CPU without a linkage area starts at
+        pushed = cpu.link_register is None
+        if pushed:  # the return address sits just below the aligned arguments
+            sp -= width
+        if not low + floor <= sp <= high:  # (a CPU without a linkage area starts at
             # the very top: its stack is full-descending)
             raise EmulationError(f"no stack left for a call (stack pointer {sp:#x})")
         if cpu.back_chain:
@@ -714,7 +757,11 @@ class EmulatedSpace(Space):
         self.set_reg(cpu.stack_pointer, sp)
         for name, value in zip(regs, args, strict=False):
             self.set_reg(name, value)
-        self.set_reg(cpu.link_register, runtime.traps[depth] | self.arch.code_tag)
+        return_to = runtime.traps[depth] | self.arch.code_tag
+        if pushed:
+            self._uc.mem_write(sp, return_to.to_bytes(width, self._order))
+        else:
+            self.set_reg(cpu.link_register, return_to)
 
     def _run(self, address: int, until: int, *, outermost: bool) -> None:
         # The instruction limit is passed every time because unicorn counts only in code

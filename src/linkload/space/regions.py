@@ -164,9 +164,10 @@ class RegionMemory:
                                  "already in use", file=file)
         self.free.remove(address, address + size)
 
-    def highest_fit(self, size: int, page_size: int) -> int:
-        """The highest page-aligned free place of ``size`` bytes in the lowest region."""
-        first = min(self.regions, key=lambda r: r.base)
+    def highest_fit(self, size: int, page_size: int, region: str | None = None) -> int:
+        """The highest page-aligned free place of ``size`` bytes in ``region`` (default: the
+        lowest region)."""
+        first = self.region(region) if region else min(self.regions, key=lambda r: r.base)
         for lo, hi in reversed(list(self.free)):
             hi = min(hi, first.end)
             start = (hi - size) // page_size * page_size

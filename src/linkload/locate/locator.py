@@ -1,0 +1,440 @@
+"""One locate, in RTLoc's order (``../shared/seeds``: "The Locate Process in Detail").
+
+1. The commands (configuration files first, then the command line) make the regions and the
+   entities, in the order named: sections (``Locate Section``; ``Locate NTSection`` ones form
+   one block that keeps their offsets), copies, stack, heap, the boot table (``Header``).
+2. ``Reserve``: what earlier located images occupy moves the regions' bottom marks past it.
+3. Every entity of fixed size is placed, in the order named, each in its region from the
+   high-water mark (``TopDown``: below the top mark), aligned to the larger of the alignment
+   asked for and its own.
+4. The fixups are recomputed for where the sections landed (:mod:`.fixups`).
+5. The copies are made (zlib-compressed where asked) and placed, in order.
+6. Stack and heap without a size take the rest of their region, those in the ``FillRAM``
+   region after the unused RAM of the other regions has been given to it.
+7. The boot table is written; the load image is assembled in an offline image space
+   (:class:`~linkload.space.image.ImageSpace`): what is stored where at load time.
+
+The input file is never changed; any error leaves nothing half made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, LinkError, PlacementError
+from ..space.image import ImageSpace
+from .boot import BootEntry, BootTable, Op
+from .config import Config, LocateCommand, MemType
+from .fixups import FixupResult, relocate
+from .layout import Entity, EntityKind, Region
+from .program import Program, ProgramSection
+
+# GNU ld's range-extension veneers carry no relocation: moving sections apart would leave
+# them jumping to where their targets were.
+_VENEER_SYMBOL = re.compile(r"(_veneer|_from_arm|_from_thumb|\.long_branch\.|_plt_branch)")
+_VENEER_SECTIONS = (".glue_7", ".glue_7t", ".vfp11_veneer", ".v4_bx", ".branch_lt")
+STACK_ALIGN = 16
+
+
+@dataclass
+class Located:
+    """The result of a locate: where everything went, the relocated bytes and the load
+    image. ``section_addresses``: where each program section runs; ``images``: each
+    section's initialised bytes, relocated; ``stored``: the bytes of each copy (by entity
+    index); ``symbol_values``: every symbol's address, moved; ``image``: the load image."""
+
+    program: Program
+    regions: list[Region]
+    entities: list[Entity]
+    section_addresses: np.ndarray
+    images: list[np.ndarray]
+    stored: dict[int, bytes]
+    fixups: FixupResult
+    boot: BootTable
+    header: Entity | None
+    entry: int
+    symbol_values: np.ndarray
+    image: ImageSpace
+
+    def region(self, name: str) -> Region:
+        return next(r for r in self.regions if r.name == name)
+
+    def section_entity(self, index: int) -> Entity:
+        return next(e for e in self.entities if e.kind is EntityKind.SECTION and e.section == index)
+
+    def load_address(self, index: int) -> int:
+        """Where section ``index``'s bytes are at load time (its copy, or where it runs)."""
+        entity = self.section_entity(index)
+        return entity.load if entity.load is not None else entity.address
+
+    def loaded_chunks(self) -> list[tuple[int, bytes]]:
+        """(address, bytes) of everything stored at load time, ascending: what a flash tool
+        or a loader writes."""
+        chunks = []
+        for e in self.entities:
+            if e.load is None or not e.stored:
+                continue
+            chunks.append((e.load, self.image.read(e.load, e.stored)))
+        return sorted(chunks)
+
+    def symbol(self, name: str) -> int:
+        """The located address of the program's symbol ``name``."""
+        names = self.program.symbol_names
+        for i, n in enumerate(names):
+            if n == name and self.program.symbol_sections[i] >= 0:
+                return int(self.symbol_values[i])
+        raise LinkError(f"no symbol {name!r} in a section of the program", file=self.program.file)
+
+
+def locate(program: Program, config: Config) -> Located:
+    """Locate ``program`` as ``config`` says (see the module docstring)."""
+    return _Locate(program, config).run()
+
+
+class _Locate:
+    def __init__(self, program: Program, config: Config) -> None:
+        self.program = program
+        self.config = config
+        self.regions = {c.name: Region.of(c) for c in config.regions}
+        self.entities: list[Entity] = []
+        self.section_entities: dict[int, Entity] = {}
+        self.image_block: Entity | None = None
+        self._block_low = 0  # where the NTSection block starts, as linked
+        self.copies: list[tuple[Entity, LocateCommand]] = []
+        self.header: Entity | None = None
+        self.word = program.arch.word_size
+
+    # -- the steps -------------------------------------------------------------------------------
+    def run(self) -> Located:
+        self._make_entities()
+        self._reserve()
+        self._place_fixed()
+        addresses = self._section_addresses()
+        images = [np.frombuffer(s.data, np.uint8).copy() for s in self.program.sections]
+        if not self._moves_whole(addresses):
+            self._refuse_veneers()
+        fixups = relocate(self.program, addresses, images)
+        stored = self._place_copies(images)
+        self._place_unsized()
+        boot = self._boot_table(addresses)
+        symbols = self._moved_symbols(addresses)
+        image = self._load_image(images, stored, boot)
+        return Located(self.program, list(self.regions.values()), self.entities, addresses, images,
+                       stored, fixups, boot, self.header, boot.entry, symbols, image)
+
+    # 1. entities, in the order named
+    def _make_entities(self) -> None:
+        ntsections: list[tuple[ProgramSection, LocateCommand]] = []
+        for command in self.config.locates:
+            region = self.regions[command.region]
+            self._check_region(command, region)
+            if command.optional and self.program.section(command.name) is None:
+                continue  # (an ld script's output section the program lacks: ld dropped it)
+            if command.entity in ("Section", "NTSection"):
+                section = self._section(command)
+                if command.entity == "NTSection":
+                    if self.image_block is None:
+                        self.image_block = self._add(Entity(EntityKind.IMAGE, command.name,
+                                                            command.region, 0))
+                    ntsections.append((section, command))
+                else:
+                    self._add_section(section, command)
+            elif command.entity == "Copy":
+                copy = self._add(Entity(EntityKind.COPY, command.name, command.region, 0,
+                                        self._align(command, 1), command.alloc, command.access,
+                                        compressed=command.compress))
+                self.copies.append((copy, command))
+            elif command.entity in ("Stack", "Heap"):
+                kind = EntityKind.STACK if command.entity == "Stack" else EntityKind.HEAP
+                self._add(Entity(kind, command.name, command.region, command.size,
+                                 self._align(command, STACK_ALIGN), command.alloc, command.access))
+            elif command.entity == "Header":
+                if self.header is not None:
+                    raise command.where.error("a second Locate Header")
+                self.header = self._add(Entity(EntityKind.HEADER, command.name, command.region,
+                                               self._header_size(), self._align(command, self.word),
+                                               command.alloc, command.access))
+        if ntsections:
+            self._make_block(ntsections)
+        self._check_all_located()
+        for copy, command in self.copies:
+            section = self.program.section(command.name)
+            if section is None or section.index not in self.section_entities:
+                raise command.where.error(f"Locate Copy {command.name}: no section of that name is "
+                                          "located (a Copy stores a located section's bytes)")
+            copy.section = section.index
+            copy.name = section.name
+
+    def _add(self, entity: Entity) -> Entity:
+        self.entities.append(entity)
+        return entity
+
+    def _align(self, command: LocateCommand, own: int) -> int:
+        return max(command.align or self.config.default_align, own, 1)
+
+    def _section(self, command: LocateCommand) -> ProgramSection:
+        section = self.program.section(command.name)
+        if section is None:
+            names = ", ".join(s.name for s in self.program.sections)
+            raise command.where.error(f"the program has no section {command.name!r} (it has {names})")
+        if section.index in self.section_entities or any(
+                e.kind is EntityKind.IMAGE and section.index in e.members for e in self.entities):
+            raise command.where.error(f"section {section.name} is located twice")
+        if section.writable and self.regions[command.region].memtype is not MemType.RAM:
+            raise command.where.error(
+                f"section {section.name} is written by the program: region {command.region} is "
+                f"{self.regions[command.region].memtype.value}; locate it in RAM (and keep its "
+                "bytes in ROM with Locate Copy)")
+        return section
+
+    def _add_section(self, section: ProgramSection, command: LocateCommand) -> None:
+        if command.size and command.size < section.size:
+            raise command.where.error(f"size {command.size:#x} is smaller than section "
+                                      f"{section.name} ({section.size:#x} bytes)")
+        entity = self._add(Entity(EntityKind.SECTION, section.name, command.region,
+                                  max(command.size, section.size), self._align(command, section.align),
+                                  command.alloc, command.access, section=section.index))
+        self.section_entities[section.index] = entity
+
+    def _make_block(self, named: list[tuple[ProgramSection, LocateCommand]]) -> None:
+        """The NTSection block: the named sections and every section between them, their
+        offsets kept, in one region."""
+        first = named[0][1]
+        for section, command in named:
+            if command.region != first.region:
+                raise command.where.error(
+                    f"NTSection {section.name} is in region {command.region}, but NTSections keep "
+                    f"their offsets and must share one region ({first.region}, line {first.where.line})")
+        low = min(s.address for s, _ in named)
+        high = max(s.end for s, _ in named)
+        members = [s for s in self.program.sections if low <= s.address and s.end <= high]
+        block = self.image_block
+        block.region, block.name = first.region, first.name if len(named) == 1 else \
+            f"{self.program.name} ({', '.join(s.name for s, _ in named)})"
+        block.size = high - low
+        block.align = max([self._align(c, s.align) for s, c in named] + [s.align for s in members])
+        block.alloc, block.access = first.alloc, first.access
+        block.members = tuple(s.index for s in members)
+        block.section = None
+        for s in members:
+            if s.writable and self.regions[first.region].memtype is not MemType.RAM:
+                raise first.where.error(f"section {s.name} is written by the program: the "
+                                        f"NTSection block cannot go to {first.region}, which is not RAM")
+            self.section_entities[s.index] = Entity(EntityKind.SECTION, s.name, first.region,
+                                                    s.size, s.align, section=s.index)
+        self._block_low = low
+        at = self.entities.index(block) + 1  # the block's sections follow it, placed with it
+        self.entities[at:at] = [self.section_entities[s.index] for s in members]
+
+    def _check_region(self, command: LocateCommand, region: Region) -> None:
+        if region.memtype is MemType.DEVICE or region.access == "NoAccess":
+            raise command.where.error(f"region {region.name} is a device or has no access: "
+                                      f"nothing can be located there")
+        if command.entity in ("Stack", "Heap") and region.memtype is not MemType.RAM:
+            raise command.where.error(f"a {command.entity.lower()} must be in RAM, and "
+                                      f"{region.name} is {region.memtype.value}")
+
+    def _check_all_located(self) -> None:
+        missing = [s.name for s in self.program.sections if s.index not in self.section_entities]
+        if missing:
+            raise ConfigError(f"{self.program.name}: sections {', '.join(missing)} are not located "
+                              "(name each in a Locate Section or NTSection command)",
+                              file=self.program.file)
+
+    def _header_size(self) -> int:
+        """The boot table's size, counting every entry it may need."""
+        zero_fills = sum(1 for s in self.program.sections if s.size > len(s.data))
+        copies = sum(1 for c in self.config.locates if c.entity == "Copy")
+        free_blocks = len(self.config.regions) if self.config.fill_ram else 0
+        return BootTable.size_for(zero_fills + copies + free_blocks, self.word)
+
+    # 2. reserved images
+    def _reserve(self) -> None:
+        for command in self.config.reserves:
+            for start, end, name in _reserved_ranges(command.path, command.where):
+                for region in self.regions.values():
+                    lo, hi = max(start, region.address), min(end, region.end)
+                    if lo < hi:
+                        region.reserve(lo, hi)
+                        entity = Entity(EntityKind.RESERVED, name, region.name, hi - lo, address=lo)
+                        region.entities.append(entity)
+                        self.entities.append(entity)
+
+    # 3. entities of fixed size, in the order named
+    def _place_fixed(self) -> None:
+        in_block = self.image_block.members if self.image_block else ()
+        for e in self.entities:
+            if e.placed or e.kind in (EntityKind.COPY, EntityKind.RESERVED):
+                continue
+            if e.kind is EntityKind.SECTION and e.section in in_block:
+                continue  # placed with its block
+            if e.kind in (EntityKind.STACK, EntityKind.HEAP) and not e.size:
+                continue
+            self.regions[e.region].place(e)
+            if e.kind is EntityKind.IMAGE:
+                for i in e.members:
+                    member = self.section_entities[i]
+                    member.address = e.address + self.program.sections[i].address - self._block_low
+
+    def _section_addresses(self) -> np.ndarray:
+        return np.array([self.section_entities[s.index].address for s in self.program.sections],
+                        np.int64)
+
+    def _moves_whole(self, addresses: np.ndarray) -> bool:
+        old = np.array([s.address for s in self.program.sections], np.int64)
+        delta = addresses - old
+        return bool(len(delta) == 0 or (delta == delta[0]).all())
+
+    def _refuse_veneers(self) -> None:
+        for s in self.program.sections:
+            if s.name in _VENEER_SECTIONS and s.size:
+                raise LinkError(f"section {s.name} holds linker-made veneers, which carry no "
+                                "relocations: they would jump to the old addresses once sections "
+                                "move apart; locate the program as a whole (NTSection)",
+                                file=self.program.file)
+        for name, where in zip(self.program.symbol_names, self.program.symbol_sections.tolist(),
+                               strict=True):
+            if where >= 0 and _VENEER_SYMBOL.search(name):
+                raise LinkError(f"{name} is a linker-made veneer, which carries no relocations: it "
+                                "would jump to the old address once sections move apart; locate "
+                                "the program as a whole (NTSection)", file=self.program.file)
+
+    # 5. copies
+    def _place_copies(self, images: list[np.ndarray]) -> dict[int, bytes]:
+        stored = {}
+        for copy, _command in self.copies:
+            raw = images[copy.section].tobytes()
+            data = zlib.compress(raw, 9) if copy.compressed else raw
+            copy.size = copy.stored = len(data)
+            self.regions[copy.region].place(copy)
+            copy.load = copy.address
+            self.section_entities[copy.section].load = copy.address
+            stored[self.entities.index(copy)] = data
+        return stored
+
+    # 6. stack and heap without a size, FillRAM
+    def _place_unsized(self) -> None:
+        fill = self.config.fill_ram.region if self.config.fill_ram else None
+        unsized = [e for e in self.entities
+                   if e.kind in (EntityKind.STACK, EntityKind.HEAP) and not e.placed]
+        for e in [e for e in unsized if e.region != fill]:
+            self._take_rest(e)
+        if fill is not None:
+            self._fill_ram(fill)
+        for e in [e for e in unsized if e.region == fill]:
+            self._take_rest(e)
+
+    def _take_rest(self, entity: Entity) -> None:
+        region = self.regions[entity.region]
+        entity.size = region.rest(entity.align)
+        if entity.size <= 0:
+            raise PlacementError(f"{entity.describe()} takes the rest of region {region.name}, and "
+                                 "nothing is left of it")
+        region.place(entity)
+
+    def _fill_ram(self, fill: str) -> None:
+        for region in self.regions.values():
+            if region.name == fill or region.memtype is not MemType.RAM or region.access != "Assign":
+                continue
+            if region.free:
+                entity = Entity(EntityKind.FREE, f"unused RAM for {fill}", region.name,
+                                region.free, address=region.bottom)
+                region.bottom = region.top
+                region.entities.append(entity)
+                self.entities.append(entity)
+
+    # 7. the boot table and the load image
+    def _boot_table(self, addresses: np.ndarray) -> BootTable:
+        entries = []
+        for copy, _command in self.copies:
+            section = self.program.sections[copy.section]
+            op = Op.INFLATE if copy.compressed else Op.COPY
+            entries.append(BootEntry(op, int(addresses[copy.section]), copy.address, len(section.data)))
+        for s in self.program.sections:
+            in_ram = self.regions[self.section_entities[s.index].region].memtype is MemType.RAM
+            if s.size > len(s.data) and in_ram:
+                entries.append(BootEntry(Op.ZERO, int(addresses[s.index]) + len(s.data), 0,
+                                         s.size - len(s.data)))
+        for e in self.entities:
+            if e.kind is EntityKind.FREE:
+                entries.append(BootEntry(Op.FREE, e.address, 0, e.size))
+        stack = next((e for e in self.entities if e.kind is EntityKind.STACK), None)
+        heap = next((e for e in self.entities if e.kind is EntityKind.HEAP), None)
+        return BootTable(self._entry(addresses), stack.end if stack else 0,
+                         heap.address if heap else 0, heap.size if heap else 0, tuple(entries),
+                         self.word, self.program.byteorder)
+
+    def _entry(self, addresses: np.ndarray) -> int:
+        entry = self.program.entry
+        section = self.program.section_at(entry)
+        if section is None:
+            raise LinkError(f"the entry point {entry:#x} lies in no section", file=self.program.file)
+        return entry + int(addresses[section.index]) - section.address
+
+    def _moved_symbols(self, addresses: np.ndarray) -> np.ndarray:
+        old = np.array([s.address for s in self.program.sections], np.int64)
+        delta = np.concatenate([addresses - old, [0]])
+        where = self.program.symbol_sections
+        return self.program.symbol_values + delta[np.where(where >= 0, where, len(old))]
+
+    def _load_image(self, images: list[np.ndarray], stored: dict[int, bytes],
+                    boot: BootTable) -> ImageSpace:
+        """What is stored where at load time, in an image space of the RAM and ROM regions
+        (each range reserved there first: two entities never share a byte)."""
+        space = ImageSpace([(r.address, r.size, r.name) for r in self.regions.values()
+                            if r.memtype is not MemType.DEVICE], page_size=1)
+
+        def put(entity: Entity, address: int, data: bytes | np.ndarray) -> None:
+            if len(data):
+                try:
+                    space.reserve(len(data), 1, address=address)
+                except PlacementError:
+                    raise PlacementError(f"{entity.describe()} at {address:#x} overlaps another "
+                                         "entity's bytes") from None
+                space.write(address, data)
+            entity.load, entity.stored = (address, len(data)) if len(data) else (entity.load, 0)
+
+        for i, e in enumerate(self.entities):
+            if e.kind is EntityKind.COPY:
+                put(e, e.address, stored[i])
+            elif e.kind is EntityKind.HEADER:
+                put(e, e.address, boot.pack())
+        for s in self.program.sections:
+            e = self.section_entities[s.index]
+            if e.load is not None:  # copied: its bytes are in the copy
+                e.stored = 0
+                continue
+            rom = self.regions[e.region].memtype is MemType.ROM
+            data = images[s.index]
+            if rom and s.size > len(data):  # ROM is not zeroed at start-up: store the zeros
+                data = np.concatenate([data, np.zeros(s.size - len(data), np.uint8)])
+            put(e, e.address, data)
+        return space
+
+
+def _reserved_ranges(path: str, where) -> list[tuple[int, int, str]]:
+    """[start, end) and name of everything an earlier locate placed (its layout.json)."""
+    file = os.path.join(path, "layout.json") if os.path.isdir(path) else path
+    try:
+        with open(file, encoding="utf-8") as f:
+            layout = json.load(f)
+        ranges = []
+        for e in layout["entities"]:
+            if e["kind"] in (EntityKind.RESERVED.value, EntityKind.FREE.value) or e["address"] is None:
+                continue
+            ranges.append((int(e["address"]), int(e["address"]) + int(e["size"]),
+                           f"{layout['program']}: {e['kind']} {e['name']}"))
+        return ranges
+    except OSError as e:
+        raise where.error(f"Reserve: cannot read {file}: {e.strerror}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise where.error(f"Reserve: {file} is not a layout written by linkload locate ({e})") from None
+
+
+__all__ = ["Located", "locate"]

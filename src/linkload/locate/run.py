@@ -1,0 +1,161 @@
+"""Running a located program in an emulated target (``linkload locate --run``).
+
+The target has the configured regions and nothing else (each rounded out to whole 4 KiB
+pages, as unicorn maps memory) plus a page range of linkload's own outside them for the
+return address; RAM starts out filled with a pattern (RAM holds garbage at power-up, so a
+missing zero fill shows), unused ROM reads as erased flash (0xff) and cannot be written. The
+load image is stored, then the boot table is followed as start-up code would follow it: read
+from the target's memory where ``Locate Header`` put it, its copies made (inflated where
+compressed), its zero fills done; then the entry point is called on the located stack. Bytes
+the program stores to the console port (``console``, an address in a configured region) are
+collected as its output.
+
+:func:`run_in_place` runs a program where it was linked (its sections loaded as they are, its
+bss zeroed): the output a located program must reproduce.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from ..errors import LinkError, UnsupportedError
+from ..model import Module
+from ..space import Protection
+from ..space.emulated import EmulatedSpace
+from .boot import BootTable, Op
+from .config import MemType
+from .locator import Located
+
+PAGE = 4096
+RAM_PATTERN = 0xA5  # what RAM holds before the boot table's zero fills
+ERASED = 0xFF  # what unused flash reads as
+RUNTIME_SIZE = 64 << 10  # linkload's own stack and return traps
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The entry point's result and the bytes written to the console port."""
+
+    result: int
+    output: bytes
+
+
+def run(located: Located, *, console: int | None = None, timeout: float = 10.0,
+        max_instructions: int = 100_000_000) -> RunResult:
+    """Boot ``located`` in an emulated target (see the module docstring)."""
+    program = located.program
+    if program.arch.emulation is None:
+        raise UnsupportedError(f"no emulation of the {program.arch.name} CPU yet")
+    if located.header is None:
+        raise LinkError("running a located program follows its boot table: add a Locate Header")
+    ranges = [(r.address, r.end, r.memtype) for r in located.regions]
+    space = _target(program.arch.name, [(lo, hi) for lo, hi, _ in ranges], timeout, max_instructions)
+    for lo, hi, memtype in ranges:
+        if memtype is MemType.ROM:
+            space.write(lo, bytes([ERASED]) * (hi - lo))
+    for e in located.entities:  # the RAM the program uses holds garbage until it is set
+        if e.placed and e.size and located.region(e.region).memtype is MemType.RAM:
+            space.write(e.address, bytes([RAM_PATTERN]) * e.size)
+    for address, data in located.loaded_chunks():
+        space.write(address, data)
+    boot = BootTable.unpack(space.read(located.header.address, located.header.size),
+                            f"boot table at {located.header.address:#x}")
+    _follow(space, boot)
+    for lo, hi, memtype in ranges:
+        space.flush(lo, hi - lo)  # (what start-up code does before it jumps to copied code)
+        if memtype is MemType.ROM:
+            space.protect(lo, hi - lo, Protection.READ_EXECUTE)
+    if not boot.stack_top:
+        raise LinkError("the boot table has no stack: add a Locate Stack")
+    if console is not None and not any(lo <= console < hi for lo, hi, _ in ranges):
+        raise LinkError(f"the console port {console:#x} lies in no configured region (add a "
+                        "Device region for it)")
+    output = _console(space, console)
+    stack = space.region_of(boot.stack_top - 1)  # (the program's stack lies below its top)
+    result = space.start(boot.entry, stack=(stack.base, boot.stack_top))
+    return RunResult(result, bytes(output))
+
+
+def run_in_place(module: Module, *, console: int | None = None, timeout: float = 10.0,
+                 max_instructions: int = 100_000_000) -> RunResult:
+    """Run a linked program where it was linked: each segment loaded at its address (bss
+    zeroed), the entry point called on linkload's own stack."""
+    ranges = [(seg.address, seg.address + seg.size) for seg in module.segments]
+    if console is not None:
+        ranges.append((console, console + 1))
+    space = _target(module.machine, ranges, timeout, max_instructions)
+    space.load_static(module)
+    output = _console(space, console)
+    result = space.call(module.entry)
+    return RunResult(result, bytes(output))
+
+
+def _target(arch_name: str, ranges: list[tuple[int, int]], timeout: float,
+            max_instructions: int) -> EmulatedSpace:
+    """An emulated CPU with the pages of ``ranges`` mapped, and linkload's own runtime region
+    outside them."""
+    pages = _pages(ranges)
+    runtime = _free_pages(pages, RUNTIME_SIZE + 2 * PAGE)
+    memory = [(lo, hi - lo, f"memory {lo:#x}") for lo, hi in pages]
+    memory.append((runtime, RUNTIME_SIZE + 2 * PAGE, "linkload"))
+    return EmulatedSpace(arch_name, memory=memory, runtime_region="linkload",
+                         stack_size=RUNTIME_SIZE, timeout=timeout,
+                         max_instructions=max_instructions, enforce_protection=True)
+
+
+def _pages(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ranges rounded out to whole pages, merged."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted((lo // PAGE * PAGE, -(-hi // PAGE) * PAGE) for lo, hi in ranges if hi > lo):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _free_pages(pages: list[tuple[int, int]], size: int) -> int:
+    """A page-aligned place of ``size`` bytes outside ``pages``, in the low 2 GiB if it can."""
+    candidates = [0x7FF0_0000, 0x3FF0_0000, 0x0FF0_0000, PAGE] + [hi for _, hi in pages]
+    for start in candidates:
+        if all(start + size <= lo or hi <= start for lo, hi in pages) and start + size < 1 << 32:
+            return start
+    raise LinkError("no room in the address space for the emulator's own pages")
+
+
+def _follow(space: EmulatedSpace, boot: BootTable) -> None:
+    """Do what the boot table asks, in order, as start-up code would."""
+    for i, e in enumerate(boot.entries):
+        if e.op is Op.COPY:
+            space.write(e.destination, space.read(e.source, e.size))
+        elif e.op is Op.ZERO:
+            space.write(e.destination, bytes(e.size))
+        elif e.op is Op.INFLATE:
+            region = space.region_of(e.source)
+            if region is None:
+                raise LinkError(f"boot table entry {i}: compressed bytes at {e.source:#x} are not "
+                                "memory of the target")
+            stream = zlib.decompressobj()
+            try:
+                data = stream.decompress(space.read(e.source, region.end - e.source), e.size + 1)
+            except zlib.error as error:
+                raise LinkError(f"boot table entry {i}: the copy at {e.source:#x} does not "
+                                f"inflate: {error}") from None
+            if len(data) != e.size or not stream.eof:
+                raise LinkError(f"boot table entry {i}: the copy at {e.source:#x} inflates to "
+                                f"{len(data):#x} bytes, not {e.size:#x}")
+            space.write(e.destination, data)
+
+
+def _console(space: EmulatedSpace, console: int | None) -> bytearray:
+    """The bytes stored to the console port, as they come."""
+    output = bytearray()
+    if console is not None:
+        order = "little" if space.arch.byteorder == "<" else "big"
+
+        def store(_address: int, width: int, value: int) -> None:
+            output.extend(value.to_bytes(width, order)[:1])  # the byte at the port's address
+
+        space.watch_stores(console, 1, store)
+    return output
