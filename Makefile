@@ -29,6 +29,8 @@ bench: install
 	$(PYTHON) bench/link_speed.py
 	$(PYTHON) bench/makerel_speed.py
 	$(PYTHON) bench/locate_speed.py
+	$(PYTHON) bench/nxflat_speed.py
+	$(PYTHON) bench/call_cost.py
 
 clean:
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache
