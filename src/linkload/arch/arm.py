@@ -683,6 +683,7 @@ EMULATION = Emulation(
     page_size=1024,  # unicorn's granule for ARM
     rom_region="FLASH",
     ram_region="SRAM",
+    vector_table=True,  # a located program boots from its vector table (linkload locate --run)
 )
 
 ARCH = Arch(

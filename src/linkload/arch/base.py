@@ -262,6 +262,9 @@ class Emulation:
     # data (RAM) go (None: wherever the linker places them).
     rom_region: str | None = None
     ram_region: str | None = None
+    # The CPU starts from a vector table in memory: its word 0 is the initial stack pointer,
+    # its word 1 the reset handler (Cortex-M). False: a program is entered at its entry point.
+    vector_table: bool = False
 
 
 @dataclass(frozen=True)
