@@ -230,6 +230,38 @@ def test_a_movt_without_its_movw_is_refused(toolchain, tmp_path):
         read_program(exe)
 
 
+V6M_STARTUP = ('    .section .vectors, "a", %progbits\n    .balign 4\n'
+               "    .word stack_top\n    .word reset\n"
+               "    .bss\n    .balign 8\n    .space 1024\nstack_top:\n"
+               "    .text\n" + FUNCTION.format("reset")
+               + "    push {r4, lr}\n    bl start\n    pop {r4, pc}\n")
+
+
+def test_a_kind_the_locator_cannot_rewrite_is_refused_when_it_would_change(toolchain, tmp_path):
+    """A Cortex-M0 has no movw/movt: with -mpure-code gcc builds each address a byte at a time
+    (R_ARM_THM_ALU_ABS_G0_NC to G3_NC), which linkload does not encode. Moving the program is
+    refused, naming the fixup; locating it where it was linked changes none, and it runs
+    (libgcc divides, which a Cortex-M0 cannot; cortex_m.s is Armv7-M code, so a smaller
+    start-up stands in)."""
+    m0 = ("-mcpu=cortex-m0", "-mthumb")
+    tc = toolchain("arm-none-eabi-gcc", None, "arm-none-eabi-ld", COMMON + m0 + ("-mpure-code",))
+    startup = tc.compile_text(THUMB + V6M_STARTUP, "v6m.s")
+    exes = {}
+    for name, layout in (("first", FIRST), ("second", SECOND)):
+        script = tmp_path / f"m0-{name}.ld"
+        script.write_text(SCRIPT % {**layout, "entry": "reset"})
+        exes[name] = tc.executable([startup, tc.compile(SOURCE)], ldflags=(
+            *m0, "-nostdlib", "-static", "-Wl,--emit-relocs", "-T", str(script)), libs=("-lgcc",),
+            stem="board-m0"), script
+    first, first_script = exes["first"]
+    with pytest.raises(FixupError, match=r"\.text\+0x\w+: R_ARM_THM_ALU_ABS_G\d_NC against "
+                                         r"'\.LANCHOR\d': cannot move this fixup: -mpure-code"):
+        locate_program(first, [exes["second"][1]])
+    located = locate_program(first, [first_script], runnable("cortex-m3"))
+    assert not located.fixups.changed.any()
+    assert run(located, console=CONSOLE) == run_in_place(read_program(first), console=CONSOLE)
+
+
 def test_gnu_lds_veneer_from_flash_to_a_ram_function_forbids_moving_sections_apart(toolchain,
                                                                                   tmp_path):
     """Flash calls a function in RAM 384 MiB away through a veneer ld made, which has no
