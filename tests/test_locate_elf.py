@@ -179,7 +179,7 @@ def test_a_cortex_m_boots_from_its_vector_table(toolchain, tmp_path):
     assert reset & 1 and run(located, console=CONSOLE).result == 119  # (at the start of ROM)
     located.image.write(vectors + 4, (reset & ~1).to_bytes(4, "little"))
     with pytest.raises(LinkError, match=f"gives {reset & ~1:#x} for the reset handler \\(word 1\\), "
-                                        r"and its code tag 0x1 \(ARM's Thumb bit\) is clear"):
+                                        "and the bit 0x1 every address of arm code carries is clear"):
         run(located, console=CONSOLE)
 
 

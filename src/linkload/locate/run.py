@@ -108,8 +108,8 @@ def _vectors(space: EmulatedSpace, located: Located, address: int | None) -> tup
         raise LinkError(f"{where} gives {sp:#x} for the initial stack pointer (word 0), which is "
                         "not in a RAM region: is the vector table there? (--vectors ADDRESS)")
     handler = pc & ~arch.code_tag
-    if pc & arch.code_tag != arch.code_tag:  # (a Cortex-M runs Thumb code only)
-        why = f"its code tag {arch.code_tag:#x} (ARM's Thumb bit) is clear"
+    if pc & arch.code_tag != arch.code_tag:
+        why = f"the bit {arch.code_tag:#x} every address of {arch.name} code carries is clear"
     elif not any(r.address <= handler < r.end for r in stored):
         why = "it lies in no configured ROM or RAM region"
     else:
