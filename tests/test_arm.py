@@ -297,6 +297,62 @@ def test_thumb_call_to_a32_code_becomes_blx_rounded_up():
     assert thumb >> 16 & 0x1000  # back to BL for a Thumb target
 
 
+# -- the values of a linked program's fields (the locator) ------------------------------------------
+def _moves(rows):
+    """(kind, place, symbol, target, containers) of linked movw/movt fields: rows of (kind,
+    place, symbol row, symbol value, register, the value S+A or S+A-P ld wrote)."""
+    kind, place, symbol, target, register, value = (np.array(c, np.int64) for c in zip(*rows, strict=True))
+    thumb = np.isin(kind, (arm.R_ARM_THM_MOVW_ABS_NC, arm.R_ARM_THM_MOVT_ABS,
+                           arm.R_ARM_THM_MOVW_PREL_NC, arm.R_ARM_THM_MOVT_PREL))
+    blank = np.where(thumb, 0xF240 | (register << 24), 0xE300_0000 | (register << 12)).astype(np.uint64)
+    containers = np.zeros(len(kind), np.uint64)
+    for k in set(kind.tolist()):
+        sel = kind == k
+        field = arm.KINDS[k].field
+        containers[sel] = field.encode(blank[sel], value[sel] >> field.shift)
+    return kind, place, symbol, target, containers
+
+
+def test_movw_movt_halves_of_a_linked_program_give_their_value_back_together():
+    lo, hi = arm.R_ARM_THM_MOVW_ABS_NC, arm.R_ARM_THM_MOVT_ABS
+    sym = 0x2000_7FF8  # + 0x10: the low half carries into the high half
+    rows = [(lo, 0x100, 5, sym, 4, sym + 0x10),      # movw r4 (shared by the two movts of r4)
+            (lo, 0x104, 5, sym, 3, sym + 0x20),      # movw r3, interleaved
+            (hi, 0x108, 5, sym, 3, sym + 0x20),      # movt r3
+            (hi, 0x10C, 5, sym, 4, sym + 0x10),      # movt r4
+            (hi, 0x180, 5, sym, 4, sym + 0x10),      # movt r4 again, on another path
+            (lo, 0x190, 6, 0x0800_0000, 4, 0x0800_0000 - 8),  # another symbol into r4, alone
+            ]
+    values, found = arm.linked_values(*_moves(rows))
+    assert found.all()
+    assert values.tolist() == [sym + 0x10, sym + 0x20, sym + 0x20, sym + 0x10, sym + 0x10,
+                               0x0800_0000 - 8]  # (a low half alone: the addend nearest 0)
+    # a movt whose movw is not there does not give its value back
+    _values, found = arm.linked_values(*_moves(rows[2:3] + rows[:1]))
+    assert found.tolist() == [False, True]
+
+
+def test_pc_relative_and_a32_halves_count_each_from_its_own_place():
+    sym = 0x0801_2340
+    rows = [(arm.R_ARM_THM_MOVW_PREL_NC, 0x0800_FFF0, 1, sym, 2, sym + 4 - 0x0800_FFF0),
+            (arm.R_ARM_THM_MOVT_PREL, 0x0801_0010, 1, sym, 2, sym + 4 - 0x0801_0010),
+            (arm.R_ARM_MOVW_ABS_NC, 0x200, 1, sym, 7, sym + 4),
+            (arm.R_ARM_MOVT_ABS, 0x204, 1, sym, 7, sym + 4)]
+    values, found = arm.linked_values(*_moves(rows))
+    assert found.all() and values.tolist() == [sym + 4] * 4
+
+
+def test_a_linked_call_tells_its_targets_state():
+    bl, place = np.array([0xF800_F000], np.uint64), 0x1000
+    to_thumb = arm.THUMB_CALL.encode(bl, np.array([0x2001 - 4 - place]))  # BL: Thumb (odd)
+    to_a32 = arm.THUMB_CALL.encode(bl, np.array([0x3000 - 4 - place]))  # BLX: A32 (even)
+    a32_blx = arm.ARM_CALL.encode(np.array([0xEB00_0000], np.uint64), np.array([0x2001 - 8 - place]))
+    kind = np.array([arm.R_ARM_THM_CALL, arm.R_ARM_THM_CALL, arm.R_ARM_CALL])
+    values, found = arm.linked_values(kind, np.full(3, place), np.zeros(3), np.zeros(3),
+                                      np.concatenate([to_thumb, to_a32, a32_blx]))
+    assert found.all() and values.tolist() == [0x2001 - 4, 0x3000 - 4, 0x2001 - 8]
+
+
 # -- reach, veneers and overflow ---------------------------------------------------------------------
 def test_far_branches_go_through_veneers(arm_tc, chunk_rows):
     space = kinds_space()  # ext_fn: a host stub at the top of flash

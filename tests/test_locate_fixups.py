@@ -8,7 +8,13 @@ import struct
 
 import pytest
 
-from linkload import FixupError, LinkError, RelocationOverflowError, UnsupportedError
+from linkload import (
+    FixupError,
+    LinkError,
+    RelocationOverflowError,
+    UnsupportedError,
+    UnsupportedFixupError,
+)
 from linkload.arch.i386 import (
     R_386_32,
     R_386_PC32,
@@ -164,9 +170,10 @@ def test_absolute_targets_stay_where_they_are():
 def test_a_kind_the_locator_cannot_recompute_is_refused_only_if_it_must_change():
     fixups = [(0, 12, R_386_GOTOFF, 2, 0)]
     symbols = [("local", 0, TEXT_AT)]
-    with pytest.raises(UnsupportedError, match=r"\.text\+0xc: R_386_GOTOFF against 'local': cannot "
-                                               "move this fixup: S\\+A-GOT"):
+    with pytest.raises(UnsupportedFixupError, match=r"\.text\+0xc: R_386_GOTOFF against 'local': "
+                                                    "cannot move this fixup: S\\+A-GOT") as caught:
         locate(program(fixups, symbols=symbols), config(APART))
+    assert isinstance(caught.value, FixupError) and isinstance(caught.value, UnsupportedError)
     # at its own place nothing changes, so nothing is refused
     located = locate(program(fixups, symbols=symbols), config(WHOLE.replace("100000h", "401000h")))
     assert located.fixups.delta == 0 and not located.fixups.changed.any()

@@ -28,6 +28,7 @@ from .errors import (
     RelocationOverflowError,
     UndefinedSymbolError,
     UnsupportedError,
+    UnsupportedFixupError,
 )
 
 __version__ = "0.1.0"
@@ -72,5 +73,6 @@ __all__ = [
     "SectionKind",
     "UndefinedSymbolError",
     "UnsupportedError",
+    "UnsupportedFixupError",
     "read_module",
 ]

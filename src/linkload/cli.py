@@ -235,9 +235,13 @@ def _add_locate(sub) -> None:
     loc.add_argument("-o", "--output-dir", metavar="OUTDIR",
                      help="write the ELF image, Intel HEX, ROM binaries, map, layout and picture here")
     loc.add_argument("--run", action="store_true",
-                     help="boot the located program in the emulated target by its boot table")
+                     help="boot the located program in the emulated target by its boot table "
+                          "(a Cortex-M from its vector table)")
     loc.add_argument("--console", type=_integer, metavar="ADDRESS",
                      help="with --run: print the bytes the program stores to this address")
+    loc.add_argument("--vectors", type=_integer, metavar="ADDRESS",
+                     help="with --run, a CPU that starts from a vector table (Cortex-M): where the "
+                          "table is (default: the start of the first ROM region)")
     loc.add_argument("--timeout", type=float, default=10.0, help="with --run: seconds (10)")
 
 
@@ -421,7 +425,7 @@ def cmd_locate(ns: argparse.Namespace) -> int:
             print(f"  wrote {path}")
     if ns.run:
         sys.stdout.flush()
-        result = run(located, console=ns.console, timeout=ns.timeout)
+        result = run(located, console=ns.console, vectors=ns.vectors, timeout=ns.timeout)
         sys.stdout.write(result.output.decode("utf-8", "replace"))
         print(f"{located.program.name} returned {result.result}")
     return 0

@@ -96,3 +96,9 @@ class ConfigError(LinkError):
 class FixupError(LinkError):
     """A fixup of a program being located cannot be recomputed for where its sections
     landed (its target is unknown, or half an address)."""
+
+
+class UnsupportedFixupError(FixupError, UnsupportedError):
+    """A fixup of a program being located whose kind the locator cannot recompute (GOT or TLS
+    relative, dynamic, or a kind linkload does not encode), though its value would change:
+    caught as either."""

@@ -25,6 +25,7 @@ from .base import (
     Field,
     Kind,
     KindTables,
+    LinkedValues,
     NativeHost,
     TrampolineCode,
     Veneer,
@@ -55,4 +56,4 @@ def host() -> Arch:
 
 __all__ = ["ARCHES", "EXPR_CODES", "GOT_EXPRS", "INT64_MAX", "INT64_MIN", "PC_RELATIVE", "Arch",
            "CallStubs", "Check", "Disassembly", "Emulation", "Expr", "Field", "Kind",
-           "KindTables", "NativeHost", "TrampolineCode", "Veneer", "get", "host"]
+           "KindTables", "LinkedValues", "NativeHost", "TrampolineCode", "Veneer", "get", "host"]

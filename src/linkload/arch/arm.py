@@ -40,6 +40,7 @@ from .base import (
     Expr,
     Field,
     Kind,
+    LinkedValues,
     TrampolineCode,
     Veneer,
 )
@@ -354,6 +355,79 @@ for _first, _names, _why in _RUNS:
 
 UNSUPPORTED: dict[int, str] = {n: f"R_ARM_{name}: {why}" for n, (name, why) in _UNSUPPORTED.items()}
 
+# -- a linked program's fields (the locator) ---------------------------------------------------
+# A REL table kept in a linked program (ld --emit-relocs) gives each addend only through the
+# field ld wrote, S+A (S+A-P) for the symbol it names. Two kinds of field do not give it back
+# on their own. A movw holds the low half of the value and a movt the high half: a high half is
+# read with the low half of its pair (the movw of the same symbol into the same register,
+# nearest before it: gcc may share one movw between two movts, and interleaves the pair with
+# other code), which carries into it; a PC-relative pair counts each half from its own place.
+# A low half alone gives the addend nearest 0 that makes it (its low 16 bits are what matters).
+# A call drops the value's bit 0, the target's state, which the instruction itself tells:
+# Thumb BL and A32 BLX go to Thumb code (odd), Thumb BLX and A32 BL to A32 code.
+_MOVE_PAIRS = {R_ARM_THM_MOVW_ABS_NC: R_ARM_THM_MOVT_ABS, R_ARM_THM_MOVW_PREL_NC: R_ARM_THM_MOVT_PREL,
+               R_ARM_MOVW_ABS_NC: R_ARM_MOVT_ABS, R_ARM_MOVW_PREL_NC: R_ARM_MOVT_PREL}
+_MOVE_LOW = {high: low for low, high in _MOVE_PAIRS.items()} | {low: low for low in _MOVE_PAIRS}
+_MOVE_PCREL = (R_ARM_THM_MOVW_PREL_NC, R_ARM_THM_MOVT_PREL, R_ARM_MOVW_PREL_NC, R_ARM_MOVT_PREL)
+_THUMB_MOVES = (R_ARM_THM_MOVW_ABS_NC, R_ARM_THM_MOVT_ABS, R_ARM_THM_MOVW_PREL_NC,
+                R_ARM_THM_MOVT_PREL)
+_CALLS = (R_ARM_THM_CALL, R_ARM_CALL, R_ARM_PLT32)
+
+
+def _wrap32(values: np.ndarray) -> np.ndarray:
+    """A difference of 32-bit addresses as the signed 32-bit number it is modulo 2**32."""
+    return ((_i64(values) + (1 << 31)) & 0xFFFF_FFFF) - (1 << 31)
+
+
+def linked_values(kind: np.ndarray, place: np.ndarray, symbol: np.ndarray, target: np.ndarray,
+                  containers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The values S+A of a linked program's movw/movt halves and calls (see above), given each
+    row's kind, address, symbol row, the symbol's value and the field's container; and whether
+    each was found (a high half without its low half is not)."""
+    kind, place, symbol, target, c = (_i64(x) for x in (kind, place, symbol, target, containers))
+    values = np.zeros(len(kind), np.int64)
+    found = np.ones(len(kind), bool)
+    for k in _CALLS:
+        rows = np.flatnonzero(kind == k)
+        if len(rows):
+            thumb_target = ((c[rows] >> 28) & 1) == 1 if k == R_ARM_THM_CALL else (c[rows] >> 28) == 0xF
+            values[rows] = KINDS[k].field.decode(c[rows]) + place[rows] + thumb_target
+    moves = np.flatnonzero(np.isin(kind, list(_MOVE_LOW)))
+    if not len(moves):
+        return values, found
+    k = kind[moves]
+    imm = np.zeros(len(moves), np.int64)
+    for one in set(k.tolist()):
+        rows = np.flatnonzero(k == one)
+        imm[rows] = KINDS[one].field.decode(c[moves][rows]) & 0xFFFF
+    register = np.where(np.isin(k, _THUMB_MOVES), c[moves] >> 24, c[moves] >> 12) & 0xF
+    family = np.array([_MOVE_LOW[x] for x in k.tolist()], np.int64)
+    base = np.where(np.isin(k, _MOVE_PCREL), place[moves], 0)  # P, for PC-relative halves
+    high = k != family
+    # a low half alone: the addend nearest 0 that gives it
+    values[moves] = target[moves] + (((imm + base - target[moves] + 0x8000) & 0xFFFF) - 0x8000)
+    # each high half and the nearest low half before it of the same symbol and register
+    order = np.lexsort((place[moves], register, symbol[moves], family))
+    key = np.stack([family, symbol[moves], register])[:, order]
+    at = np.arange(len(order))
+    last_low = np.maximum.accumulate(np.where(high[order], -1, at))
+    pairs = np.flatnonzero(high[order])
+    low = last_low[pairs]
+    ok = (low >= 0) & (key[:, np.maximum(low, 0)] == key[:, pairs]).all(axis=0)
+    hi_rows, lo_rows = order[pairs[ok]], order[low[ok]]
+    carried = (imm[lo_rows] - (base[hi_rows] - base[lo_rows])) & 0xFFFF  # the low half at P of the high
+    whole = ((imm[hi_rows] << 16) | carried) + base[hi_rows]
+    values[moves[hi_rows]] = target[moves[hi_rows]] + _wrap32(whole - target[moves[hi_rows]])
+    # a low half takes the value of the first high half it pairs with
+    # (high halves sharing a low half come one after another in this order)
+    first = np.concatenate([[True], lo_rows[1:] != lo_rows[:-1]])[:len(lo_rows)]
+    values[moves[lo_rows[first]]] = values[moves[hi_rows[first]]]
+    found[moves[order[pairs[~ok]]]] = False
+    return values, found
+
+
+LINKED_VALUES = LinkedValues(frozenset(_MOVE_LOW) | frozenset(_CALLS), linked_values)
+
 # -- instructions ----------------------------------------------------------------------------
 UDF = 0xDE00  # udf #0: always undefined, the trap of host stubs and return addresses
 NOP = 0xBF00
@@ -609,6 +683,7 @@ EMULATION = Emulation(
     page_size=1024,  # unicorn's granule for ARM
     rom_region="FLASH",
     ram_region="SRAM",
+    vector_table=True,  # a located program boots from its vector table (linkload locate --run)
 )
 
 ARCH = Arch(
@@ -617,6 +692,7 @@ ARCH = Arch(
     byteorder="<",
     kinds=KINDS,
     unsupported=UNSUPPORTED,
+    linked_values=LINKED_VALUES,
     # REL32 and movw/movt reach the whole space; placement takes the branches' reach.
     pcrel_reach=1 << 31,
     branch_reach=16 * MiB,  # Thumb BL and B.W

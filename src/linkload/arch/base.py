@@ -14,6 +14,8 @@ veneer; everything else a CPU can offer is an optional part, declared as a field
   instruction-cache coherence, the user address space);
 * :class:`Emulation`: what an emulated space needs (unicorn's names, registers, the ABI);
 * :class:`Disassembly`: capstone's names for the CPU (``linkload dump --disasm``).
+* :class:`LinkedValues`: how a linked program's fields that do not decode to their value
+  alone give it back (the locator reading a ``REL`` table).
 
 This file only describes; :mod:`.fields` evaluates and encodes, a whole numpy column at a time.
 """
@@ -260,6 +262,28 @@ class Emulation:
     # data (RAM) go (None: wherever the linker places them).
     rom_region: str | None = None
     ram_region: str | None = None
+    # The CPU starts from a vector table in memory: its word 0 is the initial stack pointer,
+    # its word 1 the reset handler (Cortex-M). False: a program is entered at its entry point.
+    vector_table: bool = False
+
+
+@dataclass(frozen=True)
+class LinkedValues:
+    """How the fields of a linked program give back the value the linker wrote into them
+    (S+A, the addend of a ``REL`` table being recovered from it), where decoding a field on
+    its own does not: a field holding part of its value (ARM's ``movw``/``movt`` halves,
+    found from each other) or one that drops a bit of it (the Thumb bit, which a call tells
+    by being ``BL`` or ``BLX``).
+
+    ``kinds``: the kinds concerned. ``values(kind, place, symbol, target, containers)``: for
+    one section's rows of those kinds (the kind, the field's address, the symbol row named,
+    that symbol's value, the field's container as read), each row's value S+A and whether it
+    was found (False: the field does not give it back, such as a high half whose low half is
+    nowhere to be found)."""
+
+    kinds: frozenset[int]
+    values: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                     tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -306,6 +330,8 @@ class Arch:
     # writes S+A-P into them. Bytes before the section's start are never changed.
     relax: Callable[[int, np.ndarray, np.ndarray, np.ndarray, int | np.ndarray], np.ndarray] | None = None
     unsupported: Mapping[int, str] = field(default_factory=dict)
+    # the values of a linked program's fields that do not decode to them alone (the locator)
+    linked_values: LinkedValues | None = None
     stubs: CallStubs | None = None
     trampolines: TrampolineCode | None = None
     native: NativeHost | None = None

@@ -27,8 +27,9 @@ import numpy as np
 from .. import arch as arch_registry
 from ..arch import Check
 from ..arch.disasm import disassemble
-from ..arch.fields import stored_addends
-from ..errors import FormatError, UnsupportedError
+from ..arch.fields import gather, stored_addends
+from ..columns import distinct
+from ..errors import FixupError, FormatError, UnsupportedError
 from ..model import (
     ABS,
     COMMON,
@@ -693,7 +694,7 @@ def _kept_relocations(elf: ElfFile, cpu, section_map: np.ndarray,
                             elf.names[ri], i)
         kind = typ.astype(np.int64)
         if elf.sh["type"][ri] == SHT_REL and len(kind):
-            addend = _linked_addends(elf, cpu, sec, kind, offset, values[sym.astype(np.int64)])
+            addend = _linked_addends(elf, cpu, sec, kind, offset, sym.astype(np.int64), values)
         runs.append(RelocationRun(int(section_map[target]), offset.astype(np.uint64),
                                   kind.astype(np.uint32), sym.astype(np.uint32),
                                   np.asarray(addend, np.int64)))
@@ -701,17 +702,23 @@ def _kept_relocations(elf: ElfFile, cpu, section_map: np.ndarray,
 
 
 def _linked_addends(elf: ElfFile, cpu, sec: Section, kind: np.ndarray, offset: np.ndarray,
-                    symbol: np.ndarray) -> np.ndarray:
+                    sym: np.ndarray, values: np.ndarray) -> np.ndarray:
     """The addends of a REL table kept in a linked program: its fields hold S+A (S+A-P when
-    PC-relative), so A is what the field decodes to less S (plus P). A field holding only
-    part of its value (a shifted or truncated half) does not give A back."""
+    PC-relative), so A is what the field decodes to less S (plus P). Where a field does not
+    give its value back on its own (a half of it, or without the bit that tells a Thumb
+    target), the CPU's ``linked_values`` recovers it (ARM's movw/movt pairs); a field holding
+    part of its value that the CPU cannot recover is refused."""
     t = cpu.tables
     known = (kind < len(t.known)) & t.known[np.minimum(kind, len(t.known) - 1)]
     if not known.all():
         return np.zeros(len(kind), np.int64)  # (unknown kinds are refused by the locator)
+    recovered = cpu.linked_values.kinds if cpu.linked_values is not None else frozenset()
     for k in np.unique(kind).tolist():
         f = cpu.kinds[k].field
-        if f is not None and (f.shift or f.round_ha or (f.check is Check.NONE and f.bits < cpu.bits)):
+        # (a checked field holds its whole value: its shift drops only bits an aligned
+        # target has clear)
+        if k not in recovered and f is not None and (
+                f.round_ha or (f.check is Check.NONE and (f.shift or f.bits < cpu.bits))):
             i = int(np.flatnonzero(kind == k)[0])
             raise UnsupportedError(f"the addend of a {cpu.kinds[k].name} kept in a REL table cannot "
                                    "be recovered from the linked field, which holds part of its "
@@ -720,9 +727,27 @@ def _linked_addends(elf: ElfFile, cpu, sec: Section, kind: np.ndarray, offset: n
     writes = t.width[kind] > 0
     if (offset[writes] + t.width[kind[writes]] > len(image)).any():
         raise elf.error("a kept relocation patches a field beyond the section's bytes", sec.name)
+    symbol = values[sym]
     held = stored_addends(cpu, image, elf.header.byteorder, kind, offset)
     place = sec.address + offset
-    return np.where(writes, held - symbol + np.where(t.pcrel[kind], place, 0), 0)
+    value = held + np.where(t.pcrel[kind], place, 0)
+    rows = np.flatnonzero(np.isin(kind, list(recovered))) if recovered else np.zeros(0, np.int64)
+    if len(rows):
+        width = t.width[kind[rows]]
+        containers = np.zeros(len(rows), np.uint64)
+        for w in distinct(width).tolist():
+            containers[width == w] = gather(image, offset[rows][width == w], w, elf.header.byteorder)
+        value[rows], found = cpu.linked_values.values(kind[rows], place[rows], sym[rows],
+                                                      symbol[rows], containers)
+        if not found.all():
+            i = int(rows[np.flatnonzero(~found)[0]])
+            raise FixupError(f"the field at {int(place[i]):#x} holds part of an address, and the "
+                             "rest of it (in the instruction that pairs with it) is not found: the "
+                             "address cannot be recovered, so the program cannot be located",
+                             file=elf.file, section=sec.name, offset=int(offset[i]),
+                             kind=cpu.kinds[int(kind[i])].name,
+                             symbol=elf.symbol_name(int(sym[i])) or None)
+    return np.where(writes, value - symbol, 0)
 
 
 def _dynamic_relocations(elf: ElfFile, cpu, module: Module) -> list[RelocationRun]:

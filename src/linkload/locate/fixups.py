@@ -24,7 +24,7 @@ import numpy as np
 
 from ..arch import EXPR_CODES, Expr
 from ..arch.fields import FieldBatch, kind_set, kinds_of, overflow_message, write_fields
-from ..errors import FixupError, RelocationOverflowError, UnsupportedError
+from ..errors import FixupError, RelocationOverflowError, UnsupportedFixupError
 from ..model import MOVES_CODE_TOGETHER, MOVES_NOT, MOVES_WHOLE, SectionKind
 from .program import TARGET_IMAGE, TARGET_IMAGE_PART, Program
 
@@ -159,7 +159,7 @@ def _refuse_kinds(program: Program, rows: np.ndarray, kind: np.ndarray) -> None:
     why = arch.unsupported_reason(k) if k not in arch.kinds else \
         f"{arch.kinds[k].expr.value} cannot be recomputed without the linker's tables"
     sec = program.sections[int(program.fixups.section[i])]
-    raise UnsupportedError(f"cannot move this fixup: {why} ({len(bad)} fixups like it)",
+    raise UnsupportedFixupError(f"cannot move this fixup: {why} ({len(bad)} fixups like it)",
                            file=program.file, section=sec.name, offset=int(program.fixups.offset[i]),
                            kind=arch.kind_name(k), symbol=_symbol(program, i))
 

@@ -6,9 +6,13 @@ return address; RAM starts out filled with a pattern (RAM holds garbage at power
 missing zero fill shows), unused ROM reads as erased flash (0xff) and cannot be written. The
 load image is stored, then the boot table is followed as start-up code would follow it: read
 from the target's memory where ``Locate Header`` put it, its copies made (inflated where
-compressed), its zero fills done; then the entry point is called on the located stack. Bytes
-the program stores to the console port (``console``, an address in a configured region) are
-collected as its output.
+compressed), its zero fills done; then the entry point is called on the located stack. A CPU
+that starts from a vector table (a Cortex-M: ``Emulation.vector_table``) takes its initial
+stack pointer from the table's word 0 and its reset handler from word 1, the table being at
+the start of the first ROM region, or at ``vectors``; the boot table's copies and zero fills
+are made all the same. Bytes the program stores to the console port (``console``, an address
+in a configured region) are collected as its output. A program's result is what its entry
+point (or reset handler) returns.
 
 :func:`run_in_place` runs a program where it was linked (its sections loaded as they are, its
 bss zeroed): the output a located program must reproduce.
@@ -41,14 +45,18 @@ class RunResult:
     output: bytes
 
 
-def run(located: Located, *, console: int | None = None, timeout: float = 10.0,
-        max_instructions: int = 100_000_000) -> RunResult:
+def run(located: Located, *, console: int | None = None, vectors: int | None = None,
+        timeout: float = 10.0, max_instructions: int = 100_000_000) -> RunResult:
     """Boot ``located`` in an emulated target (see the module docstring)."""
     program = located.program
-    if program.arch.emulation is None:
+    cpu = program.arch.emulation
+    if cpu is None:
         raise UnsupportedError(f"no emulation of the {program.arch.name} CPU yet")
     if located.header is None:
         raise LinkError("running a located program follows its boot table: add a Locate Header")
+    if vectors is not None and not cpu.vector_table:
+        raise LinkError(f"the {program.arch.name} CPU does not start from a vector table: it is "
+                        "entered at the program's entry point")
     ranges = [(r.address, r.end, r.memtype) for r in located.regions]
     space = _target(program.arch.name, [(lo, hi) for lo, hi, _ in ranges], timeout, max_instructions)
     for lo, hi, memtype in ranges:
@@ -59,6 +67,7 @@ def run(located: Located, *, console: int | None = None, timeout: float = 10.0,
             space.write(e.address, bytes([RAM_PATTERN]) * e.size)
     for address, data in located.loaded_chunks():
         space.write(address, data)
+    reset = _vectors(space, located, vectors) if cpu.vector_table else None  # (read at reset)
     boot = BootTable.unpack(space.read(located.header.address, located.header.size),
                             f"boot table at {located.header.address:#x}")
     _follow(space, boot)
@@ -66,15 +75,47 @@ def run(located: Located, *, console: int | None = None, timeout: float = 10.0,
         space.flush(lo, hi - lo)  # (what start-up code does before it jumps to copied code)
         if memtype is MemType.ROM:
             space.protect(lo, hi - lo, Protection.READ_EXECUTE)
-    if not boot.stack_top:
+    entry, stack_top = reset or (boot.entry, boot.stack_top)
+    if not stack_top:
         raise LinkError("the boot table has no stack: add a Locate Stack")
     if console is not None and not any(lo <= console < hi for lo, hi, _ in ranges):
         raise LinkError(f"the console port {console:#x} lies in no configured region (add a "
                         "Device region for it)")
     output = _console(space, console)
-    stack = space.region_of(boot.stack_top - 1)  # (the program's stack lies below its top)
-    result = space.start(boot.entry, stack=(stack.base, boot.stack_top))
+    stack = space.region_of(stack_top - 1)  # (the program's stack lies below its top)
+    result = space.start(entry, stack=(stack.base, stack_top))
     return RunResult(result, bytes(output))
+
+
+def _vectors(space: EmulatedSpace, located: Located, address: int | None) -> tuple[int, int]:
+    """(reset handler, initial stack pointer) from the vector table at ``address`` (None: at
+    the start of the first ROM region), each checked against the configured regions."""
+    arch = located.program.arch
+    if address is None:
+        rom = next((r for r in located.regions if r.memtype is MemType.ROM), None)
+        if rom is None:
+            raise LinkError("no ROM region to boot from: give the vector table's address "
+                            "(--vectors ADDRESS)")
+        address = rom.address
+    width = arch.word_size
+    where = f"the vector table at {address:#x}"
+    stored = [r for r in located.regions if r.memtype is not MemType.DEVICE]
+    if not any(r.address <= address and address + 2 * width <= r.end for r in stored):
+        raise LinkError(f"{where} lies in no configured ROM or RAM region")
+    order = "little" if arch.byteorder == "<" else "big"
+    sp, pc = (int.from_bytes(space.read(address + i * width, width), order) for i in (0, 1))
+    if not any(r.address < sp <= r.end for r in stored if r.memtype is MemType.RAM):
+        raise LinkError(f"{where} gives {sp:#x} for the initial stack pointer (word 0), which is "
+                        "not in a RAM region: is the vector table there? (--vectors ADDRESS)")
+    handler = pc & ~arch.code_tag
+    if pc & arch.code_tag != arch.code_tag:
+        why = f"the bit {arch.code_tag:#x} every address of {arch.name} code carries is clear"
+    elif not any(r.address <= handler < r.end for r in stored):
+        why = "it lies in no configured ROM or RAM region"
+    else:
+        return handler, sp
+    raise LinkError(f"{where} gives {pc:#x} for the reset handler (word 1), and {why}: is the "
+                    "vector table there? (--vectors ADDRESS)")
 
 
 def run_in_place(module: Module, *, console: int | None = None, timeout: float = 10.0,

@@ -712,9 +712,10 @@ class EmulatedSpace(Space):
         make, run on that stack too."""
         if self._depth:
             raise EmulationError("a program is started from outside emulated code")
-        if stack is not None and (stack[1] - stack[0] < 2 * PROGRAM_STACK_FLOOR or stack[1] % 16):
+        align = self.cpu.stack_alignment
+        if stack is not None and (stack[1] - stack[0] < 2 * PROGRAM_STACK_FLOOR or stack[1] % align):
             raise EmulationError(f"a program's stack [{stack[0]:#x}, {stack[1]:#x}) is too "
-                                 "small or its top is not 16-byte aligned")
+                                 f"small or its top is not {align}-byte aligned")
         saved, self._stack = self._stack, stack
         try:
             for name, value in (registers or {}).items():
