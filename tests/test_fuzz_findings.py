@@ -5,11 +5,14 @@ initialisers are called only where they may point; and a module whose COMDAT cop
 module uses is not freed under it.
 
 The PowerPC inputs are the committed golden files (``tests/golden``), so that these tests need
-no cross compiler; x86-64 objects are compiled at test time.
+no cross compiler; x86-64 objects and programs are compiled at test time, and so are the ARM
+objects of the NXFLAT findings (arm-none-eabi-gcc: without it those tests skip, or fail under
+``CI``); PE images are made here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -25,15 +28,27 @@ from elfutil import (
     patch_header,
     patch_reloc,
     patch_section,
+    patch_symbol,
     read_reloc,
     run,
 )
-from linkload import FormatError, Linker, LinkError, ModuleStateError, PlacementError, formats
+from linkload import (
+    FormatError,
+    Linker,
+    LinkError,
+    ModuleStateError,
+    PlacementError,
+    UndefinedSymbolError,
+    UnsupportedError,
+    formats,
+)
 from linkload.arch import ppc
 from linkload.cli import main as cli
 from linkload.formats import dol, elf, symtab
+from linkload.formats import nxflat as nxflat_format
 from linkload.model import Segment
 from linkload.tools import build
+from linkload.tools import nxflat as nxflat_tool
 
 GOLDEN = Path(__file__).parent / "golden"
 R_PPC_REL32 = 26
@@ -462,3 +477,95 @@ def test_extended_section_name_index_without_sections(small_objects):
         with pytest.raises(FormatError) as info:
             attempt()
         assert info.value.offset == layout(small_objects["good"]).header["e_shoff"]
+
+
+# -- found by scripts/fuzz.py: linkload nxflat and the NXFLAT reader -------------------------------
+NXFLAT_SAMPLES = Path(__file__).parent / "nxflat"
+NXFLAT_FLAGS = ("-mcpu=cortex-m3", "-mthumb", "-Os", "-fno-common", "-fomit-frame-pointer",
+                "-mfloat-abi=soft", "-fpic", "-msingle-pic-base", "-mpic-register=r10",
+                "-mno-pic-data-is-text-relative")
+
+
+@pytest.fixture(scope="module")
+def nx_objects(toolchain) -> dict[str, bytes]:
+    """hello.c and fnptr.c of the NXFLAT samples, compiled with NuttX's flags (ABI v1)."""
+    tc = toolchain("arm-none-eabi-gcc", None, "arm-none-eabi-ld", NXFLAT_FLAGS)
+    return {name: tc.compile(NXFLAT_SAMPLES / f"{name}.c").read_bytes() for name in ("hello", "fnptr")}
+
+
+def _symbol_row(data: bytes, name: str) -> int:
+    from io import BytesIO
+
+    from elftools.elf.elffile import ELFFile
+    table = ELFFile(BytesIO(data)).get_section_by_name(".symtab")
+    return next(i for i, s in enumerate(table.iter_symbols()) if s.name == name)
+
+
+def test_nxflat_entry_point_past_the_end_of_ispace(nx_objects):
+    """main's value made 0xffffffff: the header's entry field cannot hold it (a struct.error
+    when the file was written); the loader would refuse it anyway."""
+    bad = patch_symbol(nx_objects["hello"], _symbol_row(nx_objects["hello"], "main"),
+                       st_value=0xFFFF_FFFF)
+    with pytest.raises(FormatError, match="past the end of I-space") as info:
+        nxflat_tool.build([bad])
+    err = info.value
+    assert (err.section, err.offset, err.symbol) == (".text.startup", 0xFFFF_FFFF, "main")
+
+
+def test_nxflat_spaces_past_the_header_fields(nx_objects):
+    """A common block of 4 GiB: the header's bss end does not fit its 32-bit field (the
+    builder names the block; writing the header is refused too)."""
+    obj = nx_objects["hello"]
+    bad = patch_symbol(obj, _symbol_row(obj, "shout"), st_shndx=0xFFF2, st_value=4,
+                       st_size=0xFFFF_FFF0)  # SHN_COMMON
+    with pytest.raises(UnsupportedError, match="past the NXFLAT header's 32-bit fields") as info:
+        nxflat_tool.build([bad])
+    assert info.value.symbol == "shout"
+    contents = nxflat_tool.build([nx_objects["hello"]]).file
+    with pytest.raises(FormatError, match="stack size 0x100000000 does not fit"):
+        dataclasses.replace(contents, stack_size=1 << 32).to_bytes()
+
+
+def test_nxflat_word_patched_by_two_relocations(nx_objects):
+    """Two pointer relocations at one word of .data: two NXFLAT relocations of one D-space
+    word, which the builder wrote and its own reader refused."""
+    obj = nx_objects["fnptr"]
+    section = next(s["name"] for s in layout(obj).sections if s["name"].startswith(".rel.data"))
+    at = read_reloc(obj, section, 1)["r_offset"]
+    bad = patch_reloc(obj, section, 0, r_offset=at)
+    with pytest.raises(FormatError, match="two relocations patch this word") as info:
+        nxflat_tool.build([bad])
+    assert (info.value.section, info.value.offset) == (section[4:], at)
+
+
+def test_nxflat_field_past_the_end_of_its_section(nx_objects):
+    """A REL table's field whose last bytes lie past its section: its addend was read out of
+    bounds (an IndexError)."""
+    obj = nx_objects["fnptr"]
+    section = next(s for s in layout(obj).sections if s["name"].startswith(".rel.data"))
+    size = layout(obj).section(section["name"][4:])["sh_size"]
+    bad = patch_reloc(obj, section["name"], 0, r_offset=size - 2)
+    with pytest.raises(FormatError, match="the field runs past the end of the section") as info:
+        nxflat_tool.build([bad])
+    assert (info.value.section, info.value.offset, info.value.kind) == (
+        section["name"][4:], size - 2, "R_ARM_ABS32")
+
+
+def test_nxflat_object_without_symbols(nx_objects):
+    """No section table at all: no entry point (an IndexError before)."""
+    bad = patch_header(nx_objects["hello"], e_shoff=0, e_shnum=0, e_shstrndx=0)
+    with pytest.raises(UndefinedSymbolError, match="the entry point is not defined"):
+        nxflat_tool.build([bad])
+
+
+def test_nxflat_import_names_that_are_not_utf8(nx_objects):
+    """An import's name with a byte that is not UTF-8 (a UnicodeEncodeError when the thunks
+    were laid out): written as it is, and read back the same."""
+    obj = nx_objects["hello"]
+    bad = obj.replace(b"\0report\0", b"\0r\xffport\0", 1)
+    built = nxflat_tool.build([bad])
+    assert b"r\xffport\0" in built.data
+    _header, contents = nxflat_format.parse(built.data)
+    assert contents.import_names == built.file.import_names
+    assert "r\udcffport" in contents.import_names
+    assert any("r\ufffdport" in line for line in nxflat_format.dump(built.data, "x.nxf"))
