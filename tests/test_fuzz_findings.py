@@ -49,6 +49,7 @@ from linkload.formats import nxflat as nxflat_format
 from linkload.model import Segment
 from linkload.tools import build
 from linkload.tools import nxflat as nxflat_tool
+from linkload.tools.mksymtab import mksymtab
 
 GOLDEN = Path(__file__).parent / "golden"
 R_PPC_REL32 = 26
@@ -569,3 +570,16 @@ def test_nxflat_import_names_that_are_not_utf8(nx_objects):
     assert contents.import_names == built.file.import_names
     assert "r\udcffport" in contents.import_names
     assert any("r\ufffdport" in line for line in nxflat_format.dump(built.data, "x.nxf"))
+
+
+# -- found by scripts/fuzz.py: NuttX export tables -------------------------------------------------
+def test_export_table_that_is_not_utf8(tmp_path):
+    """A byte that is not UTF-8 in an export CSV: a FormatError naming the file, the line and
+    the offset, from every reader of the table (a UnicodeDecodeError before)."""
+    csv = tmp_path / "exports.csv"
+    csv.write_bytes(b'"malloc","stdlib.h","","FAR void *","size_t"\n"rep\xa4ort","x.h","","void"\n')
+    for read in (lambda: symtab.export_names(csv), lambda: mksymtab(csv, tmp_path / "symtab.c"),
+                 lambda: Linker.emulated("cortex-m3", exports=csv)):
+        with pytest.raises(FormatError, match="line 2: byte 0xa4 is not UTF-8") as info:
+            read()
+        assert (info.value.file, info.value.offset) == (str(csv), 49)
