@@ -33,6 +33,7 @@ from elfutil import (
     run,
 )
 from linkload import (
+    FixupError,
     FormatError,
     Linker,
     LinkError,
@@ -44,9 +45,10 @@ from linkload import (
 )
 from linkload.arch import ppc
 from linkload.cli import main as cli
-from linkload.formats import dol, elf, symtab
+from linkload.formats import dol, elf, read_program, symtab
 from linkload.formats import nxflat as nxflat_format
-from linkload.model import Segment
+from linkload.locate import locate_program
+from linkload.model import MOVES_NOT, Segment
 from linkload.tools import build
 from linkload.tools import nxflat as nxflat_tool
 from linkload.tools.mksymtab import mksymtab
@@ -583,3 +585,53 @@ def test_export_table_that_is_not_utf8(tmp_path):
         with pytest.raises(FormatError, match="line 2: byte 0xa4 is not UTF-8") as info:
             read()
         assert (info.value.file, info.value.offset) == (str(csv), 49)
+
+
+# -- found by scripts/fuzz.py: ELF programs for the locator ----------------------------------------
+BOARD = Path(__file__).parent / "c" / "locate" / "board.c"
+BOARD_FLAGS = ["-O2", "-ffreestanding", "-fno-asynchronous-unwind-tables", "-nostdlib", "-static",
+               "-Wl,-e,start", "-Wl,--build-id=none"]
+
+
+def test_stripped_program(tmp_path):
+    """An executable without a symbol table (an IndexError before): read, it stays where it
+    was linked."""
+    exe = compile_c(BOARD.read_text(), tmp_path / "stripped", [*BOARD_FLAGS, "-no-pie", "-s"],
+                    link=True)
+    module = read_program(exe)
+    assert module.moves == MOVES_NOT and len(module.symbols) == 1
+    first = min(s.address for s in module.sections)
+    commands = [f"Region RAM {first:#x} 1M RAM", *(f"Locate NTSection {s.name} RAM"
+                                                   for s in module.sections)]
+    assert locate_program(exe, [], commands).fixups.delta == 0  # where it was linked
+    with pytest.raises(FixupError, match="the program lists no fixups"):
+        locate_program(exe, [], [f"Region RAM {first + 0x10000:#x} 1M RAM",
+                                 *commands[1:]])
+
+
+def test_program_sections_in_the_top_half_of_the_address_space(tmp_path):
+    """sh_addr 0xa3cd8813a158ec3a (an OverflowError before): the locator's addresses stay
+    below 2**63."""
+    exe = compile_c(BOARD.read_text(), tmp_path / "board", [*BOARD_FLAGS, "-no-pie",
+                                                           "-Wl,--emit-relocs"], link=True)
+    bad = patch_section(exe.read_bytes(), ".text", sh_addr=0xA3CD8813A158EC3A)
+    with pytest.raises(UnsupportedError, match="reaches past 2[*][*]63") as info:
+        read_program(bad)
+    assert info.value.section == ".text"
+
+
+def test_pie_dynamic_relocation_naming_a_symbol_past_the_table(tmp_path):
+    """A PIE's GLOB_DAT relocation naming symbol 0xafa7e8ba (an IndexError when the program
+    was made ready for the locator): refused by kind, as every non-RELATIVE one; the dump lists
+    a PIE's dynamic relocations (it refused them: not against the symbol table)."""
+    exe = compile_c(BOARD.read_text(), tmp_path / "pie", [*BOARD_FLAGS, "-fPIE", "-static-pie",
+                                                         "-Wl,--no-dynamic-linker",
+                                                         "-Wl,-z,norelro"], link=True)
+    data = exe.read_bytes()
+    assert "Dynamic relocations (" in "\n".join(formats.dump(data))
+    bad = patch_reloc(data, ".rela.dyn", 0, sym=0xAFA7E8BA, type=6)  # R_X86_64_GLOB_DAT
+    module = read_program(bad)
+    sections = [s.name for s in module.sections]
+    with pytest.raises(UnsupportedError, match="R_X86_64_GLOB_DAT: cannot move this fixup"):
+        locate_program(module, [], ["Region RAM 800000h 1M RAM", f"Locate NTSection {sections[0]} RAM",
+                                    f"Locate NTSection {sections[-1]} RAM"])
