@@ -48,6 +48,7 @@ from linkload.cli import main as cli
 from linkload.formats import dol, elf, read_program, symtab
 from linkload.formats import nxflat as nxflat_format
 from linkload.locate import locate_program
+from linkload.locate.output import elf_bytes
 from linkload.model import MOVES_NOT, Segment
 from linkload.tools import build
 from linkload.tools import nxflat as nxflat_tool
@@ -635,3 +636,68 @@ def test_pie_dynamic_relocation_naming_a_symbol_past_the_table(tmp_path):
     with pytest.raises(UnsupportedError, match="R_X86_64_GLOB_DAT: cannot move this fixup"):
         locate_program(module, [], ["Region RAM 800000h 1M RAM", f"Locate NTSection {sections[0]} RAM",
                                     f"Locate NTSection {sections[-1]} RAM"])
+
+
+# -- found by scripts/fuzz.py: PE images -----------------------------------------------------------
+def _pe(*, base=0x400000, magic=0x10B, machine=0x14C, text_flags=0x60000020, text_name=b".text",
+        symbol_value=0) -> bytes:
+    """A PE image (scripts/fuzz.py's seed): .text holding a HIGHLOW field, .reloc, and a COFF
+    symbol in .text."""
+    plus = magic == 0x20B
+    directories = 112 if plus else 96
+    optional = bytearray(directories + 128)
+    struct.pack_into("<HBBIII", optional, 0, magic, 2, 40, 0x200, 0, 0)
+    struct.pack_into("<III", optional, 16, 0x1000, 0x1000, 0x2000)
+    struct.pack_into("<Q" if plus else "<I", optional, 24 if plus else 28, base)
+    struct.pack_into("<II", optional, 32, 0x1000, 0x200)
+    struct.pack_into("<II", optional, 56, 0x3000, 0x400)
+    struct.pack_into("<I", optional, directories - 4, 16)
+    relocations = struct.pack("<IIHH", 0x1000, 12, 3 << 12, 0)
+    struct.pack_into("<II", optional, directories + 8 * 5, 0x2000, len(relocations))
+    header = bytearray(0x400)
+    header[:2] = b"MZ"
+    struct.pack_into("<I", header, 0x3C, 0x80)
+    header[0x80:0x84] = b"PE\0\0"
+    struct.pack_into("<HHIIIHH", header, 0x84, machine, 2, 0, 0x800, 1, len(optional), 0x102)
+    header[0x98:0x98 + len(optional)] = optional
+    table = 0x98 + len(optional)
+    for i, (name, rva, at, flags) in enumerate([(text_name, 0x1000, 0x400, text_flags),
+                                                (b".reloc", 0x2000, 0x600, 0x42000040)]):
+        struct.pack_into("<8sIIIIIIHHI", header, table + 40 * i, name, 0x200, rva, 0x200, at,
+                         0, 0, 0, 0, flags)
+    text = struct.pack("<I", (base + 0x1000) & 0xFFFF_FFFF).ljust(0x200, b"\0")
+    symbol = struct.pack("<8sIhHBB", b"_start", symbol_value, 1, 0x20, 2, 0)
+    return bytes(header) + text + relocations.ljust(0x200, b"\0") + symbol + struct.pack("<I", 4)
+
+
+def test_pe_fixups_of_an_image_that_loads_no_section():
+    """Every section discardable, base relocations present (an IndexError before)."""
+    assert len(read_program(_pe()).relocation_runs) == 1
+    with pytest.raises(FormatError, match="HIGHLOW at RVA 0x1000 does not lie in the bytes of a "
+                                          "loaded section") as info:
+        read_program(_pe(text_flags=0x62000020))
+    assert info.value.section == "base relocations"
+
+
+def test_pe_addresses_past_the_address_space():
+    """An image base that puts the image past 2**64 (an OverflowError before), a COFF symbol
+    past 2**32 in a PE32 image, a PE32+ image in the top half, which the locator refuses."""
+    with pytest.raises(FormatError, match="pass the end of the 64-bit address space") as info:
+        read_program(_pe(base=0xFFFF_FFFF_FFFF_FFFC, magic=0x20B, machine=0x8664))
+    assert info.value.offset == 0x98 + 24
+    with pytest.raises(FormatError, match="symbol '_start' at 0xfffff000 in section 1") as info:
+        read_program(_pe(symbol_value=0xFFFF_F000))
+    assert (info.value.section, info.value.offset) == ("COFF symbol table", 0x800)
+    high = read_program(_pe(base=1 << 63, magic=0x20B, machine=0x8664))
+    with pytest.raises(UnsupportedError, match="below 2[*][*]63") as info:
+        locate_program(high, [], ["Region RAM 800000h 1M RAM", "Locate NTSection .text RAM"])
+    assert info.value.section == ".text"
+
+
+def test_pe_names_are_c_strings():
+    """A section name with a NUL inside ends there, as in the loader (the name's later bytes
+    went into the located ELF image, whose string table cut them off)."""
+    module = read_program(_pe(text_name=b"ab\0cd"))
+    assert module.sections[0].name == "ab"
+    located = locate_program(module, [], ["Region RAM 800000h 1M RAM", "Locate NTSection ab RAM"])
+    assert elf.read(elf_bytes(located)).sections[0].name == "ab"
