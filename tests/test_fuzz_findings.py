@@ -33,6 +33,7 @@ from elfutil import (
     run,
 )
 from linkload import (
+    ConfigError,
     FixupError,
     FormatError,
     Linker,
@@ -47,12 +48,14 @@ from linkload.arch import ppc
 from linkload.cli import main as cli
 from linkload.formats import dol, elf, read_program, symtab
 from linkload.formats import nxflat as nxflat_format
-from linkload.locate import locate_program
+from linkload.locate import ldscript, locate, locate_program
 from linkload.locate.output import elf_bytes
 from linkload.model import MOVES_NOT, Segment
 from linkload.tools import build
 from linkload.tools import nxflat as nxflat_tool
 from linkload.tools.mksymtab import mksymtab
+from locateutil import TEXT, toy_program
+from locateutil import config as locate_config
 
 GOLDEN = Path(__file__).parent / "golden"
 R_PPC_REL32 = 26
@@ -701,3 +704,48 @@ def test_pe_names_are_c_strings():
     assert module.sections[0].name == "ab"
     located = locate_program(module, [], ["Region RAM 800000h 1M RAM", "Locate NTSection ab RAM"])
     assert elf.read(elf_bytes(located)).sections[0].name == "ab"
+
+
+# -- found by scripts/fuzz.py: the locator, its configurations and layouts -------------------------
+def test_symbol_moved_out_of_the_address_space():
+    """A symbol of .text far past its section's end: moving .text up made it pass 2**32 (an
+    OverflowError when the ELF image was written)."""
+    program = toy_program([(".text", TEXT, 0x401000, 0x100)],
+                          symbols=[("start", 0, 0x401000), ("far", 0, 0xFF401000)])
+    with pytest.raises(FixupError, match=r"moves with its section to 0x100000000, outside the "
+                                         "32-bit address space") as info:
+        locate(program, locate_config("Region ROM 1000000h 64k ROM\nLocate Section .text ROM\n"))
+    assert (info.value.section, info.value.symbol) == (".text", "far")
+
+
+def test_region_outside_the_address_space():
+    """A region past 2**32 for an i386 program (a UcError when the program was booted)."""
+    program = toy_program([(".text", TEXT, 0x401000, 0x100)])
+    with pytest.raises(ConfigError, match=r"test.cfg:2: region X \[0xfffffffffffff000, "
+                                          r"0x10000000000000000\) does not lie in the 32-bit"):
+        locate(program, locate_config("Region ROM 1000000h 64k ROM\nRegion X FFFFFFFFFFFFF000h 4k "
+                                      "ROM\nLocate Section .text ROM\n"))
+
+
+@pytest.mark.parametrize("number", ["1e400", "1.5", '"65536"', "true", "-4"])
+def test_reserved_layout_with_numbers_that_are_not_sizes(tmp_path, number):
+    """An earlier layout.json whose address or size is not a whole number of bytes (1e400 is
+    an infinity: an OverflowError before; the others were taken as numbers)."""
+    (tmp_path / "layout.json").write_text(
+        '{"program": "boot", "entities": [{"kind": "section", "name": ".text", '
+        f'"address": 65536, "size": {number}}}]}}')
+    program = toy_program([(".text", TEXT, 0x401000, 0x100)])
+    with pytest.raises(ConfigError, match=r"test.cfg:1: Reserve: .* is not a layout .*entity "
+                                          r"0's size is"):
+        locate(program, locate_config(f"Reserve {tmp_path}\nRegion ROM 10000h 64k ROM\n"
+                                      "Locate Section .text ROM\n"))
+
+
+@pytest.mark.parametrize(("align", "message"), [
+    ("0x", "unexpected 'x'"),  # a ValueError before
+    ("3", r"ALIGN\(3\) of output section .text: 0x3 is not a power of two")])
+def test_linker_script_alignment_that_is_not_one(align, message):
+    text = ("MEMORY {\n ROM (rx) : ORIGIN = 0, LENGTH = 1K\n}\n"
+            f"SECTIONS {{\n .text : ALIGN({align}) {{ *(.text) }} > ROM\n}}\n")
+    with pytest.raises(ConfigError, match=f"board.ld:5: .*{message}"):
+        ldscript.parse(text, "board.ld")
