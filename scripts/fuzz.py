@@ -1,27 +1,67 @@
 #!/usr/bin/env python3
 """Fuzz linkload with mutated real inputs: every format it reads, through every reader, dump,
-tool and linker that takes that format.
+tool, linker, loader and locator that takes that format.
 
     python scripts/fuzz.py --count 20000 --seed 1         # 20,000 mutants per format
     python scripts/fuzz.py --formats rel,dol --count 500
     python scripts/fuzz.py --replay rel:123 --seed 1 --save bad.rel   # one mutant, here
 
-A *mutant* is a real input (a seed: objects and executables compiled here, the committed
-golden REL, DOL, plf and symbol-list files of ``tests/golden``) with one to three changes:
-a field of its headers or tables (ELF header, section and program headers, symbols,
-relocations, groups; REL header, section and import tables, relocation entries; the DOL
-header) set to an interesting value (0, -1, sizes and offsets near the file's, powers of two
-near 2**31, 2**32, 2**63...), nudged or copied from another field; random bytes; a truncation;
-for symbol lists, lines rewritten, duplicated or dropped. Mutant ``i`` of a format is made
-from ``random.Random(f"{seed}/{format}/{i}")``: the same seed gives the same inputs.
+The formats (:data:`FORMAT_NAMES`) and their seeds, compiled here or committed:
+
+=================  ============================================================================
+``elf-x86_64``     x86-64 objects (C, C++, PIC and not, one referring to a linked provider)
+``elf-ppc``        PowerPC objects (the CPU file's kinds, C++) and the golden plfs
+``elf-exec``       ELF executables (x86-64, PowerPC) read as static modules
+``rel``, ``dol``   the golden RELs (versions 1 to 3) and DOL
+``symbols``        symbol lists and a CodeWarrior map
+``elf-arm``        ARM objects: the Cortex-M3 CPU file's Thumb-2 and A32 kinds, its GOT kinds,
+                   a C module, and NXFLAT programs' objects (NuttX's flags, ABI v1 and v2)
+``nxflat``         NXFLAT programs: the NuttX tools' samples and ``linkload nxflat``'s (with
+                   its callback table)
+``pe``             PE images: mingw-w64 i686 programs and small PE32/PE32+ images made here
+                   (every base relocation type, COFF symbols, a long name)
+``elf-program``    the locator's ELF programs: ``--emit-relocs`` ones (x86-64, PowerPC,
+                   Cortex-M), a static PIE, one without relocations
+``locate-config``  RTLoc configuration files (both syntaxes, every command), each for a program
+``ld-script``      GNU ld scripts as the locator reads them, each for an ELF program
+``layout``         an earlier locate's ``layout.json``, which ``Reserve`` reads
+``exports``        NuttX export tables (mksymtab's CSV)
+=================  ============================================================================
+
+A *mutant* is a seed with one to three changes: for binary formats, a field of its headers
+or tables (ELF header, section and program headers, symbols, relocations, groups; REL header,
+section and import tables, relocation entries; the DOL header; the NXFLAT header, relocation
+words, import table and callback table; the PE headers, data directories, section table, base
+relocation blocks and COFF symbols; see :data:`FIELD_FINDERS`) set to an interesting value
+(0, -1, sizes and offsets near the file's, powers of two near 2**31, 2**32, 2**63...), nudged
+or copied from another field; random bytes; a truncation. Text formats have words replaced
+by awkward values of their own (:data:`TEXT_PROFILES`: numbers past 32 and 64 bits, names,
+keywords, separators), lines inserted, doubled or dropped, and the byte changes of binary
+files now and then. Mutant ``i`` of a format is made from
+``random.Random(f"{seed}/{format}/{i}")``: the same seed gives the same inputs.
 
 Each mutant goes through what its format feeds (see :data:`STEPS`): reading, ``dump``
-(sometimes with ``--disasm``), makerel, writing a REL back, loading a static module, and
-linking, natively for x86-64 objects (into this process, with mmap, mprotect and patching;
-the mutant's code itself is never run: its initialisers would run whatever the mutation made
-of them) and into an emulated PowerPC for the PowerPC ones. A native link must leave no
-mapping behind when it fails or is unlinked, and no page writable and executable; a link (and
-makerel) may change a section's bytes only inside its relocation fields.
+(sometimes with ``--disasm``), makerel, writing a REL or an NXFLAT file back, loading a static
+module, and linking: natively for x86-64 objects (into this process, with mmap, mprotect and
+patching; the mutant's code itself is never run: its initialisers would run whatever the
+mutation made of them), into an emulated PowerPC for the PowerPC ones, into an emulated
+Cortex-M3 for ARM objects, which are also built into NXFLAT programs (`linkload nxflat`).
+NXFLAT programs are loaded, run and unloaded on an emulated Cortex-M3 board (each run bounded
+by :data:`RUN_INSTRUCTIONS` and :data:`RUN_SECONDS`; flash write-protected). PE images and ELF
+programs are located (their sections apart, or as one block) and every output made;
+configurations, linker scripts and layouts locate a fixed program, every output made, and now
+and then (small regions) it is booted, bounded, in the emulated target. Export tables are
+read as ``mksymtab`` and the loaders read them, and used to build and load programs.
+
+The checks besides "only LinkErrors": a native link leaves no mapping behind when it fails or
+is unlinked, and no page writable and executable; a failed emulated link or load changes
+nothing, an unload gives back every reservation, shared code and callback trampoline; a link
+(and makerel) changes a section's bytes only inside its relocation fields (and an NXFLAT
+program's callback words), the shared I-space is never written; what ``linkload nxflat``
+writes and an NXFLAT file written back read as the same contents; a located program's
+entities lie inside their regions, its load image's chunks apart, its ELF image reads back
+with its sections where they were located, its HEX file as its load image; the export table
+reads the same through every reader.
 
 Anything but a :class:`~linkload.errors.LinkError` is a bug, and so is a broken check above,
 a crash (each worker is a child process: a signal ends it, the parent notes the mutant and
@@ -41,6 +81,7 @@ import json
 import mmap
 import os
 import random
+import re
 import select
 import shutil
 import struct
@@ -62,14 +103,22 @@ if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT / "src"))
 
 from linkload import Linker, LinkError, arch, formats  # noqa: E402
+from linkload import locate as locate_api  # noqa: E402
 from linkload.arch import Arch  # noqa: E402
-from linkload.formats import dol, elf, rel, symtab  # noqa: E402
+from linkload.formats import dol, elf, ihex, nxflat, rel, symtab  # noqa: E402
 from linkload.link import LoadedModule  # noqa: E402
+from linkload.locate import output as locate_output  # noqa: E402
+from linkload.locate import report as locate_report  # noqa: E402
+from linkload.locate.html import page as locate_page  # noqa: E402
 from linkload.model import Module  # noqa: E402
+from linkload.space.emulated import EmulatedSpace  # noqa: E402
 from linkload.space.native import NativeSpace  # noqa: E402
 from linkload.tools import build as makerel_build  # noqa: E402
+from linkload.tools import mksymtab  # noqa: E402
+from linkload.tools import nxflat as nxflat_tool  # noqa: E402
 
-FORMAT_NAMES = ("elf-x86_64", "elf-ppc", "elf-exec", "rel", "dol", "symbols")
+FORMAT_NAMES = ("elf-x86_64", "elf-ppc", "elf-exec", "rel", "dol", "symbols", "elf-arm", "nxflat",
+                "pe", "elf-program", "locate-config", "ld-script", "layout", "exports")
 
 # -- seeds ----------------------------------------------------------------------------------------
 X86_SOURCES = {  # name -> (source, suffix, flags)
@@ -159,6 +208,132 @@ dol_value = .data:0x80014018; // type:object size:0x4
 dol_table = .data:0x8001401C; // type:object size:0x10 scope:global
 """
 
+# ARM (Cortex-M3, Thumb-2; one A32 file): the CPU file's kinds, a C module, and NXFLAT
+# programs' objects (compiled with NuttX's flags, so that `linkload nxflat` builds them).
+ARM_C = ROOT / "tests" / "c" / "arm"
+NXFLAT_SAMPLES = ROOT / "tests" / "nxflat"
+ARM_CPU = ["-mcpu=cortex-m3", "-mthumb"]
+NXFLAT_FLAGS = ["-Os", "-fno-common", "-fomit-frame-pointer", "-mfloat-abi=soft", "-fpic",
+                "-msingle-pic-base", "-mno-pic-data-is-text-relative"]
+ARM_OBJECTS = {  # name -> (source, flags); "nx" names are NXFLAT programs' objects (ABI v1, v2)
+    "kinds.o": (ARM_C / "kinds.s", []),
+    "kinds_a32.o": (ARM_C / "kinds_a32.s", []),
+    "got.o": (ARM_C / "got.s", []),
+    "calc.o": (PPC_C / "calc.c", ["-O2"]),
+    "nx-hello-v1.o": (NXFLAT_SAMPLES / "hello.c", [*NXFLAT_FLAGS, "-mpic-register=r10"]),
+    "nx-fnptr-v2.o": (NXFLAT_SAMPLES / "fnptr.c", [*NXFLAT_FLAGS, "-mpic-register=r9"]),
+    "nx-callbacks-v2.o": (ARM_C / "nx" / "callbacks.c", [*NXFLAT_FLAGS, "-mpic-register=r9"]),
+}
+# The locator's programs: tests/c/locate's board linked by GNU ld with --emit-relocs (sections
+# move apart), as a static PIE (moves whole) and without relocations (stays put), and by
+# mingw-w64 as PE images (board, and folded, whose fixup points between sections).
+LOCATE_C = ROOT / "tests" / "c" / "locate"
+LOCATE_FLAGS = ["-O2", "-ffreestanding", "-fno-asynchronous-unwind-tables",
+                "-fno-tree-loop-distribute-patterns"]
+LINKED_AT = """/* a board: code and read-only data in ROM, data copied to RAM */
+MEMORY {
+  ROM (rx)  : ORIGIN = 0x100000, LENGTH = 64K
+  RAM (rwx) : ORIGIN = 0x200000, LENGTH = 64K
+}
+ENTRY(start)
+SECTIONS {
+  .text : { *(.text .text.*) } > ROM
+  .rodata : ALIGN(8) { *(.rodata .rodata.*) } > ROM
+  .data : { *(.data .data.* .sdata .sdata.*) } > RAM AT> ROM
+  .bss : { *(.bss .bss.* .sbss .sbss.* COMMON) } > RAM
+  /DISCARD/ : { *(.comment) *(.note*) *(.eh_frame*) *(.gnu*) *(.ARM.attributes) }
+}
+"""
+ELF_PROGRAMS = {  # name -> (compiler, flags, link flags)
+    "board-x86_64.elf": ("gcc", ["-fno-pic"], ["-no-pie", "-Wl,--emit-relocs", "-T", "linked.ld"]),
+    "board-ppc.elf": ("powerpc-linux-gnu-gcc", ["-mcpu=750", "-msdata=none", "-fno-pic"],
+                      ["-Wl,--emit-relocs", "-T", "linked.ld"]),
+    "board-arm.elf": ("arm-none-eabi-gcc", ARM_CPU, ["-Wl,--emit-relocs", "-T", "linked.ld"]),
+    "board-pie.elf": ("gcc", ["-fPIE"], ["-static-pie", "-Wl,--no-dynamic-linker", "-Wl,-e,start",
+                                         "-Wl,-z,norelro"]),
+    "board-fixed.elf": ("gcc", ["-fno-pic"], ["-no-pie", "-T", "linked.ld"]),
+}
+MINGW = "i686-w64-mingw32-gcc"
+MINGW_LINK = ["-nostdlib", "-Wl,--enable-reloc-section", "-Wl,-e,_start"]
+# The configurations: RTLoc's commands (both syntaxes, every entity; run on a PE image or on
+# the x86-64 ELF board) and GNU ld scripts (on the ELF boards). Each seed names its program.
+RTLOC_CONFIGS = {  # name -> (program, text)
+    "sections.cfg": ("board.exe", """\
+Region ROM 10000h 64k ROM
+Region RAM 100000h 64k RAM
+Region Console E0000000h 4k Device
+Locate Header Boot ROM
+Locate Section .text ROM
+Locate Section .rdata ROM
+Locate Section .data RAM
+Locate Section .bss RAM
+Locate Section .idata RAM
+Locate Copy .data ROM Deflate
+Locate Copy .idata ROM
+Locate Stack Stack RAM 4k
+Locate Heap Heap RAM
+"""),
+    "ntsections.cfg": ("board.exe", """\
+Region = RAM, 800000h, 1M, RAM      ; the comma syntax
+Region = Console, E0000000h, 4k, Device
+Locate = Header, Boot, RAM
+Locate = NTSection, .text, RAM
+Locate = NTSection, .idata, RAM // the block: .text to .idata
+Locate = Stack, Stack, RAM, 16k
+"""),
+    "board.cfg": ("board-x86_64.elf", """\
+Region FLASH 10000h 64k ROM ReadOnly
+Region SRAM 30000h 64k RAM
+Region SPARE 50000h 16k RAM ReadWrite
+Region Console E0000000h 4k Device
+Align 8
+Locate Header Boot FLASH
+Locate Section .rodata FLASH 0 256
+Locate Section .text FLASH
+Locate Section .bss SRAM 0 0 Assign TopDown
+Locate Section .data SRAM 0 16 ReadWrite BottomUp
+Locate Copy .data FLASH Deflate
+Locate Stack Stack SRAM 8k
+Locate Heap Heap SRAM
+FillRAM SRAM
+Reserve earlier.json
+"""),
+}
+LD_SCRIPTS = {  # name -> (program, text)
+    "x86_64.ld": ("board-x86_64.elf", LINKED_AT.replace("0x100000", "0x340000")
+                  .replace("0x200000", "0x7A0000").replace("LENGTH = 64K\n  RAM",
+                                                           "LENGTH = 0x10000 + 64K\n  RAM")),
+    "ppc.ld": ("board-ppc.elf", """\
+MEMORY
+{
+  FLASH (rx!w) : ORIGIN = 0x01000000, LENGTH = 1M   /* attributes: no w, so ROM */
+  SRAM (rwx) : org = ORIGIN(FLASH) + LENGTH(FLASH), len = 2 * (64K + 0x8000)
+  SPARE (w) : o = 0x3000000, l = 4K
+}
+SECTIONS
+{
+  . = 0x01000000;
+  .text ALIGN(16) : { *(.text*) } > FLASH
+  .rodata : ALIGN(0x20) { *(.rodata*) } >FLASH
+  .data : { *(.data*) } > SRAM AT > FLASH
+  .bss (NOLOAD) : { *(.bss*) *(COMMON) } > SRAM
+  .missing : { *(.missing) } > SPARE
+}
+"""),
+    "arm.ld": ("board-arm.elf", LINKED_AT.replace("0x100000", "0x08000000")
+               .replace("0x200000", "0x20000000")),
+}
+# A NuttX export table's seeds: the firmware's, and one with conditions, comments, blank lines.
+EXPORTS_CSV = """\
+# the firmware's exports
+"__nxflat_abi_v2","nuttx/binfmt/nxflat.h","","FAR void *"
+"malloc","stdlib.h","CONFIG_HAVE_MALLOC","FAR void *","size_t"
+
+"report","firmware.h","","void","FAR const char *","int"
+"strlen","string.h","defined(CONFIG_LIBC_STRING)","size_t","FAR const char *"
+"call_twice" , "firmware.h" , "" , "int" , "int (*)(int)" , "int"
+"""
+
 
 @dataclass
 class Corpus:
@@ -234,6 +409,22 @@ def build_corpus(work: Path) -> Corpus:
         [cross + "ld", "-Ttext=0x80004000", "--build-id=none", "-e", "_start", "static.o",
          "-o", "ppc.elf"])
 
+    arm = "arm-none-eabi-"
+    for name, (source, flags) in ARM_OBJECTS.items():
+        tool = [arm + "as", str(source)] if source.suffix == ".s" else \
+            [arm + "gcc", *ARM_CPU, *flags, f"-I{ARM_C / 'nx' / 'include'}", f"-I{ARM_C / 'nx'}",
+             "-c", str(source)]
+        job("elf-arm", name, [*tool, "-o", name])
+    (work / "linked.ld").write_text(LINKED_AT)
+    for name, (compiler, flags, link) in ELF_PROGRAMS.items():
+        cpu = ARM_CPU if compiler.startswith(arm) else []
+        job("elf-program", name, [compiler, *cpu, *LOCATE_FLAGS, *flags, "-nostdlib", "-static",
+                                  "-Wl,--build-id=none", *link, str(LOCATE_C / "board.c"),
+                                  "-o", name])
+    for name in ("board", "folded"):
+        job("pe", f"{name}.exe", [MINGW, *LOCATE_FLAGS, *MINGW_LINK, str(LOCATE_C / f"{name}.c"),
+                                  "-o", f"{name}.exe"])
+
     def run_job(item):
         fmt, out, tools, cmds = item
         missing = [t for t in tools if shutil.which(t) is None]
@@ -252,6 +443,7 @@ def build_corpus(work: Path) -> Corpus:
                 provider = data
             else:
                 seeds[fmt].append((out, data))
+    _new_seeds(seeds, skipped)
     static_dol, static_symbols, plfs = _fixed_inputs()
     seeds["elf-ppc"] += [(f"mod_{n}.plf", p) for n, p in zip(("one", "two"), plfs, strict=True)]
     seeds["rel"] = [(p, (GOLDEN / p).read_bytes()) for p in ("mod_one.rel", "mod_two.rel",
@@ -260,6 +452,102 @@ def build_corpus(work: Path) -> Corpus:
     seeds["symbols"] = [("static.sym", (GOLDEN / "static.sym").read_bytes()),
                         ("forms.txt", LIST_TEXT.encode()), ("static.map", MAP_TEXT.encode())]
     return Corpus(seeds, static_dol, static_symbols, plfs, skipped, provider)
+
+
+def _new_seeds(seeds: dict[str, list[tuple[str, bytes]]], skipped: list[str]) -> None:
+    """The seeds made from others or from text: NXFLAT programs (the NuttX tools' samples, and
+    `linkload nxflat`'s with their callback table), PE images made here (every base relocation
+    type), the configurations, the export tables, and an earlier locate's layout.json."""
+    seeds["nxflat"] = [(f"{abi}/{n}.nxf", (NXFLAT_SAMPLES / abi / f"{n}.nxf").read_bytes())
+                       for abi in ("v1", "v2") for n in ("hello", "fnptr")]
+    for name, data in seeds["elf-arm"]:
+        if name.startswith("nx-"):
+            abi = name.rsplit("-", 1)[1][:2]
+            built = nxflat_tool.build([data], abi=abi, stack_size=2048, exports=EXPORT_NAMES)
+            seeds["nxflat"].append((name.replace(".o", ".nxf"), built.data))
+    seeds["pe"] += [("halves.exe", pe_image(PE_HALVES, PE_HALF_RELOCS)),
+                    ("dir64.exe", pe_image(struct.pack("<QI", 0x401004, 0x401000),
+                                           _block(0x1000, 10 << 12, 3 << 12 | 8),
+                                           machine=0x8664, magic=0x20B))]
+    programs = dict(seeds["elf-program"] + seeds["pe"])
+    for fmt, table in (("locate-config", RTLOC_CONFIGS), ("ld-script", LD_SCRIPTS)):
+        for name, (program, text) in table.items():
+            if program in programs:
+                seeds[fmt].append((f"{program}:{name}", text.encode()))
+            else:
+                skipped.append(f"{fmt}/{name}: needs {program}")
+    seeds["exports"] = [("firmware.csv", (ARM_C / "nx" / "exports.csv").read_bytes()),
+                        ("samples.csv", (NXFLAT_SAMPLES / "exports.csv").read_bytes()),
+                        ("forms.csv", EXPORTS_CSV.encode())]
+    if "board-x86_64.elf" in programs:
+        earlier = locate_api.locate(
+            locate_api.Program.of(formats.read_program(programs["board-x86_64.elf"], "boot")),
+            locate_api.Config.of(locate_api.parse(EARLIER_LOCATE, "boot.cfg")))
+        seeds["layout"] = [("earlier.json",
+                            json.dumps(locate_report.layout(earlier), indent=1).encode())]
+
+
+# A locate whose layout.json the RTLoc configuration seed reserves (a boot loader low in FLASH
+# and SRAM), and the seed of the layout format.
+EARLIER_LOCATE = """\
+Region FLASH 10000h 16k ROM
+Region SRAM 30000h 4k RAM
+Locate Header Boot FLASH
+Locate Section .text FLASH
+Locate Section .rodata FLASH
+Locate Section .data SRAM
+Locate Section .bss SRAM
+Locate Copy .data FLASH
+Locate Stack Stack SRAM 1k
+"""
+# The export table the NXFLAT seeds are built against (the names every seed imports).
+EXPORT_NAMES = ["__nxflat_abi_v2", "call_twice", "malloc", "report", "sort_ints", "strlen"]
+
+
+def pe_image(code: bytes, relocations: bytes, *, machine: int = 0x14C, magic: int = 0x10B
+             ) -> bytes:
+    """A small PE image (tests/test_pe.py's): .text (``code``) at RVA 0x1000, .reloc (the base
+    relocation blocks) at 0x2000, base 0x400000, the entry at .text's start, a symbol table of
+    two symbols."""
+    text, reloc = code.ljust(0x200, b"\0"), relocations.ljust(0x200, b"\0")
+    sections = [(b".text", len(code), 0x1000, 0x200, 0x400, 0x60000020),
+                (b".reloc", len(relocations), 0x2000, 0x200, 0x600, 0x42000040)]
+    plus = magic == 0x20B
+    directories = 112 if plus else 96
+    optional = bytearray(directories + 128)
+    struct.pack_into("<HBBIII", optional, 0, magic, 2, 40, 0x200, 0, 0)
+    struct.pack_into("<III", optional, 16, 0x1000, 0x1000, 0x2000)
+    struct.pack_into("<Q" if plus else "<I", optional, 24 if plus else 28, 0x400000)
+    struct.pack_into("<II", optional, 32, 0x1000, 0x200)
+    struct.pack_into("<II", optional, 56, 0x3000, 0x400)
+    struct.pack_into("<HH", optional, 68, 3, 0)
+    struct.pack_into("<I", optional, directories - 4, 16)
+    struct.pack_into("<II", optional, directories + 8 * 5, 0x2000, len(relocations))
+    header = bytearray(0x400)
+    header[:2] = b"MZ"
+    struct.pack_into("<I", header, 0x3C, 0x80)
+    header[0x80:0x84] = b"PE\0\0"
+    symbols = 0x800  # after the sections' bytes: two symbols, then the string table
+    struct.pack_into("<HHIIIHH", header, 0x84, machine, len(sections), 0, symbols, 2,
+                     len(optional), 0x102)
+    header[0x98:0x98 + len(optional)] = optional
+    table = 0x98 + len(optional)
+    for i, (name, vsize, rva, raw, at, flags) in enumerate(sections):
+        struct.pack_into("<8sIIIIIIHHI", header, table + 40 * i, name, vsize, rva, raw, at, 0, 0,
+                         0, 0, flags)
+    coff = struct.pack("<8sIhHBB", b"_start", 0, 1, 0x20, 2, 0)
+    coff += struct.pack("<4sIIhHBB", b"\0\0\0\0", 4, 4, 1, 0, 3, 0)  # named in the strings
+    strings = b"a_long_symbol_name\0"
+    return bytes(header) + text + reloc + coff + struct.pack("<I", 4 + len(strings)) + strings
+
+
+def _block(page: int, *entries: int) -> bytes:
+    words = list(entries) + ([0] if len(entries) % 2 else [])
+    return struct.pack(f"<II{len(words)}H", page, 8 + 2 * len(words), *words)
+
+
+PE_HALVES = struct.pack("<IHHH", 0x401008, 0x0040, 0x1008, 0x0040)  # HIGHLOW, HIGH, LOW, HIGHADJ
+PE_HALF_RELOCS = _block(0x1000, 3 << 12 | 0, 1 << 12 | 4, 2 << 12 | 6, 4 << 12 | 8, 0x1008)
 
 
 # -- where the fields are -------------------------------------------------------------------------
@@ -350,9 +638,79 @@ def dol_fields(data: bytes) -> list[list[Field]]:
     return [words[:18], words[18:36], words[36:54], words[54:]] if len(words) == 57 else [words]
 
 
+def nxflat_fields(data: bytes) -> list[list[Field]]:
+    """Groups of fields of an NXFLAT file: the header (big-endian; the two counts are
+    half-words), the relocation words (and each one's type byte), the import table's
+    name offsets and addresses, and linkload's callback table (its count and offsets)."""
+    if len(data) < nxflat.HEADER_SIZE or data[:4] != nxflat.MAGIC:
+        return []
+    header = _struct_fields(4, "IIIIIIIHH", ">")
+    (_entry, datastart, _dataend, _bssend, _stack, relocstart, imports, reloccount,
+     importcount) = struct.unpack_from(">IIIIIIIHH", data, 4)
+    relocs = []
+    for at in range(relocstart, min(relocstart + 4 * reloccount, len(data) - 3), 4):
+        relocs += [(at, 4, "<"), (at + 3, 1, "<")]
+    table = [(at, 4, "<") for at in range(imports, min(imports + 8 * importcount, len(data) - 3), 4)]
+    callbacks = []
+    if data[datastart - 4:datastart] == nxflat.CALLBACK_MAGIC:
+        count = struct.unpack_from("<I", data, datastart - 8)[0]
+        callbacks = [(at, 4, "<") for at in range(max(datastart - 8 - 4 * count, 0), datastart - 4, 4)]
+    return [g for g in (header, relocs, table, callbacks) if g]
+
+
+def pe_fields(data: bytes) -> list[list[Field]]:
+    """Groups of fields of a PE image: the MZ header's pointer, the COFF header, the optional
+    header (entry, image base, alignments, sizes, the directory count) and its data
+    directories, the section table, the base relocation blocks (page, size, each entry) and
+    the COFF symbols."""
+    if len(data) < 0x40 or data[:2] != b"MZ":
+        return []
+    pe_at = struct.unpack_from("<I", data, 0x3C)[0]
+    if pe_at + 24 > len(data):
+        return [[(0x3C, 4, "<")]]
+    coff = _struct_fields(pe_at + 4, "HHIIIHH", "<")
+    _machine, count, _time, symtab_at, symbols, optional_size, _flags = struct.unpack_from(
+        "<HHIIIHH", data, pe_at + 4)
+    opt = pe_at + 24
+    plus = data[opt:opt + 2] == b"\x0b\x02"
+    fixed = 112 if plus else 96
+    header = [(0x3C, 4, "<"), *coff, (opt, 2, "<"), (opt + 16, 4, "<"),
+              (opt + 24, 8, "<") if plus else (opt + 28, 4, "<"), (opt + 32, 4, "<"),
+              (opt + 36, 4, "<"), (opt + 56, 4, "<"), (opt + 60, 4, "<"), (opt + fixed - 4, 4, "<")]
+    header = [f for f in header if f[0] + f[1] <= len(data)]
+    directories = [(at, 4, "<") for at in range(opt + fixed, min(opt + optional_size, len(data) - 3), 4)]
+    table_at = opt + optional_size
+    sections, blocks = [], []
+    spans = []
+    for i in range(count):
+        at = table_at + 40 * i
+        if at + 40 > len(data):
+            break
+        sections += _struct_fields(at + 8, "IIIIIIHHI", "<")
+        vsize, rva, raw_size, raw_at = struct.unpack_from("<IIII", data, at + 8)
+        spans.append((rva, raw_size, raw_at))
+    if opt + fixed + 48 <= len(data):
+        rva, size = struct.unpack_from("<II", data, opt + fixed + 40)
+        start = next((raw_at + rva - s_rva for s_rva, s_size, raw_at in spans
+                      if s_rva <= rva < s_rva + s_size), None)
+        at = start
+        while start is not None and at + 8 <= min(start + size, len(data)):
+            blocks += [(at, 4, "<"), (at + 4, 4, "<")]
+            block = struct.unpack_from("<I", data, at + 4)[0]
+            if block < 8:
+                break
+            blocks += [(e, 2, "<") for e in range(at + 8, min(at + block, len(data) - 1), 2)][:64]
+            at += block
+    coff_symbols = []
+    for at in range(symtab_at, min(symtab_at + 18 * min(symbols, 64), len(data) - 17), 18):
+        coff_symbols += _struct_fields(at + 4, "IhHBB", "<")
+    return [g for g in (header, directories, sections, blocks, coff_symbols) if g]
+
+
 FIELD_FINDERS: dict[str, Callable[[bytes], list[list[Field]]]] = {
     "elf-x86_64": elf_fields, "elf-ppc": elf_fields, "elf-exec": elf_fields,
-    "rel": rel_fields, "dol": dol_fields,
+    "rel": rel_fields, "dol": dol_fields, "elf-arm": elf_fields, "nxflat": nxflat_fields,
+    "pe": pe_fields, "elf-program": elf_fields,
 }
 
 
@@ -427,9 +785,87 @@ TEXT_LINES = ("{hex}:{name}", "0x{hex} {name}", "{section},0x{hex}:{name}",
               "Linker generated symbols:", "  {name} {hex}")
 
 
-def mutate_text(data: bytes, rng: random.Random) -> tuple[bytes, list[str]]:
-    """Symbol lists: numbers replaced by awkward ones, lines added, duplicated or dropped,
-    and now and then the byte changes of binary files."""
+@dataclass(frozen=True)
+class TextProfile:
+    """How a text format's lines are mutated: ``values`` replace a word; ``lines`` are
+    inserted, their ``{fields}`` filled from ``fill``; ``words``, a regular expression
+    splitting a line into words and separators (None: the symbol lists' own split, at spaces,
+    colons and commas)."""
+
+    values: tuple[str, ...]
+    lines: tuple[str, ...]
+    fill: dict[str, tuple[str, ...]]
+    words: str | None = None
+
+
+TEXT_PROFILES = {
+    "symbols": TextProfile(TEXT_VALUES, TEXT_LINES, {
+        "hex": ("80004000", "0", "ffffffff", "123456789abcdef0", "8"), "hex6": ("000010",),
+        "name": ("dol_func", "x", "_start", "", "a:b"),
+        "section": ("text0", "data3", ".text", "17", "99", "bss", "")}),
+    "locate-config": TextProfile(
+        ("0", "0h", "1", "3", "16", "4096", "1M", "4G", "0x", "k", "-1", "FFFFFFFFh",
+         "100000000h", "FFFFFFFFFFFFFFFFh", "80000000h", "RAM", "ROM", "Device", "Deflate",
+         "TopDown", "BottomUp", "NoAccess", "ReadOnly", "Stack", "Heap", "Section", "NTSection",
+         "Copy", "Header", ".text", ".data", ".bss", "", "->", "earlier.json", ".", "/"),
+        ("Region {name} {address}h {size} {mem}", "Region {name} {address}h {size} {mem} {access}",
+         "Region = {name}, {address}h, {size}, {mem}", "Locate {entity} {section} {name}",
+         "Locate {entity} {section} {name} {size} {align}",
+         "Locate {entity} {section} {name} {size} {align} {access} {alloc}",
+         "Locate Copy {section} {name} Deflate", "FillRAM {name}", "Align {align}",
+         "Reserve {path}", "Virtual V 400000h", "Locate PageTable P {name}", "; {name}"),
+        {"name": ("ROM", "RAM", "FLASH", "SRAM", "SPARE", "Console", "X"),
+         "address": ("0", "10000", "30000", "800000", "E0000000", "FFFFF000", "FFFFFFFF",
+                     "100000000", "FFFFFFFFFFFFF000"),
+         "size": ("0", "1", "4k", "64k", "1M", "16M", "4G", "FFFFFFFFh"),
+         "mem": ("RAM", "ROM", "Device"),
+         "access": ("NoAccess", "SysRead", "System", "ReadOnly", "ReadWrite", "Assign"),
+         "entity": ("Section", "NTSection", "Copy", "Stack", "Heap", "Header", "File"),
+         "section": (".text", ".data", ".bss", ".rdata", ".rodata", ".idata", "Stack", "Boot",
+                     ".nothing"),
+         "align": ("0", "1", "3", "16", "4096", "80000000h", "100000000h"),
+         "alloc": ("TopDown", "BottomUp", "AllocDefault"),
+         "path": ("earlier.json", ".", "nowhere.json", "/", "mutant.cfg")},
+        r"(\s+|[,=;])"),
+    "ld-script": TextProfile(
+        ("0", "0x0", "8", "3", "0xFFFFFFFF", "0x100000000", "0x7FFFFFFFFFFFFFFF", "4096M", "0K",
+         "-1", "99999999999999999999", "ORIGIN", "LENGTH", "ORIGIN(ROM)", "LENGTH(RAM)", "(", ")",
+         "{", "}", "*", "+", "-", ">", "AT>", "ROM", "RAM", "x", "", "ALIGN(0)", "ALIGN(3)",
+         "ALIGN(x)", "ALIGN(08)", "/DISCARD/", ".text", "MEMORY", "SECTIONS", "/*", "*/", "(rx)",
+         "(w)", "(!w)"),
+        ("  {name} ({attr}) : ORIGIN = {num}, LENGTH = {num}",
+         "  {name} : ORIGIN = ORIGIN({name}) + LENGTH({name}), LENGTH = {num} * 2",
+         "  .{sec} : {{ *(.{sec}) }} > {name}", "  .{sec} : ALIGN({num}) {{ *(.{sec}) }} > {name} AT> {name}",
+         "  .{sec} {num} : {{ *(.{sec}) }} >{name}", "MEMORY {{", "SECTIONS {{", "}}", "/*", "*/",
+         "  . = {num};", "ENTRY(start)", "INCLUDE x.ld", 'REGION_ALIAS("A", {name})'),
+        {"name": ("ROM", "RAM", "FLASH", "SRAM", "X", ""), "attr": ("rx", "rwx", "w", "!w", ""),
+         "num": ("0", "0x100000", "64K", "0xFFFFFFFF", "0x100000000", "1M", "-4", "0x", "8", "3"),
+         "sec": ("text", "data", "bss", "rodata", "new", "")},
+        r"(\s+|[(),:;={}<>*+-])"),
+    "layout": TextProfile(
+        ("0", "-1", "1", "1e400", "-1e400", "Infinity", "NaN", "null", "true", '"x"', "[]", "{}",
+         "18446744073709551616", "1.5", '"section"', '"free"', '"reserved"', "", "[", "{"),
+        ('"entities": [],', "{{", "}}", "[", "]", '{{"kind": {kind}, "address": {num}, "size": {num}}},',
+         '"entities": [{{"kind": {kind}, "address": {num}, "size": {num}, "name": "x"}}],',
+         '"program": {num},'),
+        {"num": ("0", "65536", "-1", "1e400", "null", '"1"', "4294967296", "18446744073709551615"),
+         "kind": ('"section"', '"reserved"', '"free"', '"heap"', "1")},
+        r'(\s+|[,:\[\]{}"])'),
+    "exports": TextProfile(
+        ("", "x", "int (*)(int)", "FAR void *", "#", "\\", "malloc", "a,b", "\udcff", " "),
+        ('"{name}","{header}","{condition}","{type}"', '"{name}","{header}","","{type}","{type}","{type}"',
+         '"{name}"', '""', '"{name}",', "# {name}", '"{name}" "x"', '"{name}","unterminated'),
+        {"name": ("report", "nowhere", "malloc", "a b", "", "__nxflat_abi_v2", "\udcfe"),
+         "header": ("stdio.h", "", "a b"), "condition": ("", "CONFIG_X", "defined(A) && B"),
+         "type": ("int", "void", "FAR void *", "int (*)(int)", "...", "")},
+        r'(\s+|[,"])'),
+}
+
+
+def mutate_text(data: bytes, rng: random.Random, profile: TextProfile = TEXT_PROFILES["symbols"]
+                ) -> tuple[bytes, list[str]]:
+    """Text formats: words replaced by awkward values (or reversed), lines added, duplicated
+    or dropped, and now and then the byte changes of binary files."""
     if rng.random() < 0.2:
         return mutate_binary(data, [], rng)
     lines = data.decode("utf-8", "surrogateescape").splitlines()
@@ -438,16 +874,21 @@ def mutate_text(data: bytes, rng: random.Random) -> tuple[bytes, list[str]]:
         roll = rng.random()
         if roll < 0.4 and lines:
             i = rng.randrange(len(lines))
-            words = lines[i].replace(":", " : ").replace(",", " , ").split(" ")
+            if profile.words is None:
+                words = lines[i].replace(":", " : ").replace(",", " , ").split(" ")
+            else:
+                words = re.split(profile.words, lines[i])
             j = rng.randrange(len(words))
-            words[j] = rng.choice(TEXT_VALUES) if rng.random() < 0.7 else words[j][::-1]
-            lines[i] = " ".join(words).replace(" : ", ":").replace(" , ", ",")
+            words[j] = rng.choice(profile.values) if rng.random() < 0.7 else words[j][::-1]
+            if profile.words is None:
+                lines[i] = " ".join(words).replace(" : ", ":").replace(" , ", ",")
+            else:
+                lines[i] = "".join(words)
             notes.append(f"line {i + 1} rewritten: {lines[i]!r}")
         elif roll < 0.75:
-            line = rng.choice(TEXT_LINES).format(
-                hex=rng.choice(("80004000", "0", "ffffffff", "123456789abcdef0", "8")),
-                hex6="000010", name=rng.choice(("dol_func", "x", "_start", "", "a:b")),
-                section=rng.choice(("text0", "data3", ".text", "17", "99", "bss", "")))
+            line = rng.choice(profile.lines).format(
+                **{key: choices[0] if len(choices) == 1 else rng.choice(choices)
+                   for key, choices in profile.fill.items()})
             at = rng.randrange(len(lines) + 1)
             lines.insert(at, line)
             notes.append(f"line {at + 1} inserted: {line!r}")
@@ -467,8 +908,8 @@ def mutant(corpus: Corpus, fmt: str, index: int, seed: int) -> tuple[str, bytes,
     changed)."""
     rng = random.Random(f"{seed}/{fmt}/{index}")
     name, data = rng.choice(corpus.seeds[fmt])
-    if fmt == "symbols":
-        out, notes = mutate_text(data, rng)
+    if fmt in TEXT_PROFILES:
+        out, notes = mutate_text(data, rng, TEXT_PROFILES[fmt])
     else:
         out, notes = mutate_binary(data, _fields_of(fmt, name, data), rng)
     return name, out, notes
@@ -523,13 +964,16 @@ def _mapped_pages(ranges: list[tuple[int, int]]) -> list[int]:
             if _libc.madvise(page, PAGE, 0) == 0]
 
 
-def _changed_bytes(module: Module, index: int, now: np.ndarray, cpu: Arch) -> int | None:
+def _changed_bytes(module: Module, index: int, now: np.ndarray, cpu: Arch,
+                   words: tuple[int, ...] = ()) -> int | None:
     """The first byte of section ``index`` whose value ``now`` differs from the module's own
     outside every relocation field of the section (and the two opcode bytes before a field the
-    CPU may relax), or None."""
+    CPU may relax, and the ``words`` the loader rewrites), or None."""
     sec = module.sections[index]
     original = np.frombuffer(sec.data, np.uint8, sec.size)
     allowed = np.zeros(sec.size + 8, bool)  # (fields may reach a little past the end)
+    for at in words:
+        allowed[at:at + cpu.word_size] = True
     width = cpu.tables.width
     for run in module.relocation_runs:
         if run.section != index:
@@ -546,15 +990,17 @@ def _changed_bytes(module: Module, index: int, now: np.ndarray, cpu: Arch) -> in
     return int(changed[0]) if len(changed) else None
 
 
-def _changed_outside_fields(module: Module, loaded: LoadedModule, ld: Linker) -> str | None:
-    """Linking changes a section's bytes only in its relocation fields: a byte changed
+def _changed_outside_fields(module: Module, loaded: LoadedModule, ld: Linker,
+                            words: dict[int, tuple[int, ...]] | None = None) -> str | None:
+    """Linking changes a section's bytes only in its relocation fields (and in the ``words``
+    of each section the loader rewrites: an NXFLAT program's callback words): a byte changed
     elsewhere (in the section before a field, say) is a wrong write."""
     for i, sec in enumerate(module.sections):
         address = loaded.section_addresses[i]
         if sec.data is None or not sec.size or address is None:
             continue
         now = np.frombuffer(ld.space.read(address, sec.size), np.uint8)
-        where = _changed_bytes(module, i, now, ld.arch)
+        where = _changed_bytes(module, i, now, ld.arch, (words or {}).get(i, ()))
         if where is not None:
             return f"{sec.name}+{where:#x} changed outside every relocation field of the section"
     return None
@@ -591,6 +1037,16 @@ class Checks:
         self._emulated: Linker | None = None
         self.provider: LoadedModule | None = None
         self.passed: collections.Counter[str] = collections.Counter()  # "format step" -> mutants
+        self.seed_name = ""  # the seed the current mutant was made from
+        self._arm: Linker | None = None
+        self._board: Linker | None = None
+        self._board_baseline: dict[int, int] = {}
+        self.heap: list[tuple[int, int]] = []  # the board's malloc blocks, freed after each run
+        self.programs = dict(corpus.seeds.get("elf-program", []) + corpus.seeds.get("pe", []))
+        self._program_modules: dict[str, Module] = {}
+        for name, data in corpus.seeds.get("layout", [])[:1]:
+            (workdir / name).write_bytes(data)
+        self.nx_objects = {n: d for n, d in corpus.seeds.get("elf-arm", []) if n.startswith("nx-")}
 
     # -- the linkers ---------------------------------------------------------------------------
     @property
@@ -615,10 +1071,69 @@ class Checks:
             self._emulated = ld
         return self._emulated
 
+    @property
+    def arm(self) -> Linker:
+        """An emulated Cortex-M3 for ARM objects: the names kinds.s and the NXFLAT programs'
+        objects use defined (data words, host functions); others are left to
+        ``on_unresolved``. Nothing of a mutant runs (its initialisers would)."""
+        if self._arm is None:
+            space = EmulatedSpace("cortex-m3", symbols={"ext_data": 0x0800_8000})
+            ld = Linker(space, arch.get("cortex-m3"), on_unresolved=lambda module, name: 0)
+            for name in ("ext_fn", *EXPORT_NAMES[1:]):
+                ld.host_function(name, lambda emu, *args: 0)
+            space.runs_code = False
+            self._arm = ld
+        return self._arm
+
+    @property
+    def board(self) -> Linker:
+        """An emulated Cortex-M3 that loads and runs NXFLAT programs, with the exports of the
+        seeds' firmware as host functions; every run is bounded (instructions, seconds)."""
+        if self._board is None:
+            ld = Linker.emulated("cortex-m3", max_instructions=RUN_INSTRUCTIONS,
+                                 timeout=RUN_SECONDS, enforce_protection=True)
+
+            def malloc(emu, size):
+                address = emu.reserve(size, 8)
+                self.heap.append((address, size))
+                return address
+
+            ld.host_function("malloc", malloc)
+            for name in ("report", "strlen", "call_twice", "sort_ints"):
+                ld.host_function(name, lambda emu, *args: 0)
+            ld.space.define(nxflat.ABI_V2_MARKER, ld.space.reserve(4, 4))
+            # a first program run: the space's own stack and stubs are made once, now
+            loaded = ld.load(NXFLAT_SAMPLES / "v1" / "hello.nxf")
+            ld.exec(loaded, ["warm-up"])
+            ld.unload(loaded)
+            self._free_heap(ld)
+            self._board = ld
+            self._board_baseline = ld.space.reservations()
+        return self._board
+
+    def _free_heap(self, ld: Linker) -> None:
+        for address, size in self.heap:
+            ld.space.release(address, size)
+        self.heap.clear()
+
+    def _board_is_clean(self, after: str) -> None:
+        """After a program's unload (or a failed load): nothing of it is left."""
+        ld = self._board
+        self._free_heap(ld)
+        pool = ld._callback_pool  # (its blocks are kept for the next program's callbacks)
+        blocks = {b.base for b in pool._blocks} if pool is not None else set()
+        live = {a: n for a, n in ld.space.reservations().items() if a not in blocks}
+        used = [b.base for b in pool._blocks if b.used] if pool is not None else []
+        if live != self._board_baseline or ld.shared or ld.modules or ld._callbacks or used:
+            raise Broken(f"{after} left reservations {live} (before: {self._board_baseline}), "
+                         f"shared code {list(ld.shared)}, modules {ld.modules}, callback "
+                         f"trampolines {ld._callbacks} in blocks {used}")
+
     # -- steps -----------------------------------------------------------------------------------
-    def run(self, fmt: str, data: bytes, index: int) -> None:
-        """Every step of ``fmt`` on ``data``: a LinkError ends a step (the input was refused),
-        anything else propagates."""
+    def run(self, fmt: str, data: bytes, index: int, seed_name: str = "") -> None:
+        """Every step of ``fmt`` on ``data`` (made from the seed ``seed_name``): a LinkError
+        ends a step (the input was refused), anything else propagates."""
+        self.seed_name = seed_name
         steps = STEPS[fmt]
         with contextlib.suppress(LinkError):
             steps.dump(self, data, index)
@@ -753,6 +1268,250 @@ class Checks:
         else:  # a symbol list
             makerel_build(self.static, plfs, symbols=module)
 
+    # -- ARM objects and NXFLAT programs -------------------------------------------------------
+    def link_arm(self, data: bytes, index: int, module: Module) -> object:
+        """Link into the emulated Cortex-M3 (and unlink): a failed link changes nothing, a
+        link changes bytes only in relocation fields, the unlink gives everything back."""
+        if module.machine != "arm":
+            return NOT_FOR_IT
+        ld = self.arm
+        before, resident = ld.space.reservations(), list(ld.modules)
+        try:
+            loaded = ld.link(module)
+        except LinkError:
+            if ld.modules != resident or ld.space.reservations() != before:
+                raise Broken("a failed link changed the emulated Cortex-M3") from None
+            raise
+        changed = _changed_outside_fields(module, loaded, ld)
+        ld.unlink(loaded)
+        if changed:
+            raise Broken(changed)
+        if ld.modules != resident or ld.space.reservations() != before:
+            raise Broken(f"an unlink left reservations {ld.space.reservations()} (before: {before})")
+        return None
+
+    def build_nxflat(self, data: bytes, index: int, module: Module) -> object:
+        """`linkload nxflat` of the mutant (against the seeds' export table now and then):
+        what the builder writes, the reader must read as the builder made it; now and then the
+        program is loaded and unloaded (not run: its code is the mutant's)."""
+        if module.machine != "arm":
+            return NOT_FOR_IT
+        abi = "v2" if self.seed_name.endswith("-v2.o") else "v1"
+        built = nxflat_tool.build([data], abi=abi, stack_size=1024 + index % 4096,
+                                  exports=EXPORT_NAMES if index % 2 else None,
+                                  callbacks=index % 4 != 3)
+        try:
+            _header, contents = nxflat.parse(built.data, "built.nxf")
+        except LinkError as e:
+            raise Broken(f"linkload nxflat wrote a file its reader refuses: {e}") from None
+        different = _nxflat_difference(built.file, contents)
+        if different:
+            raise Broken(f"linkload nxflat's file reads back with another {different}")
+        if index % 4 == 0:
+            ld = self.board
+            try:
+                ld.unload(ld.link(nxflat.read(built.data, "built", "built.nxf")))
+            finally:
+                self._board_is_clean("loading a built program")
+        return None
+
+    def read_nxflat(self, data: bytes, index: int) -> Module:
+        return nxflat.read(data, "mutant", "mutant.nxf", abi={3: "v1", 7: "v2"}.get(index % 8))
+
+    def dump_nxflat(self, data: bytes, index: int) -> None:
+        self.dump_elf(data, index, "nxflat")
+
+    def nxflat_round_trip(self, data: bytes, index: int, module: Module) -> None:
+        """Written back, the file reads as the same contents."""
+        _header, contents = module.format_info
+        again = nxflat.write_module(module)
+        try:
+            _header2, contents2 = nxflat.parse(again, "again.nxf")
+        except LinkError as e:
+            raise Broken(f"an NXFLAT file written back is refused: {e}") from None
+        different = _nxflat_difference(contents, contents2)
+        if different:
+            raise Broken(f"an NXFLAT file written back reads with another {different}")
+
+    def run_nxflat(self, data: bytes, index: int, module: Module) -> None:
+        """Load into the emulated board (a failed load changes nothing), check that only the
+        relocated words of D-space differ from the file, run it (bounded) and unload it: all
+        its memory is given back."""
+        ld = self.board
+        try:
+            loaded = ld.link(module)
+        except LinkError:
+            self._board_is_clean("a failed load")
+            raise
+        try:
+            dspace = next(i for i, s in enumerate(loaded.module.sections) if s.name == ".dspace")
+            changed = _changed_outside_fields(loaded.module, loaded, ld,
+                                              {dspace: module.startup.callbacks})
+            if changed:
+                raise Broken(changed)
+            (shared,) = ld.shared.values()
+            ispace = module.loading.image
+            if ld.space.read(shared.address, len(ispace)) != ispace:
+                raise Broken("the shared I-space is not the file's")
+            with contextlib.suppress(LinkError):  # a fault, or the bound reached
+                ld.exec(loaded, ["mutant", "x"][:1 + index % 2])
+            if ld.space.read(shared.address, len(ispace)) != ispace:
+                raise Broken("the shared I-space was written (it lies in read-only flash)")
+        finally:
+            ld.unload(loaded)
+            self._board_is_clean("an unload")
+
+    # -- the locator -------------------------------------------------------------------------------
+    def read_program(self, data: bytes, index: int) -> Module:
+        return formats.read_program(data, "mutant", format="elf")
+
+    def read_pe(self, data: bytes, index: int) -> Module:
+        return formats.read_program(data, "mutant", format="pe")
+
+    def dump_pe(self, data: bytes, index: int) -> None:
+        self.dump_elf(data, index, "pe")
+
+    def locate_mutant(self, data: bytes, index: int, module: Module) -> None:
+        """Locate the mutant program: its sections apart (code and read-only data in ROM,
+        the rest in RAM with its bytes copied from ROM, compressed now and then), or all as
+        one NTSection block; then every output."""
+        names = [s.name for s in module.sections]
+        if index % 2:
+            commands = ["Region RAM 800000h 16M RAM", "Locate Header Boot RAM",
+                        f"Locate NTSection {names[0] if names else '.text'} RAM",
+                        f"Locate NTSection {names[-1] if names else '.text'} RAM",
+                        "Locate Stack Stack RAM 4k"]
+        else:
+            commands = ["Region ROM 1000000h 16M ROM", "Region RAM 2000000h 16M RAM",
+                        "Locate Header Boot ROM"]
+            for s in module.sections:
+                writable = s.kind.name in ("DATA", "BSS")
+                commands.append(f"Locate Section {s.name} {'RAM' if writable else 'ROM'}")
+                if writable and s.data is not None and s.size:
+                    commands.append(f"Locate Copy {s.name} ROM{' Deflate' * (index % 4 == 0)}")
+            commands += ["Locate Stack Stack RAM 4k", "Locate Heap Heap RAM"]
+        config = locate_api.Config.of(locate_api.command_line(commands))
+        located = locate_api.locate(locate_api.Program.of(module), config)
+        self._check_located(located, index, run=False)
+
+    def _program(self) -> Module:
+        """The (unmutated) program the current configuration seed is for."""
+        name = self.seed_name.split(":")[0] if ":" in self.seed_name else "board-x86_64.elf"
+        if name not in self._program_modules:
+            self._program_modules[name] = formats.read_program(self.programs[name], name)
+        return self._program_modules[name]
+
+    def read_config(self, data: bytes, index: int) -> locate_api.Config:
+        """A configuration file (RTLoc's commands or a GNU ld script: told apart by what they
+        hold, as `linkload locate` tells them), read from a file as the command reads it."""
+        suffix = ".ld" if self.seed_name.endswith(".ld") else ".cfg"
+        path = self.workdir / f"mutant{suffix}"
+        path.write_bytes(data)
+        return locate_api.configuration(None, [path])
+
+    def locate_config(self, data: bytes, index: int, config: locate_api.Config) -> None:
+        """Locate the configuration's program with it; every output; now and then (when the
+        regions are small) boot it, bounded, in the emulated target."""
+        located = locate_api.locate(locate_api.Program.of(self._program()), config)
+        self._check_located(located, index, run=index % 8 == 0)
+
+    def read_layout(self, data: bytes, index: int) -> object:
+        """An earlier locate's layout.json, reserved by the RTLoc configuration seed."""
+        (self.workdir / "mutant.json").write_bytes(data)
+        text = RTLOC_CONFIGS["board.cfg"][1].replace("Reserve earlier.json", "Reserve mutant.json")
+        config = locate_api.Config.of(locate_api.parse(text, str(self.workdir / "layout.cfg")))
+        return locate_api.locate(locate_api.Program.of(self._program()), config)
+
+    def layout_outputs(self, data: bytes, index: int, located: object) -> None:
+        self._check_located(located, index, run=index % 8 == 0)
+
+    def _check_located(self, located, index: int, run: bool) -> None:
+        """What every locate must give: each entity inside its region, the load image's
+        chunks apart and inside regions; the outputs made (the ELF image read back with its
+        sections where they were located, the HEX file read back as the chunks, the map, the
+        layout, the picture, the ROM images); and, if ``run``, the boot."""
+        regions = {r.name: r for r in located.regions}
+        for e in located.entities:
+            region = regions[e.region]
+            if e.placed and e.size and not region.address <= e.address <= e.end <= region.end:
+                raise Broken(f"{e.describe()} [{e.address:#x}, {e.end:#x}) is not inside region "
+                             f"{region.name} [{region.address:#x}, {region.end:#x})")
+        chunks = located.loaded_chunks()
+        for (a, d), (b, _e) in zip(chunks, chunks[1:], strict=False):
+            if a + len(d) > b:
+                raise Broken(f"load image chunks at {a:#x} ({len(d):#x} bytes) and {b:#x} overlap")
+        stored = sum(len(d) for _a, d in chunks)
+        image = locate_output.elf_bytes(located)
+        try:
+            read_back = elf.read(image, "image", "image.elf")
+        except LinkError as e:
+            raise Broken(f"the located program's ELF image is refused: {e}") from None
+        written = read_back.sections[:len(located.program.sections)]  # (first, in order)
+        for s, out in zip(located.program.sections, written, strict=False):
+            address = int(located.section_addresses[s.index])
+            if (out.name, out.address, out.size) != (s.name, address, s.size):
+                raise Broken(f"the ELF image has section {out.name} at {out.address:#x} "
+                             f"({out.size:#x} bytes) for {s.name} at {address:#x} ({s.size:#x})")
+        if len(written) != len(located.program.sections):
+            raise Broken(f"the ELF image has {len(read_back.sections)} sections")
+        text = ihex.write(chunks, located.entry)
+        if stored <= HEX_LIMIT:
+            memory, entry = ihex.read(text, "image.hex")
+            expected = {a + i: b for a, d in chunks for i, b in enumerate(d)}
+            if memory != expected or entry != located.entry & 0xFFFF_FFFF:
+                raise Broken("the HEX file does not read back as the load image")
+        for _line in locate_report.map_lines(located):
+            pass
+        json.dumps(locate_report.layout(located))
+        locate_page(located)
+        spans = [max((a + len(d) for a, d in chunks if r.address <= a < r.end), default=r.address)
+                 - r.address for r in located.regions]
+        if max(spans, default=0) <= OUTPUT_LIMIT:
+            locate_output.rom_images(located)
+        if run and sum(r.size for r in located.regions if r.memtype.name != "DEVICE") <= OUTPUT_LIMIT:
+            with contextlib.suppress(LinkError):
+                locate_api.run(located, console=0xE000_0000, timeout=RUN_SECONDS,
+                               max_instructions=RUN_INSTRUCTIONS)
+
+    # -- NuttX export tables -------------------------------------------------------------------------
+    def read_exports(self, data: bytes, index: int) -> list[str]:
+        """The export CSV as `linkload mksymtab` and the loaders read it (from a file)."""
+        path = self.workdir / "mutant.csv"
+        path.write_bytes(data)
+        rows = mksymtab.mksymtab(path, self.workdir / "symtab.c")
+        names = symtab.export_names(path)
+        if names != [r.name for r in rows]:
+            raise Broken(f"export_names gives {names[:4]}..., mksymtab's rows "
+                         f"{[r.name for r in rows][:4]}...")
+        return names
+
+    def exports_build(self, data: bytes, index: int, names: list[str]) -> None:
+        """`linkload nxflat --symbols`: an import the table lacks is an error now."""
+        name, obj = sorted(self.nx_objects.items())[index % len(self.nx_objects)]
+        nxflat_tool.build([obj], abi="v2" if name.endswith("-v2.o") else "v1",
+                          exports=self.workdir / "mutant.csv" if index % 2 else names)
+
+    def exports_load(self, data: bytes, index: int, names: list[str]) -> None:
+        """The board, given the table, loads a program whose every import is in it."""
+        ld = self.board
+        ld.exports = frozenset(names)
+        try:
+            ld.unload(ld.load(NXFLAT_SAMPLES / ("v1", "v2")[index % 2] / "hello.nxf"))
+        finally:
+            ld.exports = None
+            self._board_is_clean("an unload")
+
+
+def _nxflat_difference(a: nxflat.NxflatFile, b: nxflat.NxflatFile) -> str | None:
+    """The first field in which two NXFLAT files' contents differ, or None."""
+    for name in ("ispace", "data", "bss_size", "entry", "stack_size", "import_offset",
+                 "import_names", "callbacks"):
+        if getattr(a, name) != getattr(b, name):
+            return name
+    if not np.array_equal(a.relocations, b.relocations):
+        return "relocations"
+    return None
+
 
 @dataclass(frozen=True)
 class Steps:
@@ -774,7 +1533,25 @@ STEPS: dict[str, Steps] = {
                                                     Checks.link_emulated)),
     "dol": Steps(Checks.read_dol, Checks.dump_dol, (Checks.load_static, Checks.makerel_static)),
     "symbols": Steps(Checks.read_symbols, Checks.no_dump, (Checks.makerel_static,)),
+    "elf-arm": Steps(Checks.read_elf, Checks.dump_elf, (Checks.link_arm, Checks.build_nxflat)),
+    "nxflat": Steps(Checks.read_nxflat, Checks.dump_nxflat, (Checks.nxflat_round_trip,
+                                                             Checks.run_nxflat)),
+    "pe": Steps(Checks.read_pe, Checks.dump_pe, (Checks.locate_mutant,)),
+    "elf-program": Steps(Checks.read_program, Checks.dump_elf, (Checks.locate_mutant,)),
+    "locate-config": Steps(Checks.read_config, Checks.no_dump, (Checks.locate_config,)),
+    "ld-script": Steps(Checks.read_config, Checks.no_dump, (Checks.locate_config,)),
+    "layout": Steps(Checks.read_layout, Checks.no_dump, (Checks.layout_outputs,)),
+    "exports": Steps(Checks.read_exports, Checks.no_dump, (Checks.exports_build,
+                                                           Checks.exports_load)),
 }
+# Bounds of what the locator's and the NXFLAT board's steps do with a mutant: emulated runs
+# stop after RUN_INSTRUCTIONS or RUN_SECONDS; outputs whose size grows with a region (ROM
+# images) and boots are made only for images and regions up to OUTPUT_LIMIT bytes, and the
+# HEX file is read back (a dictionary of bytes) for load images up to HEX_LIMIT bytes.
+RUN_INSTRUCTIONS = 200_000
+RUN_SECONDS = 2.0
+OUTPUT_LIMIT = 16 << 20
+HEX_LIMIT = 1 << 18
 
 
 # -- the worker: a child process running a slice of mutants ----------------------------------------
@@ -797,9 +1574,9 @@ def work(corpus_dir: Path, seed: int, jobs: list[tuple[str, int, int]]) -> None:
             for i in range(start, stop):
                 out.write(f"B {fmt} {i}\n")
                 out.flush()
-                _seed, data, _notes = mutant(corpus, fmt, i, seed)
+                seed_name, data, _notes = mutant(corpus, fmt, i, seed)
                 try:
-                    checks.run(fmt, data, i)
+                    checks.run(fmt, data, i, seed_name)
                 except Exception as e:  # noqa: BLE001 - every other exception is a finding
                     out.write(f"X {fmt} {i} {json.dumps(_describe(e))}\n")
         out.write(f"S {json.dumps(checks.passed)}\n")
@@ -994,6 +1771,7 @@ def replay(corpus: Corpus, spec: str, seed: int, save: Path | None) -> int:
     steps = STEPS[fmt]
     with tempfile.TemporaryDirectory(prefix="linkload-fuzz-") as tmp:
         checks = Checks(corpus, Path(tmp))
+        checks.seed_name = name
         module = None
         for step in (steps.dump, steps.read, *steps.uses):
             args = (checks, data, int(index)) + ((module,) if step in steps.uses else ())

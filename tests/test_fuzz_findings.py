@@ -5,11 +5,14 @@ initialisers are called only where they may point; and a module whose COMDAT cop
 module uses is not freed under it.
 
 The PowerPC inputs are the committed golden files (``tests/golden``), so that these tests need
-no cross compiler; x86-64 objects are compiled at test time.
+no cross compiler; x86-64 objects and programs are compiled at test time, and so are the ARM
+objects of the NXFLAT findings (arm-none-eabi-gcc: without it those tests skip, or fail under
+``CI``); PE images are made here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -25,15 +28,34 @@ from elfutil import (
     patch_header,
     patch_reloc,
     patch_section,
+    patch_symbol,
     read_reloc,
     run,
 )
-from linkload import FormatError, Linker, LinkError, ModuleStateError, PlacementError, formats
+from linkload import (
+    ConfigError,
+    FixupError,
+    FormatError,
+    Linker,
+    LinkError,
+    ModuleStateError,
+    PlacementError,
+    UndefinedSymbolError,
+    UnsupportedError,
+    formats,
+)
 from linkload.arch import ppc
 from linkload.cli import main as cli
-from linkload.formats import dol, elf, symtab
-from linkload.model import Segment
+from linkload.formats import dol, elf, read_program, symtab
+from linkload.formats import nxflat as nxflat_format
+from linkload.locate import ldscript, locate, locate_program
+from linkload.locate.output import elf_bytes
+from linkload.model import MOVES_NOT, Segment
 from linkload.tools import build
+from linkload.tools import nxflat as nxflat_tool
+from linkload.tools.mksymtab import mksymtab
+from locateutil import TEXT, toy_program
+from locateutil import config as locate_config
 
 GOLDEN = Path(__file__).parent / "golden"
 R_PPC_REL32 = 26
@@ -462,3 +484,268 @@ def test_extended_section_name_index_without_sections(small_objects):
         with pytest.raises(FormatError) as info:
             attempt()
         assert info.value.offset == layout(small_objects["good"]).header["e_shoff"]
+
+
+# -- found by scripts/fuzz.py: linkload nxflat and the NXFLAT reader -------------------------------
+NXFLAT_SAMPLES = Path(__file__).parent / "nxflat"
+NXFLAT_FLAGS = ("-mcpu=cortex-m3", "-mthumb", "-Os", "-fno-common", "-fomit-frame-pointer",
+                "-mfloat-abi=soft", "-fpic", "-msingle-pic-base", "-mpic-register=r10",
+                "-mno-pic-data-is-text-relative")
+
+
+@pytest.fixture(scope="module")
+def nx_objects(toolchain) -> dict[str, bytes]:
+    """hello.c and fnptr.c of the NXFLAT samples, compiled with NuttX's flags (ABI v1)."""
+    tc = toolchain("arm-none-eabi-gcc", None, "arm-none-eabi-ld", NXFLAT_FLAGS)
+    return {name: tc.compile(NXFLAT_SAMPLES / f"{name}.c").read_bytes() for name in ("hello", "fnptr")}
+
+
+def _symbol_row(data: bytes, name: str) -> int:
+    from io import BytesIO
+
+    from elftools.elf.elffile import ELFFile
+    table = ELFFile(BytesIO(data)).get_section_by_name(".symtab")
+    return next(i for i, s in enumerate(table.iter_symbols()) if s.name == name)
+
+
+def test_nxflat_entry_point_past_the_end_of_ispace(nx_objects):
+    """main's value made 0xffffffff: the header's entry field cannot hold it (a struct.error
+    when the file was written); the loader would refuse it anyway."""
+    bad = patch_symbol(nx_objects["hello"], _symbol_row(nx_objects["hello"], "main"),
+                       st_value=0xFFFF_FFFF)
+    with pytest.raises(FormatError, match="past the end of I-space") as info:
+        nxflat_tool.build([bad])
+    err = info.value
+    assert (err.section, err.offset, err.symbol) == (".text.startup", 0xFFFF_FFFF, "main")
+
+
+def test_nxflat_spaces_past_the_header_fields(nx_objects):
+    """A common block of 4 GiB: the header's bss end does not fit its 32-bit field (the
+    builder names the block; writing the header is refused too)."""
+    obj = nx_objects["hello"]
+    bad = patch_symbol(obj, _symbol_row(obj, "shout"), st_shndx=0xFFF2, st_value=4,
+                       st_size=0xFFFF_FFF0)  # SHN_COMMON
+    with pytest.raises(UnsupportedError, match="past the NXFLAT header's 32-bit fields") as info:
+        nxflat_tool.build([bad])
+    assert info.value.symbol == "shout"
+    contents = nxflat_tool.build([nx_objects["hello"]]).file
+    with pytest.raises(FormatError, match="stack size 0x100000000 does not fit"):
+        dataclasses.replace(contents, stack_size=1 << 32).to_bytes()
+
+
+def test_nxflat_word_patched_by_two_relocations(nx_objects):
+    """Two pointer relocations at one word of .data: two NXFLAT relocations of one D-space
+    word, which the builder wrote and its own reader refused."""
+    obj = nx_objects["fnptr"]
+    section = next(s["name"] for s in layout(obj).sections if s["name"].startswith(".rel.data"))
+    at = read_reloc(obj, section, 1)["r_offset"]
+    bad = patch_reloc(obj, section, 0, r_offset=at)
+    with pytest.raises(FormatError, match="two relocations patch this word") as info:
+        nxflat_tool.build([bad])
+    assert (info.value.section, info.value.offset) == (section[4:], at)
+
+
+def test_nxflat_field_past_the_end_of_its_section(nx_objects):
+    """A REL table's field whose last bytes lie past its section: its addend was read out of
+    bounds (an IndexError)."""
+    obj = nx_objects["fnptr"]
+    section = next(s for s in layout(obj).sections if s["name"].startswith(".rel.data"))
+    size = layout(obj).section(section["name"][4:])["sh_size"]
+    bad = patch_reloc(obj, section["name"], 0, r_offset=size - 2)
+    with pytest.raises(FormatError, match="the field runs past the end of the section") as info:
+        nxflat_tool.build([bad])
+    assert (info.value.section, info.value.offset, info.value.kind) == (
+        section["name"][4:], size - 2, "R_ARM_ABS32")
+
+
+def test_nxflat_object_without_symbols(nx_objects):
+    """No section table at all: no entry point (an IndexError before)."""
+    bad = patch_header(nx_objects["hello"], e_shoff=0, e_shnum=0, e_shstrndx=0)
+    with pytest.raises(UndefinedSymbolError, match="the entry point is not defined"):
+        nxflat_tool.build([bad])
+
+
+def test_nxflat_import_names_that_are_not_utf8(nx_objects):
+    """An import's name with a byte that is not UTF-8 (a UnicodeEncodeError when the thunks
+    were laid out): written as it is, and read back the same."""
+    obj = nx_objects["hello"]
+    bad = obj.replace(b"\0report\0", b"\0r\xffport\0", 1)
+    built = nxflat_tool.build([bad])
+    assert b"r\xffport\0" in built.data
+    _header, contents = nxflat_format.parse(built.data)
+    assert contents.import_names == built.file.import_names
+    assert "r\udcffport" in contents.import_names
+    assert any("r\ufffdport" in line for line in nxflat_format.dump(built.data, "x.nxf"))
+
+
+# -- found by scripts/fuzz.py: NuttX export tables -------------------------------------------------
+def test_export_table_that_is_not_utf8(tmp_path):
+    """A byte that is not UTF-8 in an export CSV: a FormatError naming the file, the line and
+    the offset, from every reader of the table (a UnicodeDecodeError before)."""
+    csv = tmp_path / "exports.csv"
+    csv.write_bytes(b'"malloc","stdlib.h","","FAR void *","size_t"\n"rep\xa4ort","x.h","","void"\n')
+    for read in (lambda: symtab.export_names(csv), lambda: mksymtab(csv, tmp_path / "symtab.c"),
+                 lambda: Linker.emulated("cortex-m3", exports=csv)):
+        with pytest.raises(FormatError, match="line 2: byte 0xa4 is not UTF-8") as info:
+            read()
+        assert (info.value.file, info.value.offset) == (str(csv), 49)
+
+
+# -- found by scripts/fuzz.py: ELF programs for the locator ----------------------------------------
+BOARD = Path(__file__).parent / "c" / "locate" / "board.c"
+BOARD_FLAGS = ["-O2", "-ffreestanding", "-fno-asynchronous-unwind-tables", "-nostdlib", "-static",
+               "-Wl,-e,start", "-Wl,--build-id=none"]
+
+
+def test_stripped_program(tmp_path):
+    """An executable without a symbol table (an IndexError before): read, it stays where it
+    was linked."""
+    exe = compile_c(BOARD.read_text(), tmp_path / "stripped", [*BOARD_FLAGS, "-no-pie", "-s"],
+                    link=True)
+    module = read_program(exe)
+    assert module.moves == MOVES_NOT and len(module.symbols) == 1
+    first = min(s.address for s in module.sections)
+    commands = [f"Region RAM {first:#x} 1M RAM", *(f"Locate NTSection {s.name} RAM"
+                                                   for s in module.sections)]
+    assert locate_program(exe, [], commands).fixups.delta == 0  # where it was linked
+    with pytest.raises(FixupError, match="the program lists no fixups"):
+        locate_program(exe, [], [f"Region RAM {first + 0x10000:#x} 1M RAM",
+                                 *commands[1:]])
+
+
+def test_program_sections_in_the_top_half_of_the_address_space(tmp_path):
+    """sh_addr 0xa3cd8813a158ec3a (an OverflowError before): the locator's addresses stay
+    below 2**63."""
+    exe = compile_c(BOARD.read_text(), tmp_path / "board", [*BOARD_FLAGS, "-no-pie",
+                                                           "-Wl,--emit-relocs"], link=True)
+    bad = patch_section(exe.read_bytes(), ".text", sh_addr=0xA3CD8813A158EC3A)
+    with pytest.raises(UnsupportedError, match="reaches past 2[*][*]63") as info:
+        read_program(bad)
+    assert info.value.section == ".text"
+
+
+def test_pie_dynamic_relocation_naming_a_symbol_past_the_table(tmp_path):
+    """A PIE's GLOB_DAT relocation naming symbol 0xafa7e8ba (an IndexError when the program
+    was made ready for the locator): refused by kind, as every non-RELATIVE one; the dump lists
+    a PIE's dynamic relocations (it refused them: not against the symbol table)."""
+    exe = compile_c(BOARD.read_text(), tmp_path / "pie", [*BOARD_FLAGS, "-fPIE", "-static-pie",
+                                                         "-Wl,--no-dynamic-linker",
+                                                         "-Wl,-z,norelro"], link=True)
+    data = exe.read_bytes()
+    assert "Dynamic relocations (" in "\n".join(formats.dump(data))
+    bad = patch_reloc(data, ".rela.dyn", 0, sym=0xAFA7E8BA, type=6)  # R_X86_64_GLOB_DAT
+    module = read_program(bad)
+    sections = [s.name for s in module.sections]
+    with pytest.raises(UnsupportedError, match="R_X86_64_GLOB_DAT: cannot move this fixup"):
+        locate_program(module, [], ["Region RAM 800000h 1M RAM", f"Locate NTSection {sections[0]} RAM",
+                                    f"Locate NTSection {sections[-1]} RAM"])
+
+
+# -- found by scripts/fuzz.py: PE images -----------------------------------------------------------
+def _pe(*, base=0x400000, magic=0x10B, machine=0x14C, text_flags=0x60000020, text_name=b".text",
+        symbol_value=0) -> bytes:
+    """A PE image (scripts/fuzz.py's seed): .text holding a HIGHLOW field, .reloc, and a COFF
+    symbol in .text."""
+    plus = magic == 0x20B
+    directories = 112 if plus else 96
+    optional = bytearray(directories + 128)
+    struct.pack_into("<HBBIII", optional, 0, magic, 2, 40, 0x200, 0, 0)
+    struct.pack_into("<III", optional, 16, 0x1000, 0x1000, 0x2000)
+    struct.pack_into("<Q" if plus else "<I", optional, 24 if plus else 28, base)
+    struct.pack_into("<II", optional, 32, 0x1000, 0x200)
+    struct.pack_into("<II", optional, 56, 0x3000, 0x400)
+    struct.pack_into("<I", optional, directories - 4, 16)
+    relocations = struct.pack("<IIHH", 0x1000, 12, 3 << 12, 0)
+    struct.pack_into("<II", optional, directories + 8 * 5, 0x2000, len(relocations))
+    header = bytearray(0x400)
+    header[:2] = b"MZ"
+    struct.pack_into("<I", header, 0x3C, 0x80)
+    header[0x80:0x84] = b"PE\0\0"
+    struct.pack_into("<HHIIIHH", header, 0x84, machine, 2, 0, 0x800, 1, len(optional), 0x102)
+    header[0x98:0x98 + len(optional)] = optional
+    table = 0x98 + len(optional)
+    for i, (name, rva, at, flags) in enumerate([(text_name, 0x1000, 0x400, text_flags),
+                                                (b".reloc", 0x2000, 0x600, 0x42000040)]):
+        struct.pack_into("<8sIIIIIIHHI", header, table + 40 * i, name, 0x200, rva, 0x200, at,
+                         0, 0, 0, 0, flags)
+    text = struct.pack("<I", (base + 0x1000) & 0xFFFF_FFFF).ljust(0x200, b"\0")
+    symbol = struct.pack("<8sIhHBB", b"_start", symbol_value, 1, 0x20, 2, 0)
+    return bytes(header) + text + relocations.ljust(0x200, b"\0") + symbol + struct.pack("<I", 4)
+
+
+def test_pe_fixups_of_an_image_that_loads_no_section():
+    """Every section discardable, base relocations present (an IndexError before)."""
+    assert len(read_program(_pe()).relocation_runs) == 1
+    with pytest.raises(FormatError, match="HIGHLOW at RVA 0x1000 does not lie in the bytes of a "
+                                          "loaded section") as info:
+        read_program(_pe(text_flags=0x62000020))
+    assert info.value.section == "base relocations"
+
+
+def test_pe_addresses_past_the_address_space():
+    """An image base that puts the image past 2**64 (an OverflowError before), a COFF symbol
+    past 2**32 in a PE32 image, a PE32+ image in the top half, which the locator refuses."""
+    with pytest.raises(FormatError, match="pass the end of the 64-bit address space") as info:
+        read_program(_pe(base=0xFFFF_FFFF_FFFF_FFFC, magic=0x20B, machine=0x8664))
+    assert info.value.offset == 0x98 + 24
+    with pytest.raises(FormatError, match="symbol '_start' at 0xfffff000 in section 1") as info:
+        read_program(_pe(symbol_value=0xFFFF_F000))
+    assert (info.value.section, info.value.offset) == ("COFF symbol table", 0x800)
+    high = read_program(_pe(base=1 << 63, magic=0x20B, machine=0x8664))
+    with pytest.raises(UnsupportedError, match="below 2[*][*]63") as info:
+        locate_program(high, [], ["Region RAM 800000h 1M RAM", "Locate NTSection .text RAM"])
+    assert info.value.section == ".text"
+
+
+def test_pe_names_are_c_strings():
+    """A section name with a NUL inside ends there, as in the loader (the name's later bytes
+    went into the located ELF image, whose string table cut them off)."""
+    module = read_program(_pe(text_name=b"ab\0cd"))
+    assert module.sections[0].name == "ab"
+    located = locate_program(module, [], ["Region RAM 800000h 1M RAM", "Locate NTSection ab RAM"])
+    assert elf.read(elf_bytes(located)).sections[0].name == "ab"
+
+
+# -- found by scripts/fuzz.py: the locator, its configurations and layouts -------------------------
+def test_symbol_moved_out_of_the_address_space():
+    """A symbol of .text far past its section's end: moving .text up made it pass 2**32 (an
+    OverflowError when the ELF image was written)."""
+    program = toy_program([(".text", TEXT, 0x401000, 0x100)],
+                          symbols=[("start", 0, 0x401000), ("far", 0, 0xFF401000)])
+    with pytest.raises(FixupError, match=r"moves with its section to 0x100000000, outside the "
+                                         "32-bit address space") as info:
+        locate(program, locate_config("Region ROM 1000000h 64k ROM\nLocate Section .text ROM\n"))
+    assert (info.value.section, info.value.symbol) == (".text", "far")
+
+
+def test_region_outside_the_address_space():
+    """A region past 2**32 for an i386 program (a UcError when the program was booted)."""
+    program = toy_program([(".text", TEXT, 0x401000, 0x100)])
+    with pytest.raises(ConfigError, match=r"test.cfg:2: region X \[0xfffffffffffff000, "
+                                          r"0x10000000000000000\) does not lie in the 32-bit"):
+        locate(program, locate_config("Region ROM 1000000h 64k ROM\nRegion X FFFFFFFFFFFFF000h 4k "
+                                      "ROM\nLocate Section .text ROM\n"))
+
+
+@pytest.mark.parametrize("number", ["1e400", "1.5", '"65536"', "true", "-4"])
+def test_reserved_layout_with_numbers_that_are_not_sizes(tmp_path, number):
+    """An earlier layout.json whose address or size is not a whole number of bytes (1e400 is
+    an infinity: an OverflowError before; the others were taken as numbers)."""
+    (tmp_path / "layout.json").write_text(
+        '{"program": "boot", "entities": [{"kind": "section", "name": ".text", '
+        f'"address": 65536, "size": {number}}}]}}')
+    program = toy_program([(".text", TEXT, 0x401000, 0x100)])
+    with pytest.raises(ConfigError, match=r"test.cfg:1: Reserve: .* is not a layout .*entity "
+                                          r"0's size is"):
+        locate(program, locate_config(f"Reserve {tmp_path}\nRegion ROM 10000h 64k ROM\n"
+                                      "Locate Section .text ROM\n"))
+
+
+@pytest.mark.parametrize(("align", "message"), [
+    ("0x", "unexpected 'x'"),  # a ValueError before
+    ("3", r"ALIGN\(3\) of output section .text: 0x3 is not a power of two")])
+def test_linker_script_alignment_that_is_not_one(align, message):
+    text = ("MEMORY {\n ROM (rx) : ORIGIN = 0, LENGTH = 1K\n}\n"
+            f"SECTIONS {{\n .text : ALIGN({align}) {{ *(.text) }} > ROM\n}}\n")
+    with pytest.raises(ConfigError, match=f"board.ld:5: .*{message}"):
+        ldscript.parse(text, "board.ld")

@@ -169,9 +169,10 @@ def test_a_v2_loader_refuses_a_module_without_its_marker():
 
 
 def test_random_corruption_is_a_format_error_or_a_module():
-    """A small fuzzer (the shared harness is not in this tree): bytes of the header, the
-    import table and the relocations flipped at random; reading either works or raises one
-    FormatError, never another exception."""
+    """A small fuzzer of its own, needing no toolchain (scripts/fuzz.py's nxflat format goes
+    further: tests/test_fuzz.py): bytes of the header, the import table and the relocations
+    flipped at random; reading either works or raises one FormatError, never another
+    exception."""
     rng = random.Random(11)
     for name in NAMES:
         data = sample(name)

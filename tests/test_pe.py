@@ -281,9 +281,9 @@ def test_unknown_base_relocation_types_are_refused_by_name():
 
 
 def test_mutated_images_fail_only_with_link_errors(mingw):
-    """A small fuzz of its own (the project's fuzz harness is not on this branch): bytes of a
-    real image changed at random are read, dumped and located, or refused with a LinkError;
-    nothing else escapes."""
+    """A small fuzz of its own (scripts/fuzz.py's pe format goes further: tests/test_fuzz.py):
+    bytes of a real image changed at random are read, dumped and located, or refused with a
+    LinkError; nothing else escapes."""
     original = build(mingw, "board").read_bytes()
     rng = random.Random(12)
     cfg_text = "Region RAM 800000h 1M RAM\nLocate NTSection .text RAM\nLocate NTSection .idata RAM\n"

@@ -492,8 +492,11 @@ class Module:
 
 
 def _c_string(table: bytes, start: int) -> str:
+    """The NUL-terminated name at ``start``, decoded as :meth:`Module.symbol_names` decodes a
+    whole table (bytes that are not UTF-8 kept, so that a name is the same however it is
+    looked up, and encodes back to its bytes)."""
     end = table.find(b"\0", start)
-    return table[start:end if end >= 0 else len(table)].decode("utf-8", "replace")
+    return table[start:end if end >= 0 else len(table)].decode("utf-8", "surrogateescape")
 
 
 def merge(modules: list[Module], name: str) -> Module:

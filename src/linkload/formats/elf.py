@@ -645,8 +645,24 @@ def read_program(source: Source, name: str | None = None, file: str | None = Non
     section_map = np.full(len(elf.sections), NOT_LOADED, np.int32)
     loaded = [i for i, (t, f) in enumerate(zip(elf.sh["type"], elf.sh["flags"], strict=True))
               if _is_loaded(t, f)]
+    for i in loaded:
+        sec = module.sections[loaded.index(i)]
+        end = sec.address + sec.size
+        if end > 1 << elf.header.bits:
+            raise elf.error(f"the section [{sec.address:#x}, {end:#x}) passes the end of the "
+                            f"{elf.header.bits}-bit address space", elf.names[i])
+        if end > 1 << 63:
+            raise UnsupportedError(f"the section [{sec.address:#x}, {end:#x}) reaches past "
+                                   "2**63: the locator places nothing in the top half of the "
+                                   "64-bit address space", file=file, section=elf.names[i])
     section_map[loaded] = np.arange(len(loaded), dtype=np.int32)
     where = _symbol_sections(elf, section_map)
+    if not len(module.symbols):  # a stripped program: row 0 still stands for "no symbol"
+        module.symbols = np.zeros(1, SYMBOL_DTYPE)
+        module.symbols["module"] = -1
+        module.symbols["section"] = UNDEF
+        module.strtab = b"\0"
+        where = np.full(1, FIXED, np.int32)
     cpu = arch_registry.ARCHES.get(machine)
     runs = _kept_relocations(elf, cpu, section_map, module) if cpu is not None else []
     module.moves = MOVES_APART
@@ -767,9 +783,9 @@ def _dynamic_relocations(elf: ElfFile, cpu, module: Module) -> list[RelocationRu
         table = elf._table(elf.sh["offset"][ri], elf.sh["size"][ri], elf.sh["entsize"][ri], dtype,
                            "dynamic relocation table", elf.names[ri])
         if elf.header.bits == 64:
-            typ, sym = table["type"].astype(np.int64), table["sym"].astype(np.int64)
+            typ = table["type"].astype(np.int64)
         else:
-            typ, sym = (table["info"] & 0xFF).astype(np.int64), (table["info"] >> 8).astype(np.int64)
+            typ = (table["info"] & 0xFF).astype(np.int64)
         address = table["offset"].astype(np.int64)
         index = np.searchsorted(starts, address, side="right") - 1
         ok = (index >= 0) & (address < starts[np.maximum(index, 0)] + sizes[np.maximum(index, 0)])
@@ -779,7 +795,9 @@ def _dynamic_relocations(elf: ElfFile, cpu, module: Module) -> list[RelocationRu
                             "loaded section", elf.names[ri], i)
         is_relative = typ == relative
         kind = np.where(is_relative, cpu.pointer_kind, typ)
-        target = np.where(is_relative, 0, sym)  # (other kinds are refused: their row is moot)
+        # (other kinds are refused by the locator: their row is moot, and it would index
+        # .dynsym, not the symbols the module has)
+        target = np.zeros(len(kind), np.int64)
         addend = table["addend"].astype(np.int64) if rela else None
         for i in np.unique(index).tolist():
             rows = np.flatnonzero(index == i)
@@ -834,6 +852,9 @@ def dump(data: bytes | bytearray | memoryview, file: str, *, disasm: bool = Fals
     cpu = arch_registry.ARCHES.get(machine)
     kind_name = cpu.kind_name if cpu is not None else (lambda k: f"type {k}")
     for ri in elf.relocation_sections():
+        if elf.sh["link"][ri] != elf.symtab_index:
+            yield from _dump_dynamic_relocations(elf, ri, kind_name)
+            continue
         offset, typ, sym, addend = elf.relocations(ri)
         target = elf.patched_section(ri)
         yield ""
@@ -844,6 +865,28 @@ def dump(data: bytes | bytearray | memoryview, file: str, *, disasm: bool = Fals
             yield f"  {o:#10x}  {kind_name(t):<26} {_symbol_label(elf, s):<32} {a:+#x}"
     if disasm:
         yield from _dump_code(elf, machine)
+
+
+def _dump_dynamic_relocations(elf: ElfFile, ri: int, kind_name) -> Iterator[str]:
+    """A table of dynamic relocations (a PIE's or a shared object's, against another symbol
+    table than the one read, .dynsym): addresses, kinds, symbol numbers, addends."""
+    rela = elf.sh["type"][ri] == SHT_RELA
+    dtype = elf.dt["rela" if rela else "rel"]
+    table = elf._table(elf.sh["offset"][ri], elf.sh["size"][ri], elf.sh["entsize"][ri], dtype,
+                       "dynamic relocation table", elf.names[ri])
+    if elf.header.bits == 64:
+        typ, sym = table["type"], table["sym"]
+    else:
+        typ, sym = table["info"] & np.uint32(0xFF), table["info"] >> np.uint32(8)
+    addend = table["addend"].tolist() if rela else [None] * len(table)
+    yield ""
+    yield (f"Dynamic relocations ({len(table)} entries, from {elf.names[ri]}, against section "
+           f"{int(elf.sh['link'][ri])}'s symbols):")
+    yield f"  {'address':>10}  {'kind':<26} {'symbol':<32} addend"
+    for o, t, k, a in zip(table["offset"].tolist(), typ.tolist(), sym.tolist(), addend,
+                          strict=True):
+        yield f"  {o:#10x}  {kind_name(t):<26} {f'#{k}' if k else '':<32} " + \
+            ("(in the field)" if a is None else f"{a:+#x}")
 
 
 def _dump_code(elf: ElfFile, machine: str) -> Iterator[str]:
@@ -870,6 +913,8 @@ def _relocation_notes(elf: ElfFile, cpu) -> dict[int, dict[int, list[str]]]:
     if cpu is None:
         return out
     for ri in elf.relocation_sections():
+        if elf.sh["link"][ri] != elf.symtab_index:
+            continue  # dynamic relocations: addresses, not offsets of one section
         target = elf.patched_section(ri)
         offset, typ, sym, addend = elf.relocations(ri)
         notes = out.setdefault(target, {})

@@ -156,8 +156,16 @@ class NxflatFile:
         if len(self.relocations) > 0xFFFF or len(self.import_names) > 0xFFFF:
             raise FormatError(f"an NXFLAT file holds at most 65535 relocations and imports "
                               f"({len(self.relocations)} and {len(self.import_names)})")
+        header = self.header()
+        fields = {"entry point": header.entry, "data end": header.dataend,
+                  "bss end": header.bssend, "stack size": header.stacksize}
+        for what, value in fields.items():
+            if not 0 <= value <= 0xFFFF_FFFF:
+                raise FormatError(f"the header's {what} {value:#x} does not fit its 32-bit field "
+                                  f"(I-space {len(self.ispace):#x} bytes, D-space data "
+                                  f"{len(self.data):#x}, bss {self.bss_size:#x})")
         words = np.asarray(self.relocations, np.uint32).astype("<u4").tobytes()
-        return self.header().pack() + bytes(self.ispace) + bytes(self.data) + words
+        return header.pack() + bytes(self.ispace) + bytes(self.data) + words
 
 
 def callback_table(offsets: tuple[int, ...] | list[int]) -> bytes:
@@ -236,7 +244,8 @@ class _Reader:
             if end < 0:
                 raise self.error(f"import {i}'s name at I-space offset {name_offset:#x} is not a "
                                  f"NUL-terminated string in I-space", at)
-            names.append(self.data[start:end].decode("utf-8", "replace"))
+            # (bytes that are not UTF-8 kept as they are: the firmware binds the bytes)
+            names.append(self.data[start:end].decode("utf-8", "surrogateescape"))
         return h.importsymbols - h.datastart, tuple(names)
 
     def callbacks(self, h: NxflatHeader) -> tuple[int, ...]:
@@ -396,7 +405,8 @@ def dump(data: bytes | memoryview, file: str, *, disasm: bool = False,
     for i, name in enumerate(contents.import_names):
         offset = contents.import_offset + IMPORT.size * i
         name_at, _ = IMPORT.unpack_from(contents.data, offset)
-        yield f"  {i:>4}  D-space {offset:#06x}  name at I-space +{name_at:#x}  {name}"
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        yield f"  {i:>4}  D-space {offset:#06x}  name at I-space +{name_at:#x}  {shown}"
     yield ""
     yield "D-space data (GOT and .data, without the relocations that follow it in the file):"
     for at in range(0, len(contents.data), 16):

@@ -223,6 +223,10 @@ class PeFile:
         if section_alignment == 0 or section_alignment & (section_alignment - 1):
             raise self.error(f"section alignment {section_alignment:#x} is not a power of two",
                              offset=optional + 32)
+        bits = 64 if plus else 32
+        if base + size_of_image > 1 << bits:
+            raise self.error(f"image base {base:#x} and size of image {size_of_image:#x} pass the "
+                             f"end of the {bits}-bit address space", offset=optional + (24 if plus else 28))
         header = PeHeader(machine, magic, characteristics, base, entry, section_alignment,
                           file_alignment, size_of_image, size_of_headers, subsystem,
                           dll_characteristics, directories, symbols, symbol_count)
@@ -255,7 +259,7 @@ class PeFile:
     def _section_name(self, raw: bytes, at: int) -> str:
         """A section's name: 8 bytes, or ``/123`` for a longer name at offset 123 of the COFF
         string table."""
-        name = raw.rstrip(b"\0").decode("utf-8", "replace")
+        name = raw.split(b"\0", 1)[0].decode("utf-8", "replace")  # (NUL-padded: a C string)
         if name.startswith("/") and name[1:].isdigit() and self.header.symbol_table:
             strings = self.header.symbol_table + 18 * self.header.symbol_count
             return self._string(strings, int(name[1:]), at)
@@ -339,9 +343,14 @@ class PeFile:
 
     def symbols(self) -> tuple[np.ndarray, list[str]]:
         """The COFF symbol table (auxiliary records left out) and the symbols' names."""
+        table, names, _offsets = self.symbol_records()
+        return table, names
+
+    def symbol_records(self) -> tuple[np.ndarray, list[str], list[int]]:
+        """:meth:`symbols`, and the file offset of each symbol's record."""
         h = self.header
         if not h.symbol_table or not h.symbol_count:
-            return np.zeros(0, _SYMBOL), []
+            return np.zeros(0, _SYMBOL), [], []
         raw = np.frombuffer(self._bytes(h.symbol_table, 18 * h.symbol_count, "COFF symbol table"),
                             _SYMBOL)
         rows, i = [], 0
@@ -357,8 +366,8 @@ class PeFile:
                 offset = struct.unpack("<I", name[4:].ljust(4, b"\0"))[0]
                 names.append(self._string(strings, offset, h.symbol_table + 18 * rows[k]))
             else:
-                names.append(name.decode("utf-8", "replace"))
-        return table, names
+                names.append(name.split(b"\0", 1)[0].decode("utf-8", "replace"))
+        return table, names, [h.symbol_table + 18 * r for r in rows]
 
 
 # -- the Module ---------------------------------------------------------------------------------
@@ -401,7 +410,7 @@ def _kind(section: PeSection) -> SectionKind:
 def _symbols(pe: PeFile, number_to_index: dict[int, int]) -> tuple[np.ndarray, bytes, np.ndarray]:
     """Symbol rows (0: the target of fixups that name no symbol, 1: of half-address fixups;
     then the COFF symbols as ABS addresses), the string table, and each row's section."""
-    raw, names = pe.symbols()
+    raw, names, records = pe.symbol_records()
     base = pe.header.image_base
     rva_of = {s.number: s.rva for s in pe.sections}
     out = np.zeros(2 + len(raw), SYMBOL_DTYPE)
@@ -420,8 +429,13 @@ def _symbols(pe: PeFile, number_to_index: dict[int, int]) -> tuple[np.ndarray, b
         if storage == C_FILE:
             out["type"][i] = FILE_SYMBOL
         if number > 0:  # in a section: an address
+            address = base + rva_of.get(number, 0) + value
+            if address >= 1 << (64 if pe.header.magic == PE32_PLUS else 32):
+                raise pe.error(f"symbol {name!r} at {value:#x} in section {number} lies at "
+                               f"{address:#x}, past the end of the address space",
+                               "COFF symbol table", records[k])
             out["section"][i] = ABS
-            out["value"][i] = base + rva_of.get(number, 0) + value
+            out["value"][i] = address
             where[i] = number_to_index.get(number, FIXED)
             if storage == C_STAT and name == _section_name_of(pe, number):
                 out["type"][i] = SECTION_SYMBOL
@@ -459,7 +473,8 @@ def _fixups(pe: PeFile, arch: Arch, loaded: list[PeSection],
     starts = np.array([s.rva for s in loaded], np.int64)
     ends = starts + np.array([s.initialised for s in loaded], np.int64)
     index = np.searchsorted(starts, relocs.rva, side="right") - 1
-    inside = (index >= 0) & (relocs.rva + width <= ends[np.maximum(index, 0)])
+    inside = (index >= 0) & (relocs.rva + width <= ends[np.maximum(index, 0)]) if len(loaded) \
+        else np.zeros(len(index), bool)  # (an image that loads no section)
     if not inside.all():
         i = int(np.flatnonzero(~inside)[0])
         raise pe.error(f"base relocation {TYPE_NAMES[int(relocs.type[i])]} at RVA "

@@ -336,6 +336,23 @@ def parse_exports_csv(text: str, file: str = "<text>") -> list[ExportRow]:
     return rows
 
 
+def read_exports_csv(path: str | os.PathLike) -> list[ExportRow]:
+    """The rows of the NuttX export CSV file ``path`` (UTF-8 text)."""
+    file = os.fspath(path)
+    try:
+        with open(file, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise FormatError(f"cannot read: {e.strerror}", file=file) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise FormatError(f"line {line}: byte {data[e.start]:#04x} is not UTF-8 text",
+                          file=file, offset=e.start) from None
+    return parse_exports_csv(text, file)
+
+
 def export_names(source: str | os.PathLike) -> list[str]:
     """The names a firmware exports, from a NuttX export CSV (``*.csv``), the firmware's ELF
     file (its global symbols) or a symbol list (``address:name`` lines)."""
@@ -349,10 +366,10 @@ def export_names(source: str | os.PathLike) -> list[str]:
         module = elf_format.read(path)
         return module.symbol_names(module.exported())
     if path.lower().endswith(".csv"):
-        with open(path, encoding="utf-8") as f:
-            return [row.name for row in parse_exports_csv(f.read(), path)]
+        return [row.name for row in read_exports_csv(path)]
     return [entry.name for entry in parse_file(path)]
 
 
 __all__ = ["ExportRow", "SymbolEntry", "dol_sections", "export_names", "other_modules", "parse",
-           "parse_exports_csv", "parse_file", "read", "resolve", "section_names", "to_module"]
+           "parse_exports_csv", "parse_file", "read", "read_exports_csv", "resolve",
+           "section_names", "to_module"]

@@ -183,7 +183,10 @@ def _output_sections(text: str, body: tuple[int, int], regions: dict[str, Region
         if name == "/DISCARD/":
             continue
         align = re.search(r"\bALIGN\s*\(\s*(\w+)\s*\)", m.group("before"))
-        alignment = int(align.group(1), 0) if align else 0
+        alignment = evaluate(align.group(1), regions, where) if align else 0
+        if alignment & (alignment - 1) or alignment < 0:
+            raise where.error(f"ALIGN({align.group(1)}) of output section {name}: {alignment:#x} is "
+                              "not a power of two")
         vma, lma = tail.group("vma"), tail.group("lma")
         if vma is None:
             raise where.error(f"output section {name} has no >REGION: the locator places each "

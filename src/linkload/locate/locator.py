@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, LinkError, PlacementError
+from ..errors import ConfigError, FixupError, LinkError, PlacementError
 from ..space.image import ImageSpace
 from .boot import BootEntry, BootTable, Op
 from .config import Config, LocateCommand, MemType
@@ -101,6 +101,13 @@ class _Locate:
     def __init__(self, program: Program, config: Config) -> None:
         self.program = program
         self.config = config
+        bits = program.arch.bits
+        limit = min(1 << bits, 1 << 63)  # (the locator's addresses are 64-bit signed numbers)
+        for c in config.regions:
+            if c.address < 0 or c.end > limit:
+                raise c.where.error(f"region {c.name} [{c.address:#x}, {c.end:#x}) does not lie in "
+                                    f"the {bits}-bit address space of {program.name}"
+                                    + (" (below 2**63)" if bits == 64 else ""))
         self.regions = {c.name: Region.of(c) for c in config.regions}
         self.entities: list[Entity] = []
         self.section_entities: dict[int, Entity] = {}
@@ -381,7 +388,18 @@ class _Locate:
         old = np.array([s.address for s in self.program.sections], np.int64)
         delta = np.concatenate([addresses - old, [0]])
         where = self.program.symbol_sections
-        return self.program.symbol_values + delta[np.where(where >= 0, where, len(old))]
+        moved = self.program.symbol_values + delta[np.where(where >= 0, where, len(old))]
+        bits = self.program.arch.bits
+        outside = np.flatnonzero((where >= 0) & ((moved < 0) | (moved >= 1 << bits)))
+        if len(outside):
+            i = int(outside[0])
+            section = self.program.sections[int(where[i])]
+            raise FixupError(f"the symbol, linked at {int(self.program.symbol_values[i]):#x} in "
+                             f"[{section.address:#x}, {section.end:#x}), moves with its section to "
+                             f"{int(moved[i]):#x}, outside the {bits}-bit address space",
+                             file=self.program.file, section=section.name,
+                             symbol=self.program.symbol_names[i])
+        return moved
 
     def _load_image(self, images: list[np.ndarray], stored: dict[int, bytes],
                     boot: BootTable) -> ImageSpace:
@@ -425,15 +443,18 @@ def _reserved_ranges(path: str, where) -> list[tuple[int, int, str]]:
         with open(file, encoding="utf-8") as f:
             layout = json.load(f)
         ranges = []
-        for e in layout["entities"]:
+        for i, e in enumerate(layout["entities"]):
             if e["kind"] in (EntityKind.RESERVED.value, EntityKind.FREE.value) or e["address"] is None:
                 continue
-            ranges.append((int(e["address"]), int(e["address"]) + int(e["size"]),
-                           f"{layout['program']}: {e['kind']} {e['name']}"))
+            address, size = e["address"], e["size"]
+            for what, value in (("address", address), ("size", size)):
+                if type(value) is not int or value < 0:  # (not a float, a bool, a string)
+                    raise ValueError(f"entity {i}'s {what} is {value!r}, not a number of bytes")
+            ranges.append((address, address + size, f"{layout['program']}: {e['kind']} {e['name']}"))
         return ranges
     except OSError as e:
         raise where.error(f"Reserve: cannot read {file}: {e.strerror}") from None
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise where.error(f"Reserve: {file} is not a layout written by linkload locate ({e})") from None
 
 

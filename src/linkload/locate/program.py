@@ -108,6 +108,15 @@ class Program:
         if (arch.bits, arch.byteorder) != (module.bits, module.byteorder):
             raise UnsupportedError(f"a {module.bits}-bit {module.machine} program", file=module.file)
         loaded = [i for i, s in enumerate(module.sections) if s.kind != SectionKind.DEBUG]
+        limit = min(1 << arch.bits, 1 << 63)  # (addresses are 64-bit signed numbers here)
+        for i in loaded:
+            s = module.sections[i]
+            if not 0 <= s.address <= s.address + s.size <= limit:
+                raise UnsupportedError(f"the section [{s.address:#x}, {s.address + s.size:#x}) does "
+                                       f"not lie in the {arch.bits}-bit address space"
+                                       + (" below 2**63, where the locator places programs"
+                                          if arch.bits == 64 else ""),
+                                       file=module.file, section=s.name)
         renumber = np.full(len(module.sections) + 1, -1, np.int64)
         renumber[loaded] = np.arange(len(loaded))
         sections = [ProgramSection(k, s.index, s.name, s.kind, int(s.address), int(s.size),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from ..formats.symtab import ExportRow, parse_exports_csv
+from ..formats.symtab import ExportRow, read_exports_csv
 
 TABLE_NAME, COUNT_NAME = "g_nxflat_exports", "g_nxflat_nexports"
 
@@ -44,9 +44,7 @@ def symtab_c(rows: list[ExportRow], table: str = TABLE_NAME, count: str = COUNT_
 def mksymtab(csv: str | os.PathLike, output: str | os.PathLike, *, table: str = TABLE_NAME,
              count: str = COUNT_NAME) -> list[ExportRow]:
     """Read ``csv`` and write its C table to ``output``; returns the rows."""
-    path = os.fspath(csv)
-    with open(path, encoding="utf-8") as f:
-        rows = parse_exports_csv(f.read(), path)
+    rows = read_exports_csv(csv)
     text = symtab_c(rows, table, count, os.path.basename(os.fspath(output)))
     with open(output, "w", encoding="utf-8") as f:
         f.write(text)

@@ -41,7 +41,13 @@ import numpy as np
 
 from ..arch import arm
 from ..arch.fields import FieldBatch, kind_set, kinds_of, overflow_message, stored_addends, write_fields
-from ..errors import LinkError, RelocationOverflowError, UndefinedSymbolError, UnsupportedError
+from ..errors import (
+    FormatError,
+    LinkError,
+    RelocationOverflowError,
+    UndefinedSymbolError,
+    UnsupportedError,
+)
 from ..formats import nxflat as nxflat_format
 from ..formats import read_module
 from ..formats.base import Source
@@ -237,7 +243,8 @@ class _Builder:
         undefined = np.flatnonzero((symbols["section"] == UNDEF) & (symbols["name"] != 0))
         for row, name in zip(undefined.tolist(), m.symbol_names(undefined), strict=True):
             definition[row] = table.get(name, -1)
-        definition[0] = -1
+        if len(definition):  # (an object may have no symbols at all)
+            definition[0] = -1
         return definition
 
     def _imports(self) -> list[str]:
@@ -324,6 +331,19 @@ class _Builder:
             bss += p.size
         self.common_offsets, bss = self._commons(bss)
         self.bss_size = bss - self.data_size
+        end = nxflat_format.HEADER_SIZE + self.ispace_size + bss  # the header's bss end
+        if end > 0xFFFF_FFFF:
+            why = (f"I-space ({self.ispace_size:#x} bytes), D-space data ({self.data_size:#x}) "
+                   f"and bss ({self.bss_size:#x}) end at {end:#x}, past the NXFLAT header's "
+                   "32-bit fields")
+            sizes = self.module.symbols["size"]
+            for row, offset in self.common_offsets.items():  # (in the order they were placed)
+                if nxflat_format.HEADER_SIZE + self.ispace_size + offset + int(sizes[row]) > 0xFFFF_FFFF:
+                    raise UnsupportedError(f"{why} (this common symbol takes {int(sizes[row]):#x})",
+                                           file=self._file_of_row(row), symbol=self.names[row])
+            big = max((p for p in out if p.origin >= 0), key=lambda p: p.size)
+            raise UnsupportedError(f"{why} (this section is {big.size:#x} bytes)",
+                                   file=self._file_of(big), section=big.name)
         self.placed_by_index = {p.index: p for p in out if p.origin >= 0}
         thunk_data_place = self.placed_by_index.get(THUNK_DATA)
         self.import_offset = thunk_data_place.offset if thunk_data_place else 0
@@ -363,7 +383,7 @@ class _Builder:
         return offsets, bss
 
     def _thunk_sizes(self) -> tuple[int, int]:
-        strings = sum(len(n.encode()) + 1 for n in self.imports)
+        strings = sum(len(n.encode("utf-8", "surrogateescape")) + 1 for n in self.imports)
         self.strings_size = strings
         text = strings + len(arm.code_padding(strings, 4)) + arm.IMPORT_THUNK_SIZE * len(self.imports)
         return text, nxflat_format.IMPORT.size * len(self.imports)
@@ -431,6 +451,13 @@ class _Builder:
         if space != I_SPACE:
             raise LinkError("the entry point is not code", symbol=self.entry_name,
                             file=self.module.file)
+        if value & ~1 >= self.ispace_size:
+            key = self._key(row)
+            section = self.module.sections[int(self.module.symbols["section"][key])]
+            raise FormatError(f"the entry point lies at I-space offset {value & ~1:#x}, past the "
+                              f"end of I-space ({self.ispace_size:#x} bytes)",
+                              file=section.file or self.module.file, section=section.name,
+                              offset=int(self.module.symbols["value"][key]), symbol=self.entry_name)
         return value & ~1
 
     # -- relocation --------------------------------------------------------------------------
@@ -473,10 +500,28 @@ class _Builder:
                     callbacks.append(4 * i)
             elif space == D_SPACE:
                 relocs.append(nxflat_format.RELOC_REL32D << 30 | 4 * i)
+        self._check_one_relocation_per_word(placed, relocs)
         return image, data, relocs, callbacks
 
+    def _check_one_relocation_per_word(self, placed: list[_Placed], relocs: list[int]) -> None:
+        """A D-space word is relocated once: two of the objects' pointer relocations at one
+        place would be two NXFLAT relocations adding the base twice (the loader refuses)."""
+        offsets = np.array(relocs, np.int64) & nxflat_format.OFFSET_MASK
+        ordered = np.sort(offsets)
+        twice = ordered[1:][np.diff(ordered) == 0]
+        if not len(twice):
+            return
+        at = int(twice[0])
+        p = next((p for p in placed if p.space == D_SPACE
+                  and self.got_size + p.offset <= at < self.got_size + p.offset + p.size), None)
+        if p is None:
+            raise FormatError(f"two relocations patch the word at D-space offset {at:#x}",
+                              file=self.module.file)
+        raise FormatError("two relocations patch this word", file=self._file_of(p),
+                          section=p.name, offset=at - self.got_size - p.offset)
+
     def _thunk_text(self) -> bytes:
-        strings = b"".join(n.encode() + b"\0" for n in self.imports)
+        strings = b"".join(n.encode("utf-8", "surrogateescape") + b"\0" for n in self.imports)
         code = strings + arm.code_padding(len(strings), 4)
         register = nxflat_format.PIC_REGISTERS[self.abi]
         for i in range(len(self.imports)):
@@ -491,17 +536,27 @@ class _Builder:
             at = self.got_size + p.offset + nxflat_format.IMPORT.size * i
             self._put_word(data, at, names_at)
             relocs.append(nxflat_format.RELOC_REL32I << 30 | at)
-            names_at += len(name.encode()) + 1
+            names_at += len(name.encode("utf-8", "surrogateescape")) + 1
 
     def _put_word(self, data: np.ndarray, at: int, value: int) -> None:
         data[at:at + 4] = np.frombuffer((value & 0xFFFF_FFFF).to_bytes(4, "little"), np.uint8)
 
-    def _addends(self, sec_data, run) -> np.ndarray:
+    def _addends(self, p: _Placed, run) -> np.ndarray:
+        """The run's addends; a REL table's are read from its fields, which must lie in the
+        section's bytes."""
         if not run.implicit:
             return run.addend.astype(np.int64)
+        image = np.frombuffer(self.module.sections[p.index].data or b"", np.uint8)
         kinds = run.kind.astype(np.intp)
-        return stored_addends(ARCH, np.frombuffer(sec_data, np.uint8), "<", kinds,
-                              run.offset.astype(np.int64))
+        offsets = run.offset.astype(np.int64)
+        beyond = np.flatnonzero(offsets + ARCH.tables.width[kinds] > len(image))
+        if len(beyond):
+            i = int(beyond[0])
+            raise FormatError(f"the field runs past the end of the section's {len(image):#x} bytes",
+                              file=self._file_of(p), section=p.name, offset=int(offsets[i]),
+                              kind=ARCH.kind_name(int(kinds[i])),
+                              symbol=self._label(int(run.target[i])))
+        return stored_addends(ARCH, image, "<", kinds, offsets)
 
     def _check_kinds(self, p: _Placed, run, allowed: set[int], why: str) -> None:
         for i, k in enumerate(run.kind.tolist()):
@@ -519,14 +574,13 @@ class _Builder:
         self._check_kinds(p, run, allowed, "I-space is shared and never relocated: NXFLAT "
                           "cannot express this field there (compile with NuttX's -fpic "
                           "-msingle-pic-base -mno-pic-data-is-text-relative)")
-        sec = self.module.sections[p.index]
         keep = ~np.isin(run.kind, list(MARKERS))
         kind = run.kind[keep].astype(np.intp)
         if not len(kind):
             return
         offset = run.offset[keep].astype(np.int64)
         target = run.target[keep].astype(np.int64)
-        addend = self._addends(sec.data, run)[keep]
+        addend = self._addends(p, run)[keep]
         places = p.offset + offset
         values = np.zeros(len(kind), np.int64)
         for i, (k, row) in enumerate(zip(kind.tolist(), target.tolist(), strict=True)):
@@ -558,14 +612,13 @@ class _Builder:
         """Fields in D-space: pointers, each an NXFLAT relocation (REL32I or REL32D)."""
         self._check_kinds(p, run, POINTERS, "D-space holds pointers only (R_ARM_ABS32): "
                           "NXFLAT cannot express this field there")
-        sec = self.module.sections[p.index]
         keep = ~np.isin(run.kind, list(MARKERS))
         kind = run.kind[keep].astype(np.intp)
         if not len(kind):
             return
         offset = run.offset[keep].astype(np.int64)
         target = run.target[keep].astype(np.int64)
-        addend = self._addends(sec.data, run)[keep]
+        addend = self._addends(p, run)[keep]
         base = self.got_size + p.offset
         values = np.zeros(len(kind), np.int64)
         for i, row in enumerate(target.tolist()):
