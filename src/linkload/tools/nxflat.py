@@ -568,19 +568,22 @@ class _Builder:
                                    offset=int(run.offset[i]), kind=name,
                                    symbol=self._label(int(run.target[i])))
 
+    def _fields(self, p: _Placed, run) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The kind, offset, target row and addend of each field a run patches (its marker
+        relocations, which patch nothing, left out)."""
+        keep = ~np.isin(run.kind, list(MARKERS))
+        return (run.kind[keep].astype(np.intp), run.offset[keep].astype(np.int64),
+                run.target[keep].astype(np.int64), self._addends(p, run)[keep])
+
     def _ispace_fields(self, image: np.ndarray, p: _Placed, run) -> None:
         """Fields in I-space: resolved here, with I-space at 0 (it is position independent)."""
         allowed = RESOLVED_IN_ISPACE | {R.R_ARM_GOT_BREL, R.R_ARM_GOTOFF32, R.R_ARM_BASE_PREL}
         self._check_kinds(p, run, allowed, "I-space is shared and never relocated: NXFLAT "
                           "cannot express this field there (compile with NuttX's -fpic "
                           "-msingle-pic-base -mno-pic-data-is-text-relative)")
-        keep = ~np.isin(run.kind, list(MARKERS))
-        kind = run.kind[keep].astype(np.intp)
+        kind, offset, target, addend = self._fields(p, run)
         if not len(kind):
             return
-        offset = run.offset[keep].astype(np.int64)
-        target = run.target[keep].astype(np.int64)
-        addend = self._addends(p, run)[keep]
         places = p.offset + offset
         values = np.zeros(len(kind), np.int64)
         for i, (k, row) in enumerate(zip(kind.tolist(), target.tolist(), strict=True)):
@@ -612,13 +615,9 @@ class _Builder:
         """Fields in D-space: pointers, each an NXFLAT relocation (REL32I or REL32D)."""
         self._check_kinds(p, run, POINTERS, "D-space holds pointers only (R_ARM_ABS32): "
                           "NXFLAT cannot express this field there")
-        keep = ~np.isin(run.kind, list(MARKERS))
-        kind = run.kind[keep].astype(np.intp)
+        kind, offset, target, addend = self._fields(p, run)
         if not len(kind):
             return
-        offset = run.offset[keep].astype(np.int64)
-        target = run.target[keep].astype(np.int64)
-        addend = self._addends(p, run)[keep]
         base = self.got_size + p.offset
         values = np.zeros(len(kind), np.int64)
         for i, row in enumerate(target.tolist()):
