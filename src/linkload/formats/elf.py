@@ -147,7 +147,6 @@ class ElfFile:
         # the table's columns as lists too: a loop over a few dozen sections reads them much
         # faster than numpy scalars
         self.sh = {f: self.sections[f].tolist() for f in self.sections.dtype.names}
-        self.names = [f"section {i}" for i in range(len(self.sections))]  # until decoded
         self._check_section_bounds()
         self._shstrtab = self._string_table(self.header.shstrndx) if len(self.sections) else b""
         self.names = [self._name(self._shstrtab, n, "section name", i)
@@ -231,21 +230,24 @@ class ElfFile:
     def _check_section_bounds(self) -> None:
         """Every section's bytes lie inside the file. The culprit is named when the section
         name table itself is intact, else numbered."""
-        table = self.sections
-        nobits = table["type"] == SHT_NOBITS
-        ends = table["offset"].astype(np.uint64) + np.where(nobits, 0, table["size"]).astype(np.uint64)
-        # A NOBITS section takes no room in the file: its offset may lie past the end.
-        bad = np.flatnonzero(((ends > len(self.data)) | (ends < table["offset"])) & ~nobits)
-        if not len(bad):
+        # (a loop over the header's columns as lists: the reader loops over the sections
+        # anyway, and for the few dozen of a usual object this is cheaper than numpy)
+        end_of_file = len(self.data)
+        sh = self.sh
+        bad = [i for i, (sh_type, offset, size)
+               in enumerate(zip(sh["type"], sh["offset"], sh["size"], strict=True))
+               # A NOBITS section takes no room in the file: its offset may lie past the end.
+               if sh_type != SHT_NOBITS and offset + size > end_of_file]
+        if not bad:
             return
-        i = int(bad[0])
+        i = bad[0]
         name = f"section {i}"
-        if self.header.shstrndx not in bad.tolist():
+        if self.header.shstrndx not in bad:
             self._shstrtab = self._string_table(self.header.shstrndx)
-            name = self._name(self._shstrtab, int(table["name"][i]), "section name", i) or name
+            name = self._name(self._shstrtab, sh["name"][i], "section name", i) or name
         raise self.error(
-            f"data at file offset {int(table['offset'][i]):#x}, size {int(table['size'][i]):#x}, "
-            f"lies outside the file ({len(self.data):#x} bytes)", name)
+            f"data at file offset {sh['offset'][i]:#x}, size {sh['size'][i]:#x}, "
+            f"lies outside the file ({end_of_file:#x} bytes)", name)
 
     def _string_table(self, index: int) -> bytes:
         if index <= 0 or index >= len(self.sections):

@@ -266,11 +266,13 @@ def _reach_window(arch: Arch, request: LinkRequest, survey: Survey, resolution: 
     """Addresses from which the module's outside PC-relative targets, and the callers
     waiting for it, are in reach."""
     fixed = {**resolution.host, **{r: d.address for r, d in resolution.bound.items()}}
-    rows = np.array(sorted(fixed), np.int64)
-    pcrel = [k for k in survey.kinds if arch.kinds[k].expr in PC_RELATIVE]
-    used = uses.of(pcrel)[rows]
-    points = np.concatenate([np.array([fixed[r] for r in rows[used].tolist()], np.int64),
-                             request.callers])
+    points = request.callers
+    if fixed:
+        rows = np.array(sorted(fixed), np.int64)
+        pcrel = [k for k in survey.kinds if arch.kinds[k].expr in PC_RELATIVE]
+        used = uses.of(pcrel)[rows]
+        points = np.concatenate([np.array([fixed[r] for r in rows[used].tolist()], np.int64),
+                                 points])
     if not len(points):
         return None if limit is None else Window(0, limit, limit // 2)
     lo, hi = int(points.min()), int(points.max())

@@ -142,6 +142,8 @@ class SymbolUses:
         self.outside = outside
         self.kind_slot = np.full(len(arch.tables.known), -1, np.intp)
         self.kind_slot[list(survey.kinds)] = np.arange(len(survey.kinds))
+        self.present = frozenset(survey.kinds)
+        self.any_outside = bool(outside.any())
         # [slot of a present kind, symbol row]: does a relocation of that kind refer to it?
         self.used_by = np.zeros((len(survey.kinds), len(outside)), bool)
         self.noted = np.zeros(len(survey.chunks), bool)
@@ -154,13 +156,17 @@ class SymbolUses:
 
     def of(self, kinds) -> np.ndarray:
         """A flag per symbol row: do relocations of ``kinds`` refer to it?"""
-        wanted = set(kinds)
+        present = [k for k in kinds if k in self.present]  # kinds that do not occur: none
+        if not present:
+            return np.zeros(len(self.outside), bool)
+        wanted = set(present)
         for i, chunk in enumerate(self.survey.chunks):
             if not self.noted[i] and not wanted.isdisjoint(chunk.kinds):
                 self._note(chunk)
                 self.noted[i] = True
-        slots = self.kind_slot[list(kinds)]
-        return self.used_by[slots[slots >= 0]].any(axis=0)  # kinds that do not occur: none
+        if len(present) == 1:
+            return self.used_by[self.kind_slot[present[0]]].copy()
+        return self.used_by[self.kind_slot[present]].any(axis=0)
 
     def targets_of(self, kinds) -> np.ndarray:
         """The distinct symbol rows that relocations of ``kinds`` refer to, ascending."""
@@ -190,8 +196,10 @@ class SymbolUses:
         return largest
 
     def _note(self, chunk: Chunk) -> None:
-        kind, target = chunk.columns()
         fully = self.fully_noted[list(chunk.kinds)]
+        if not self.any_outside and not fully.any():
+            return  # (only outside targets are noted for these kinds, and there are none)
+        kind, target = chunk.columns()
         if fully.all():
             rows = slice(None)
         else:
