@@ -15,16 +15,27 @@ def read_bytes(source: Source) -> tuple[bytes | bytearray | memoryview, str]:
     """The bytes of ``source`` (a path or the bytes themselves) and a name for messages."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
+        try:  # (the os calls, not open(): a small module's link is cheaper by 4 µs)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                size = os.fstat(fd).st_size
                 if size < MAP_THRESHOLD:
-                    return f.read(), path
+                    return _read_all(fd, size), path
                 # Large files are mapped, not copied: readers slice them with memoryviews.
-                return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)), path
+                return memoryview(mmap.mmap(fd, 0, access=mmap.ACCESS_READ)), path
+            finally:
+                os.close(fd)
         except OSError as e:
             raise FormatError(f"cannot read: {e.strerror}", file=path) from None
     return source, "<bytes>"
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The file's bytes to its end (``size``: what it held when asked, a hint)."""
+    parts = []
+    while part := os.read(fd, size + 1 if not parts else 1 << 20):
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def file_and_bytes(source: Source, file: str | None) -> tuple[bytes | bytearray | memoryview, str]:

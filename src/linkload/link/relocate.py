@@ -134,7 +134,9 @@ def build(context: LinkContext, request: LinkRequest, selection: Selection, surv
                        VeneerSlots(veneer_slots, image.write))
     refs = relocate(arch, selection.relocations, survey, image, targets)
     _write_got(arch, image, plan, address)
-    refs = np.concatenate([refs, _got_refs(arch, image, plan, targets)])
+    got_refs = _got_refs(arch, image, plan, targets)
+    if len(got_refs):  # (joining structured tables costs more than the rows: only when needed)
+        refs = np.concatenate([refs, got_refs])
     init, fini, eh_frames = _initialisers(arch, module, selection, resolution, image)
     addresses = [int(a) if a >= 0 else None for a in image.section_base]
     return Built(image, address, refs, veneer_slots, fallbacks, addresses, init, fini, eh_frames,
@@ -151,9 +153,9 @@ def _image(context: LinkContext, module: Module, selection: Selection, plan: Pla
         block = module.loading.image
         data[:len(block)] = np.frombuffer(block, np.uint8)
     else:
-        for i, sec in enumerate(module.sections):
-            if offsets[i] >= 0 and sec.data is not None and sec.size:
-                data[offsets[i]:offsets[i] + sec.size] = np.frombuffer(sec.data, np.uint8)
+        for offset, sec in zip(offsets.tolist(), module.sections, strict=True):
+            if offset >= 0 and sec.data is not None and sec.size:
+                data[offset:offset + sec.size] = np.frombuffer(sec.data, np.uint8)
     section_base = np.where(offsets >= 0, offsets + base, -1).astype(np.int64)
     sizes = np.array([s.size for s in module.sections], np.int64)
     return Image(data, base, offsets, section_base, sizes, base + layout.got_offset,
@@ -436,6 +438,8 @@ def _write_got(arch: Arch, image: Image, plan: Plan, address: np.ndarray) -> Non
 
 def _got_refs(arch: Arch, image: Image, plan: Plan, targets: Targets) -> np.ndarray:
     """GOT slots of rebindable names, recorded as pointer-sized absolute references."""
+    if not targets.rebinds or not len(plan.got_targets):
+        return NO_REFS
     rows = plan.got_targets[targets.bound_to[plan.got_targets] != NEVER_REBOUND]
     refs = np.zeros(len(rows), REF_DTYPE)
     refs["site"] = image.got_base + plan.got_slot[rows] * arch.got_entry_size
