@@ -89,6 +89,9 @@ class ModuleGraph:
     def refresh(self, module: LoadedModule) -> None:
         """Index ``module``'s references anew (after they were linked or re-patched)."""
         self._forget_references(module)
+        if not len(module.refs):  # (most small modules: bound to nothing, waiting for nothing)
+            self._uses[module.uid], self._waits_for[module.uid] = set(), set()
+            return
         bound = module.refs["bound"]
         owners = set(distinct(bound).tolist()) - {UNRESOLVED, module.uid}
         self._uses[module.uid] = owners

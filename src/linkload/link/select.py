@@ -268,14 +268,19 @@ def survey(relocations: Relocations) -> Survey:
         present.update(kinds)
         chunks.append(Chunk.of(runs, start, stop, row, kinds, kind))
     kinds = tuple(sorted(present))
+    return Survey(tuple(chunks), kinds, *_families(arch, kinds))
+
+
+@functools.lru_cache(maxsize=256)  # (a program links modules of a few sets of kinds)
+def _families(arch: Arch, kinds: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """The kinds among ``kinds`` that planning asks about, in the order of
+    :class:`Survey`'s fields: branches, rebindable, GOT, narrow absolute, fully noted."""
     expr = {k: arch.kinds[k].expr for k in kinds}
-    return Survey(
-        chunks=tuple(chunks), kinds=kinds,
-        branch_kinds=tuple(k for k in kinds if expr[k] is Expr.BRANCH),
-        rebindable_kinds=tuple(k for k in kinds if expr[k] in REBINDABLE),
-        got_kinds=tuple(k for k in kinds if expr[k] in GOT_EXPRS),
-        narrow_absolute_kinds=tuple(k for k in kinds if narrow_absolute(arch, k)),
-        fully_noted_kinds=tuple(k for k in kinds if expr[k] in GOT_EXPRS or narrow_absolute(arch, k)))
+    return (tuple(k for k in kinds if expr[k] is Expr.BRANCH),
+            tuple(k for k in kinds if expr[k] in REBINDABLE),
+            tuple(k for k in kinds if expr[k] in GOT_EXPRS),
+            tuple(k for k in kinds if narrow_absolute(arch, k)),
+            tuple(k for k in kinds if expr[k] in GOT_EXPRS or narrow_absolute(arch, k)))
 
 
 def address_limit(field: Field) -> int:
@@ -298,7 +303,13 @@ def narrow_absolute(arch: Arch, k: int) -> bool:
 
 
 def kind_flags(arch: Arch, kinds) -> np.ndarray:
-    """A flag per relocation kind number: is it one of ``kinds``."""
+    """A flag per relocation kind number: is it one of ``kinds`` (read-only)."""
+    return _kind_flags(arch, tuple(kinds))
+
+
+@functools.lru_cache(maxsize=256)  # (a program links modules of a few sets of kinds)
+def _kind_flags(arch: Arch, kinds: tuple[int, ...]) -> np.ndarray:
     flags = np.zeros(len(arch.tables.known), bool)
     flags[list(kinds)] = True
+    flags.flags.writeable = False
     return flags
