@@ -118,6 +118,11 @@ def test_an_import_the_firmware_does_not_export_is_a_build_error(arm_tc):
     assert "ENOENT" in str(error.value)
     assert nxflat.build([obj], exports=SAMPLES / "exports.csv").imports == ("malloc", "report",
                                                                           "strlen")
+    # the names in any iterable, not only a list
+    names = ("malloc", "report", "strlen")
+    assert nxflat.build([obj], exports=iter(names)).imports == names
+    with pytest.raises(UndefinedSymbolError):
+        nxflat.build([obj], exports=("report", "strlen"))
 
 
 def test_code_built_without_nuttx_flags_is_refused_naming_the_field(arm_tc):

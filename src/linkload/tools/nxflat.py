@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,16 +128,16 @@ THUNK_TEXT, THUNK_DATA = -1, -2
 
 def build(objects: list[Source] | tuple[Source, ...], *, entry: str = "main",
           stack_size: int = nxflat_format.DEFAULT_STACK, abi: str = "v1",
-          imports_weak: bool = False, exports: Source | list[str] | None = None,
+          imports_weak: bool = False, exports: str | os.PathLike | Iterable[str] | None = None,
           callbacks: bool = True) -> NxflatBuild:
     """Build an NXFLAT program from ARM object files (see the module docstring).
 
     ``entry``: the entry point's symbol; ``stack_size``: the header's; ``abi``: ``"v1"``
     (PIC base r10) or ``"v2"`` (r9, imports ``__nxflat_abi_v2`` first); ``imports_weak``:
     weak undefined functions are imported too (mknxflat -w); ``exports``: the names the
-    firmware exports (a NuttX CSV, the firmware's ELF, a symbol list, or the names): an import
-    missing there is an error now instead of ENOENT at load; ``callbacks``: add linkload's
-    callback table."""
+    firmware exports (the path of a NuttX CSV, of the firmware's ELF or of a symbol list, or
+    the names themselves, in any iterable): an import missing there is an error now instead
+    of ENOENT at load; ``callbacks``: add linkload's callback table."""
     if abi not in nxflat_format.PIC_REGISTERS:
         raise LinkError(f"unknown NXFLAT ABI {abi!r} (v1 or v2)")
     if not objects:
@@ -185,7 +186,7 @@ class _Builder:
         self.entry_name, self.stack_size, self.abi = entry, stack_size, abi
         self.imports_weak, self.callbacks = imports_weak, callbacks
         self.exports = None if exports is None else set(
-            exports if isinstance(exports, list) else export_names(exports))
+            export_names(exports) if isinstance(exports, str | os.PathLike) else exports)
         self._undefined: dict[str, int] = {}  # name -> the row standing for it
         self._runs: dict[int, list] = {}
         for run in self.module.relocation_runs:
