@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from linkload import Linker, LinkError, UndefinedSymbolError, UnsupportedError
+from linkload import FormatError, Linker, LinkError, UndefinedSymbolError, UnsupportedError
 from linkload.cli import main as cli
 from linkload.formats import nxflat as nxflat_format
 from linkload.formats.symtab import parse_exports_csv
@@ -66,6 +66,23 @@ def test_the_callback_table_lists_every_word_pointing_at_a_function(arm_tc):
     assert all(w & 1 for w in pointed)
     strings = {int(words[o // 4]) for o in range(0, 0x2C, 4)} - set(pointed)
     assert 0xF9 in strings  # "const_ops", at an odd address: a string, not a function
+
+
+def test_a_callback_table_naming_a_word_that_holds_no_code_pointer_is_refused(arm_tc):
+    """The loader rewrites the words the table names: one that is not a pointer to code (a
+    relocated REL32I word) would be overwritten with a trampoline to whatever it holds."""
+    result = nxflat.build([compiled(arm_tc, "fnptr.c")], stack_size=2048)
+    h, contents = nxflat_format.parse(result.data)
+    code_words = {int(w) & nxflat_format.OFFSET_MASK for w in contents.relocations.tolist()
+                  if int(w) >> 30 == nxflat_format.RELOC_REL32I}
+    other = next(o for o in range(0, h.datasize, 4) if o not in code_words)
+    count = len(contents.callbacks)
+    table = h.datastart - 8 - 4 * count  # the first entry
+    corrupt = bytearray(result.data)
+    struct.pack_into("<I", corrupt, table, other)
+    with pytest.raises(FormatError, match=f"offset {other:#x}, a word no REL32I") as error:
+        nxflat_format.read(bytes(corrupt))
+    assert error.value.offset == table
 
 
 def test_function_addresses_keep_their_thumb_bit_and_bss_words_point_into_bss(arm_tc):

@@ -30,7 +30,8 @@ its I-space with ``u32 offsets[n]; u32 n; "LLCB"``, the D-space offsets of the w
 hold pointers to the program's functions (GOT entries, tables in .data). NuttX maps it with
 the rest of I-space and ignores it; linkload's loader gives each instance trampolines that
 set the PIC register before entering those functions, so that callbacks from the firmware
-work (see docs/nxflat.md).
+work (see docs/nxflat.md). Each word the table names must be one a REL32I relocation makes a
+pointer to code, else a FormatError: the loader rewrites those words.
 """
 
 from __future__ import annotations
@@ -248,8 +249,10 @@ class _Reader:
             names.append(self.data[start:end].decode("utf-8", "surrogateescape"))
         return h.importsymbols - h.datastart, tuple(names)
 
-    def callbacks(self, h: NxflatHeader) -> tuple[int, ...]:
-        """linkload's callback table at the end of I-space, if there is one."""
+    def callbacks(self, h: NxflatHeader, relocations: np.ndarray) -> tuple[int, ...]:
+        """linkload's callback table at the end of I-space, if there is one: every word it
+        names must be one the loader relocates against I-space (``relocations``), as a
+        pointer to the program's code is; the loader rewrites those words."""
         end = h.datastart
         if end - HEADER_SIZE < 8 or self.data[end - 4:end] != CALLBACK_MAGIC:
             return ()
@@ -262,6 +265,12 @@ class _Reader:
         if bad:
             raise self.error(f"the callback table names D-space offset {bad[0]:#x}, not a word "
                              f"of D-space's data", start)
+        code_words = relocations[(relocations >> np.uint32(30)) == RELOC_REL32I]
+        pointers = set((code_words & np.uint32(OFFSET_MASK)).tolist())
+        bad = [o for o in offsets if o not in pointers]
+        if bad:
+            raise self.error(f"the callback table names D-space offset {bad[0]:#x}, a word no "
+                             f"REL32I relocation makes a pointer to code", start)
         return tuple(offsets)
 
 
@@ -274,7 +283,7 @@ def parse(data: bytes | memoryview, file: str = "<bytes>") -> tuple[NxflatHeader
     d = reader.data
     contents = NxflatFile(d[HEADER_SIZE:h.datastart], d[h.datastart:h.dataend], h.bsssize,
                           relocations, h.entry - HEADER_SIZE, h.stacksize, import_offset, names,
-                          reader.callbacks(h))
+                          reader.callbacks(h, relocations))
     return h, contents
 
 
