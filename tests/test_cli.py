@@ -2,7 +2,8 @@
 imports (a command's time is mostly Python starting and importing, so ``makerel`` and
 ``dump`` must not pay for the linker, the spaces, unicorn or capstone).
 
-The verbs run in a fresh interpreter on the committed golden files: no toolchain needed.
+The verbs run in a fresh interpreter, on the committed golden files (no toolchain needed) or
+on an object gcc compiles.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import linkload
+from elfutil import compile_c
 
 GOLDEN = Path(__file__).parent / "golden"
 SOURCE = Path(linkload.__file__).resolve().parent.parent
@@ -95,3 +97,16 @@ def test_help_speaks_to_users(capsys):
     for verb in ("run", "dump", "makerel"):
         assert f"linkload {verb} " in text
     assert "exit status 2" in text
+
+
+def test_names_the_terminal_cannot_show_are_escaped_not_fatal(tmp_path):
+    """A symbol named ``café`` dumped to an ASCII-only stdout (PYTHONIOENCODING=ascii, a
+    legacy console) is printed escaped; the command does not end with a UnicodeEncodeError."""
+    obj = compile_c("int caf\\u00e9(int x) { return x; }\n", tmp_path / "u.o", ["-fPIC"])
+    env = dict(os.environ, PYTHONIOENCODING="ascii", PYTHONPATH=os.pathsep.join(
+        [str(SOURCE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    done = subprocess.run([sys.executable, "-c", "import sys; from linkload.cli import main; "
+                           "sys.exit(main())", "dump", str(obj)], env=env, capture_output=True,
+                          text=True, encoding="ascii")
+    assert done.returncode == 0, done.stderr
+    assert "caf\\xe9" in done.stdout

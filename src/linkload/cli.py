@@ -18,6 +18,7 @@ mostly Python starting and importing.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -431,9 +432,18 @@ def cmd_locate(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _printable_names() -> None:
+    """Names a terminal's encoding cannot show (a symbol ``café`` on an ASCII console) are
+    printed escaped, as Python prints them on stderr, rather than ending the command."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _single_threaded_blas()
+    _printable_names()
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
