@@ -280,6 +280,26 @@ def test_unknown_base_relocation_types_are_refused_by_name():
         read_program(pe_image(HALVES, block(0x1000, 7 << 12)))
 
 
+def test_a_symbol_naming_a_section_the_image_lacks_is_refused(mingw):
+    """A COFF symbol's section number past the image's sections has no address (it read as
+    RVA 0 before): a FormatError naming the symbol and the record."""
+    data = bytearray(build(mingw, "board").read_bytes())
+    pe = struct.unpack_from("<I", data, 0x3C)[0]
+    sections, = struct.unpack_from("<H", data, pe + 6)
+    table, count = struct.unpack_from("<II", data, pe + 12)
+    k = 0
+    while k < count:  # the first symbol in a section
+        number, = struct.unpack_from("<h", data, table + 18 * k + 12)
+        if number > 0:
+            break
+        k += 1 + data[table + 18 * k + 17]  # (and its auxiliary records)
+    struct.pack_into("<h", data, table + 18 * k + 12, sections + 3)
+    with pytest.raises(FormatError, match=f"names section {sections + 3}, but the image has "
+                                          f"{sections}") as error:
+        read_program(bytes(data))
+    assert error.value.section == "COFF symbol table"
+
+
 def test_mutated_images_fail_only_with_link_errors(mingw):
     """A small fuzz of its own (scripts/fuzz.py's pe format goes further: tests/test_fuzz.py):
     bytes of a real image changed at random are read, dumped and located, or refused with a

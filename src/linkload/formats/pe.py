@@ -429,7 +429,10 @@ def _symbols(pe: PeFile, number_to_index: dict[int, int]) -> tuple[np.ndarray, b
         if storage == C_FILE:
             out["type"][i] = FILE_SYMBOL
         if number > 0:  # in a section: an address
-            address = base + rva_of.get(number, 0) + value
+            if number not in rva_of:
+                raise pe.error(f"symbol {name!r} names section {number}, but the image has "
+                               f"{len(rva_of)}", "COFF symbol table", records[k])
+            address = base + rva_of[number] + value
             if address >= 1 << (64 if pe.header.magic == PE32_PLUS else 32):
                 raise pe.error(f"symbol {name!r} at {value:#x} in section {number} lies at "
                                f"{address:#x}, past the end of the address space",
