@@ -690,6 +690,16 @@ def test_not_an_elf_file(tmp_path, native):
     assert isinstance(error, FormatError) and error.file == str(path) and error.offset == 0
 
 
+def test_bytes_given_a_name_are_named_in_messages(tmp_path, native):
+    """Bytes linked with ``name=`` are ``<bytes of 'name'>`` in messages, not just
+    ``<bytes>`` (which of a plugin host's many buffers was it?)."""
+    data = b"this is not an object file\n"
+    with pytest.raises(FormatError) as info:
+        native.link(data, name="plugin")
+    assert info.value.file == "<bytes of 'plugin'>" and str(info.value).startswith("<bytes of")
+    assert link_must_fail(native, data).file == "<bytes>"
+
+
 # -- well-formed objects that do not link ---------------------------------------------------------
 def test_wrong_machine(objs, native):
     if "m32" not in objs:

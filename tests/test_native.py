@@ -273,7 +273,7 @@ def test_small_chunks_and_implicit_addends(build, capfd, monkeypatch, name, vari
     ld = b.linker()
     if implicit:
         monkeypatch.setattr(linker_module, "read_module",
-                            lambda source: as_implicit(read_module(source), ld.arch))
+                            lambda source, name=None: as_implicit(read_module(source, name), ld.arch))
     expected = b.expected()
     module, printed = link_quietly(ld, b.link_input("objects"), capfd, name=name)
     if implicit:

@@ -75,8 +75,11 @@ def read_module(source: Source, name: str | None = None, format: str | None = No
                 **options) -> Module:
     """Read any supported module or object file: ELF and NXFLAT recognised by their
     contents, REL and DOL by their extension or an explicit ``format`` (``"elf"``, ``"rel"``,
-    ``"dol"``, ``"nxflat"``). ``options`` go to the format's reader (NXFLAT: ``abi``)."""
+    ``"dol"``, ``"nxflat"``). ``options`` go to the format's reader (NXFLAT: ``abi``).
+    Messages name the file, or for bytes given with a ``name``, ``<bytes of 'name'>``."""
     data, file = read_bytes(source)
+    if name and isinstance(source, bytes | bytearray | memoryview):
+        file = f"<bytes of {name!r}>"
     return _format_of(data, file, format).read(data, module_name(file, name), file, **options)
 
 

@@ -420,7 +420,8 @@ class Linker:
         sources = objects if isinstance(objects, list) else [objects]
         if not sources:
             raise LinkError("nothing to link")
-        parts = [s if isinstance(s, Module) else read_module(s) for s in sources]
+        named = name if len(sources) == 1 else None  # (bytes given with a name: say whose)
+        parts = [s if isinstance(s, Module) else read_module(s, named) for s in sources]
         module = merge(parts, name or parts[0].name)
         arch = self.arch
         if (module.machine, module.bits, module.byteorder) != (arch.name, arch.bits, arch.byteorder):
