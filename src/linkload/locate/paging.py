@@ -55,6 +55,18 @@ class PageMap:
     physical: np.ndarray
     access: np.ndarray
 
+    def runs(self) -> list[tuple[int, int, int, PageAccess]]:
+        """The map as runs of pages: (virtual, physical, size, access) of each run of pages
+        that follow each other at both ends with one access, ascending."""
+        page = self.page_size
+        breaks = np.ones(len(self.virtual), bool)
+        breaks[1:] = (np.diff(self.virtual) != page) | (np.diff(self.physical) != page) \
+            | (self.access[1:] != self.access[:-1])
+        starts = np.flatnonzero(breaks).tolist()
+        ends = [*starts[1:], len(self.virtual)]
+        return [(int(self.virtual[a]), int(self.physical[a]), (b - a) * page,
+                 PageAccess(int(self.access[a]))) for a, b in zip(starts, ends, strict=True)]
+
     def translate(self, address: int) -> tuple[int, PageAccess] | None:
         """(physical address, access) of the virtual ``address`` as the tables map it, or None
         where its page is not present."""
@@ -63,6 +75,14 @@ class PageMap:
         if i == len(self.virtual) or self.virtual[i] != page or self.access[i] == PageAccess.NONE:
             return None
         return int(self.physical[i]) + address - page, PageAccess(int(self.access[i]))
+
+
+def describe(access: PageAccess) -> str:
+    """``read/write, user``: what a page's access allows, in words."""
+    if access == PageAccess.NONE:
+        return "not present"
+    what = "read/write" if access & PageAccess.WRITE else "read-only"
+    return f"{what}, {'user' if access & PageAccess.USER else 'supervisor'}"
 
 
 def round_up(value: int, granule: int) -> int:
@@ -129,4 +149,4 @@ def _merged(v: np.ndarray, p: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np
     return v[starts], p[starts], np.bitwise_or.reduceat(a, starts)
 
 
-__all__ = ["ACCESS", "PageMap", "default_size", "page_map", "round_up"]
+__all__ = ["ACCESS", "PageMap", "default_size", "describe", "page_map", "round_up"]
