@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import ConfigError, FixupError, LinkError, PlacementError
 from ..space.image import ImageSpace
 from .boot import BootEntry, BootTable, Op
-from .config import Config, LocateCommand, MemType, RegionCommand, check_overlaps
+from .config import Config, LocateCommand, MemType, RegionCommand, Where, check_overlaps
 from .fixups import FixupResult, relocate
 from .layout import Entity, EntityKind, Region
 from .paging import PageMap, default_size, page_map, round_up
@@ -72,6 +72,11 @@ class Located:
 
     def region(self, name: str) -> Region:
         return next(r for r in self.regions if r.name == name)
+
+    @property
+    def page_table(self) -> Entity | None:
+        """The entity of the page tables (``Locate PageTable``), if any."""
+        return next((e for e in self.entities if e.kind is EntityKind.PAGE_TABLE), None)
 
     def section_entity(self, index: int) -> Entity:
         return next(e for e in self.entities if e.kind is EntityKind.SECTION and e.section == index)
@@ -120,6 +125,7 @@ class _Locate:
                                     + (" (below 2**63)" if bits == 64 else ""))
         self.regions = {c.name: Region.of(c) for c in commands}
         self.page_table: Entity | None = None
+        self._backing_where: dict[int, Where] = {}  # id of a PAGES entity -> its Locate command
         self.entities: list[Entity] = []
         self.section_entities: dict[int, Entity] = {}
         self.image_block: Entity | None = None
@@ -232,6 +238,7 @@ class _Locate:
             entity.backing = Entity(EntityKind.PAGES, f"pages of {entity.name}", command.physical,
                                     round_up(entity.size, page), page)
             self.entities.append(entity.backing)
+            self._backing_where[id(entity.backing)] = command.where
         return entity
 
     def _memory(self, command: LocateCommand) -> Region:
@@ -356,7 +363,11 @@ class _Locate:
         self.regions[entity.region].place(entity)
         if entity.backing is not None:
             entity.backing.size = round_up(entity.size, self.paging.page_size)
-            self.regions[entity.backing.region].place(entity.backing)
+            try:
+                self.regions[entity.backing.region].place(entity.backing)
+            except PlacementError as e:  # (the command that asked for the pages is the culprit)
+                raise self._backing_where[id(entity.backing)].error(
+                    f"the physical pages of {entity.describe()} do not fit: {e}") from None
 
     def _section_addresses(self) -> np.ndarray:
         return np.array([self.section_entities[s.index].address for s in self.program.sections],
