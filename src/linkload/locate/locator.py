@@ -182,8 +182,7 @@ class _Locate:
     def _make_entities(self) -> None:
         ntsections: list[tuple[ProgramSection, LocateCommand]] = []
         for command in self.config.locates:
-            region = self.regions[command.region]
-            self._check_region(command, region)
+            self._check_region(command)
             if command.optional and self.program.section(command.name) is None:
                 continue  # (an ld script's output section the program lacks: ld dropped it)
             if command.entity in ("Section", "NTSection"):
@@ -306,7 +305,7 @@ class _Locate:
         at = self.entities.index(block) + 1  # the block's sections follow it, placed with it
         self.entities[at:at] = [self.section_entities[s.index] for s in members]
 
-    def _check_region(self, command: LocateCommand, region: Region) -> None:
+    def _check_region(self, command: LocateCommand) -> None:
         region = self._memory(command)
         if region.memtype is MemType.DEVICE or region.access == "NoAccess":
             raise command.where.error(f"region {region.name} is a device or has no access: "
