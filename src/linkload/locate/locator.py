@@ -15,8 +15,9 @@
 6. Stack and heap without a size take the rest of their region, those in the ``FillRAM``
    region after the unused RAM of the other regions has been given to it.
 7. The page tables are made (:mod:`.paging`), the boot table is written (paging first, so
-   that copies and zero fills reach virtual addresses); the load image is assembled in an offline image space
-   (:class:`~linkload.space.image.ImageSpace`): what is stored where at load time.
+   that copies and zero fills reach virtual addresses); the load image is assembled in an
+   offline image space (:class:`~linkload.space.image.ImageSpace`): what is stored where at
+   load time.
 
 The input file is never changed; any error leaves nothing half made.
 """

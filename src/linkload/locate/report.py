@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..model import FILE_SYMBOL, SECTION_SYMBOL, UNDEF
+from .config import MemType
 from .locator import Located
 from .paging import describe
 
@@ -39,7 +40,7 @@ def map_lines(located: Located) -> Iterator[str]:
     yield (f"  {'name':<12} {'type':<7} {'access':<9} {'start':>10} {'end':>10} {'size':>10} "
            f"{'used':>10} {'free':>10} {'bottom':>10} {'top':>10}")
     for r in located.regions:
-        access = "-" if r.memtype.value == "Virtual" else r.access  # (its entities' pages say)
+        access = "-" if r.memtype is MemType.VIRTUAL else r.access  # (its entities' pages say)
         yield (f"  {r.name:<12} {r.memtype.value:<7} {access:<9} {_hex(r.address)} {_hex(r.end)} "
                f"{r.size:#10x} {r.used:#10x} {r.free:#10x} {_hex(r.bottom)} {_hex(r.top)}")
     yield ""
@@ -89,7 +90,7 @@ def _paging_lines(located: Located) -> Iterator[str]:
     yield f"  {'virtual':<21}    {'physical':<21} {'access':<22} what"
     page = pages.page_size
     for r in located.regions:
-        if r.memtype.value != "Virtual":
+        if r.memtype is not MemType.VIRTUAL:
             lo, hi = r.address // page * page, -(-r.end // page) * page
             found = pages.translate(lo)
             access = describe(found[1]) if found else "not present"

@@ -46,7 +46,9 @@ Paging
     :meth:`~EmulatedSpace.translate`, :meth:`~EmulatedSpace.read_virtual` and
     :meth:`~EmulatedSpace.write_virtual` go through the tables, and so do the frames a call
     stores on a program's stack. A page fault stops the call with an :class:`EmulationError`
-    naming the virtual address and why it faulted.
+    naming the virtual address and why it faulted. The instruction-cache check compares the
+    addresses code runs at with the (physical) ranges written, so code run at virtual
+    addresses other than its physical ones is not checked: flush before paging is on.
 
 Calls
     :meth:`EmulatedSpace.call` sets up a stack frame and the argument registers, points the
