@@ -321,16 +321,17 @@ def test_bad_paging_configurations_name_their_file_and_line(text, line, message)
     assert str(caught.value).startswith(f"test.cfg:{line}: ")
 
 
-@pytest.mark.parametrize("command", ["Virtual V 40000000h 64k", "Locate PageTable P RAM"])
-def test_paging_is_for_a_cpu_whose_paging_linkload_knows(command):
+@pytest.mark.parametrize(("command", "line", "message"), [
+    ("Virtual V 40000000h 64k", 4, r"virtual region V needs paging, and the arm CPU of toy has none "
+     r"linkload knows \(virtual regions are for i386 programs\)"),
+    ("", 3, r"Locate PageTable: the arm CPU has no paging linkload knows \(programs for i386 have\)"),
+])
+def test_paging_is_for_a_cpu_whose_paging_linkload_knows(command, line, message):
     program = toy_program([(".text", TEXT, 0x0800_0000, 0x20)], machine="arm")
-    text = "Region RAM 20000000h 64k RAM\nLocate Section .text RAM\nLocate PageTable P RAM\n" \
-        + command
-    with pytest.raises(ConfigError, match=r"the arm CPU .*(has none|has no paging) linkload knows") \
-            as caught:
-        locate(program, config(text.replace("Locate PageTable P RAM\nLocate PageTable P RAM",
-                                            "Locate PageTable P RAM")))
-    assert caught.value.file == "test.cfg" and caught.value.line in (3, 4)
+    text = f"Region RAM 20000000h 64k RAM\nLocate Section .text RAM\nLocate PageTable P RAM\n{command}"
+    with pytest.raises(ConfigError, match=message) as caught:
+        locate(program, config(text))
+    assert (caught.value.file, caught.value.line) == ("test.cfg", line)
 
 
 def test_virtual_commands_parse_in_both_syntaxes():

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arch import ARCHES
 from ..errors import ConfigError, FixupError, LinkError, PlacementError
 from ..space.image import ImageSpace
 from .boot import BootEntry, BootTable, Op
@@ -138,17 +139,16 @@ class _Locate:
     def _virtual_regions(self, commands: list[RegionCommand]) -> list[RegionCommand]:
         """The regions, virtual ones checked against the CPU's paging and given their default
         size (one area of its page tables)."""
-        table = self.config.page_table
-        if table is not None and self.paging is None:
-            raise table.where.error(f"Locate PageTable: the {self.program.arch.name} CPU has no "
-                                    "paging linkload knows (i386 programs have)")
+        # (which CPUs have paging is their arch files' say: named for the message only)
+        paged = ", ".join(a.name for a in ARCHES.values() if a.paging is not None)
         out = []
         for c in commands:
             if c.virtual:
                 if self.paging is None:
                     raise c.where.error(f"virtual region {c.name} needs paging, and the "
                                         f"{self.program.arch.name} CPU of {self.program.name} has "
-                                        "none linkload knows (virtual regions are for i386 programs)")
+                                        f"none linkload knows (virtual regions are for {paged} "
+                                        "programs)")
                 page = self.paging.page_size
                 if not c.size:
                     c = dataclasses.replace(c, size=self.paging.area_size)
@@ -158,6 +158,10 @@ class _Locate:
                                         f"of {page:#x}")
             out.append(c)
             check_overlaps(out)
+        table = self.config.page_table
+        if table is not None and self.paging is None:
+            raise table.where.error(f"Locate PageTable: the {self.program.arch.name} CPU has no "
+                                    f"paging linkload knows (programs for {paged} have)")
         return out
 
     # -- the steps -------------------------------------------------------------------------------
