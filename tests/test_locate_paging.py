@@ -23,6 +23,7 @@ from conftest import C_DIR
 from linkload import ConfigError, LinkError
 from linkload.arch import PageAccess
 from linkload.arch.i386 import R_386_32, page_entries, page_tables
+from linkload.cli import main as cli
 from linkload.formats import ihex, read_program
 from linkload.locate import BootEntry, EntityKind, Op, locate, locate_program, write_outputs
 from linkload.locate.config import parse
@@ -204,6 +205,22 @@ def test_a_write_to_a_read_only_page_or_no_access_region_is_a_page_fault(board, 
         run(locate_program(board, configs(tmp_path, no_access)))
     # without paging the same program writes the same page
     assert run(locate_program(board, configs(tmp_path, LAYOUTS["flat"])), console=CONSOLE).result == 119
+
+
+def test_the_locate_command_runs_a_paged_program_and_reports_a_page_fault(board, tmp_path, capsys):
+    (cfg,) = configs(tmp_path, LAYOUTS["virtual code and data"])
+    assert cli(["locate", str(board), str(cfg), "-o", str(tmp_path / "out"), "--run", "--console",
+                "0xE0000000"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"\n  paging: page tables at 0x10[0-9a-f]{4} \(0x5000 bytes\)\n", printed)
+    assert "hello from the board\n" in printed and printed.endswith("board returned 119\n")
+    read_only_console = LAYOUTS["virtual code and data"].replace(
+        "Region Console E0000000h 4k Device", "Region Console E0000000h 4k Device ReadOnly")
+    (cfg,) = configs(tmp_path, read_only_console)
+    assert cli(["locate", str(board), str(cfg), "--run", "--console", "0xE0000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(r"page fault at 0x4000[0-9a-f]{4}: access to "
+                                               r"0xe0000000, and its page is read-only", err)
 
 
 # -- the page tables' size and the configuration ------------------------------------------------
