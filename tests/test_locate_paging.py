@@ -68,6 +68,8 @@ LAYOUTS = {
     "virtual data": BOARD.format(text="ROM", data="VDATA->RAM") + VIRTUAL,
     "virtual code and data": BOARD.format(text="VCODE->ROM", data="VDATA->RAM") + VIRTUAL,
     "virtual code in RAM": BOARD.format(text="VCODE->RAM", data="RAM") + VIRTUAL,
+    "tables in ROM": BOARD.format(text="ROM", data="VDATA->RAM") + VIRTUAL.replace("Pages RAM",
+                                                                                   "Pages ROM"),
     "virtual block": """
 Region RAM 800000h 1M RAM
 Region Console E0000000h 4k Device
