@@ -281,6 +281,24 @@ Locate = NTSection, .text, RAM
 Locate = NTSection, .idata, RAM // the block: .text to .idata
 Locate = Stack, Stack, RAM, 16k
 """),
+    "paging.cfg": ("board.exe", """\
+Region ROM 10000h 64k ROM SysRead
+Region RAM 100000h 64k RAM
+Region Console E0000000h 4k Device ReadWrite
+Virtual VCODE 40000000h 64k
+Virtual = VDATA, 40400000h       ; one 4 MiB area
+Locate PageTable Pages RAM
+Locate Header Boot ROM
+Locate Section .text VCODE->ROM
+Locate Section .rdata ROM
+Locate Section .data VDATA->RAM 0 0 ReadWrite
+Locate Section .bss VDATA->RAM
+Locate Section .idata RAM
+Locate Copy .data ROM Deflate
+Locate Copy .idata ROM
+Locate Stack Stack VDATA->RAM 4k
+Locate Heap Heap VDATA->RAM
+"""),
     "board.cfg": ("board-x86_64.elf", """\
 Region FLASH 10000h 64k ROM ReadOnly
 Region SRAM 30000h 64k RAM

@@ -421,6 +421,8 @@ def cmd_locate(ns: argparse.Namespace) -> int:
     how = f"moved as a whole by {fixups.delta:+#x}" if fixups.whole else "sections moved apart"
     print(f"{ns.program}: {len(located.program.sections)} sections, {len(located.program.fixups)} "
           f"fixups ({how}), entry {located.entry:#x}")
+    if located.paging is not None:
+        print(f"  paging: page tables at {located.paging.address:#x} ({located.paging.size:#x} bytes)")
     if ns.output_dir is not None:
         for path in write_outputs(located, ns.output_dir).values():
             print(f"  wrote {path}")

@@ -27,6 +27,8 @@ from .base import (
     KindTables,
     LinkedValues,
     NativeHost,
+    PageAccess,
+    Paging,
     TrampolineCode,
     Veneer,
 )
@@ -56,4 +58,5 @@ def host() -> Arch:
 
 __all__ = ["ARCHES", "EXPR_CODES", "GOT_EXPRS", "INT64_MAX", "INT64_MIN", "PC_RELATIVE", "Arch",
            "CallStubs", "Check", "Disassembly", "Emulation", "Expr", "Field", "Kind",
-           "KindTables", "LinkedValues", "NativeHost", "TrampolineCode", "Veneer", "get", "host"]
+           "KindTables", "LinkedValues", "NativeHost", "PageAccess", "Paging", "TrampolineCode",
+           "Veneer", "get", "host"]

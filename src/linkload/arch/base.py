@@ -16,6 +16,8 @@ veneer; everything else a CPU can offer is an optional part, declared as a field
 * :class:`Disassembly`: capstone's names for the CPU (``linkload dump --disasm``).
 * :class:`LinkedValues`: how a linked program's fields that do not decode to their value
   alone give it back (the locator reading a ``REL`` table).
+* :class:`Paging`: the CPU's page tables (their entries' encoding, how a walk reads them) and
+  how paging is turned on (the locator's ``Locate PageTable``, a located program's run).
 
 This file only describes; :mod:`.fields` evaluates and encodes, a whole numpy column at a time.
 """
@@ -286,6 +288,66 @@ class LinkedValues:
                      tuple[np.ndarray, np.ndarray]]
 
 
+class PageAccess(enum.IntFlag):
+    """What a page lets code do. ``NONE``: nothing (the page is not present); ``READ``,
+    ``WRITE``; ``USER``: code of the least privilege may too (x86's CPL 3), where without it
+    only the supervisor may. Whether a page may be executed is not said: the CPUs here with
+    paging cannot forbid it (i386's two-level tables have no no-execute bit)."""
+
+    NONE = 0
+    READ = 1
+    WRITE = 2
+    USER = 4
+
+
+@dataclass(frozen=True)
+class Paging:
+    """A CPU's paging: page tables in memory that translate virtual addresses to physical
+    ones, a page at a time.
+
+    ``page_size``: bytes of a page; ``area_size``: the memory one page table maps (the root
+    table, the page directory, holds one entry per area); ``table_size``: bytes of the root
+    table and of each page table; ``entry_size``: bytes of an entry of either.
+
+    ``tables(base, virtual, physical, access)``: the bytes of the root table at ``base`` (a
+    physical address) followed by one page table per area used, mapping each page
+    ``virtual[i]`` to ``physical[i]`` with ``access[i]`` (numpy columns of page addresses and
+    :class:`PageAccess` values; every other page not present). An entry that is not present
+    is all zeros, so an unused root entry reads as 0. ``walk(read, root, virtual)``: the
+    (physical address, access) ``virtual`` translates to through the tables at ``root``
+    (``read(address)`` gives the entry at a physical address), or None where a page is not
+    present.
+
+    Turning paging on (an emulated run, start-up code): ``root_register`` is loaded with the
+    root table's address, then each ``(register, bits)`` of ``enable`` has those bits set. A
+    page fault raises CPU exception ``fault_interrupt`` with the faulting virtual address in
+    ``fault_address``.
+    """
+
+    page_size: int
+    area_size: int
+    table_size: int
+    entry_size: int
+    tables: Callable[[int, np.ndarray, np.ndarray, np.ndarray], bytes]
+    walk: Callable[[Callable[[int], int], int, int], tuple[int, PageAccess] | None]
+    root_register: str
+    enable: tuple[tuple[str, int], ...]
+    fault_interrupt: int
+    fault_address: str
+
+    def tables_size(self, areas: int) -> int:
+        """Bytes of the root table and the page tables of ``areas`` areas."""
+        return self.table_size * (1 + areas)
+
+    def areas(self, ranges: list[tuple[int, int]]) -> int:
+        """How many areas the address ranges ``[lo, hi)`` touch (the page tables they need)."""
+        touched: set[int] = set()
+        for lo, hi in ranges:
+            if hi > lo:
+                touched.update(range(lo // self.area_size, (hi - 1) // self.area_size + 1))
+        return len(touched)
+
+
 @dataclass(frozen=True)
 class Disassembly:
     """capstone's names for the CPU (strings, so that an arch file does not need capstone)."""
@@ -337,6 +399,7 @@ class Arch:
     native: NativeHost | None = None
     emulation: Emulation | None = None
     disassembly: Disassembly | None = None
+    paging: Paging | None = None
 
     @property
     def word_size(self) -> int:

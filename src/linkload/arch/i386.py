@@ -15,13 +15,30 @@ writer as everything else. ``HIGHLOW`` is ``R_386_32``.
 The emulated CPU (unicorn ``UC_MODE_32``) starts in protected mode with flat segments. Calls
 follow cdecl: every argument on the stack, the result in ``eax``; a ``call`` pushes its return
 address, so :class:`~linkload.arch.base.Emulation` declares no link register.
+
+Paging (:data:`PAGING`, the locator's ``Locate PageTable``) is 32-bit paging with 4 KiB pages
+(Intel SDM vol. 3, "32-Bit Paging"): ``CR3`` holds the page directory's physical address; a
+linear address's bits 31:22 index the directory's 1024 entries (each maps a 4 MiB area through
+a page table), bits 21:12 the page table's 1024 entries, bits 11:0 the byte in the page. An
+entry (PDE or PTE) holds a 4 KiB-aligned physical address in bits 31:12 and its flags below:
+bit 0 present, 1 writable, 2 user, 5 accessed, 6 dirty (PTE), 7 page size (PDE: 0, a page
+table follows). A page is writable only where both its PDE and its PTE say so, and open to
+user code (CPL 3) only where both say so; the directory entries written here allow both, so
+that the page table entries alone decide. ``CR0.PG`` (bit 31) turns paging on; ``CR0.WP``
+(bit 16) makes read-only pages read-only for the supervisor too (without it, CPL 0 code, as
+linkload runs programs, could write any present page). A page fault is exception 14, with the
+faulting linear address in ``CR2``.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
-from .base import Arch, Check, Disassembly, Emulation, Expr, Field, Kind, Veneer
+import numpy as np
+
+from ..columns import distinct
+from .base import Arch, Check, Disassembly, Emulation, Expr, Field, Kind, PageAccess, Paging, Veneer
 
 # A 32-bit field on a 32-bit CPU: any value wraps to a valid address or displacement.
 WORD32 = Field(4, 0xFFFF_FFFF, 32, Check.NONE)
@@ -120,6 +137,77 @@ EMULATION = Emulation(
     program_counter="eip",
 )
 
+# -- paging (see the module docstring) -----------------------------------------------------------
+PAGE_SIZE = 4096
+AREA_SIZE = 1 << 22  # what one page table maps: 1024 pages
+ENTRIES = 1024
+PRESENT, WRITABLE, USER, ACCESSED, DIRTY = 0x01, 0x02, 0x04, 0x20, 0x40
+ADDRESS = 0xFFFF_F000  # an entry's physical address
+CR0_PG, CR0_WP = 1 << 31, 1 << 16
+PAGE_FAULT = 14
+
+
+def directory_entry(table: int) -> int:
+    """The PDE of the page table at ``table``: present, writable and open to user code (the
+    PTEs decide), accessed already (the CPU need not write it back: the tables may be in
+    ROM)."""
+    return (table & ADDRESS) | PRESENT | WRITABLE | USER | ACCESSED
+
+
+def page_entries(physical: np.ndarray, access: np.ndarray) -> np.ndarray:
+    """The PTEs (uint32) of pages at ``physical`` with ``access`` (PageAccess values): 0 for a
+    page with no access (not present); accessed and dirty set already, so that the CPU never
+    writes a table entry (the tables may be in ROM)."""
+    access = np.asarray(access, np.int64)
+    flags = np.where(access & PageAccess.WRITE, WRITABLE | DIRTY, 0) \
+        | np.where(access & PageAccess.USER, USER, 0) | PRESENT | ACCESSED
+    entries = (np.asarray(physical, np.int64) & ADDRESS) | flags
+    return np.where(access == PageAccess.NONE, 0, entries).astype(np.uint32)
+
+
+def page_tables(base: int, virtual: np.ndarray, physical: np.ndarray, access: np.ndarray) -> bytes:
+    """The page directory at ``base`` and, after it, one page table per 4 MiB area used (in
+    the order of their areas), mapping page ``virtual[i]`` to ``physical[i]``."""
+    virtual = np.asarray(virtual, np.int64)
+    areas = distinct(virtual >> 22)
+    tables = np.zeros((1 + len(areas), ENTRIES), np.uint32)
+    for k, area in enumerate(areas.tolist()):
+        tables[0, area] = directory_entry(base + PAGE_SIZE * (1 + k))
+    which = 1 + np.searchsorted(areas, virtual >> 22)
+    tables[which, (virtual >> 12) & (ENTRIES - 1)] = page_entries(physical, access)
+    return tables.astype("<u4").tobytes()
+
+
+def walk(read: Callable[[int], int], root: int, virtual: int) -> tuple[int, PageAccess] | None:
+    """What ``virtual`` translates to through the page directory at ``root``: (physical
+    address, access), or None where its PDE or PTE is not present."""
+    pde = read((root & ADDRESS) + 4 * (virtual >> 22 & (ENTRIES - 1)))
+    if not pde & PRESENT:
+        return None
+    pte = read((pde & ADDRESS) + 4 * (virtual >> 12 & (ENTRIES - 1)))
+    if not pte & PRESENT:
+        return None
+    access = PageAccess.READ
+    if pde & pte & WRITABLE:
+        access |= PageAccess.WRITE
+    if pde & pte & USER:
+        access |= PageAccess.USER
+    return (pte & ADDRESS) | (virtual & (PAGE_SIZE - 1)), access
+
+
+PAGING = Paging(
+    page_size=PAGE_SIZE,
+    area_size=AREA_SIZE,
+    table_size=PAGE_SIZE,
+    entry_size=4,
+    tables=page_tables,
+    walk=walk,
+    root_register="cr3",
+    enable=(("cr0", CR0_PG | CR0_WP),),
+    fault_interrupt=PAGE_FAULT,
+    fault_address="cr2",
+)
+
 ARCH = Arch(
     name="i386",
     bits=32,
@@ -135,4 +223,5 @@ ARCH = Arch(
     code_alignment=16,
     emulation=EMULATION,
     disassembly=Disassembly("CS_ARCH_X86", ("CS_MODE_32",)),
+    paging=PAGING,
 )

@@ -25,6 +25,12 @@ Every field is in the target's byte order; ``W`` is the target's word size (4 or
                   to store at ``destination``
     op 4 FREE     ``size`` bytes at ``destination`` are unused RAM given to the heap
                   (``FillRAM``; without paging they cannot be made contiguous with it)
+    op 5 PAGING   the page tables (``Locate PageTable``) are at ``destination`` (a physical
+                  address), ``size`` bytes: turn the CPU's paging on with them (i386: load
+                  ``CR3`` with ``destination``, then set ``CR0.PG`` and ``CR0.WP``). It comes
+                  first: the destinations of the entries after it are run addresses, which
+                  may be virtual; their sources are physical memory, which the tables map
+                  one to one, as they map the start-up code itself.
 
 Start-up code processes the entries in order, sets the stack pointer and jumps to the entry
 point. zlib was chosen for compressed copies because it is the best kept compression format
@@ -52,6 +58,7 @@ class Op(enum.IntEnum):
     ZERO = 2
     INFLATE = 3
     FREE = 4
+    PAGING = 5
 
 
 @dataclass(frozen=True)

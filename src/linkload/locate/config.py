@@ -12,6 +12,9 @@ accepted, and may be mixed::
     Locate Stack Stack MyRAM 16k
     Locate Heap Heap MyRAM                    ; no size: the rest of the region
     Locate Header Boot MyROM
+    Virtual VRAM 40000000h 1M                 ; virtual addresses (i386 paging), page aligned
+    Locate Section .bss VRAM->MyRAM           ; runs in VRAM, its pages are MyRAM's
+    Locate PageTable Pages MyRAM              ; the page tables (size: from the regions)
     FillRAM MyRAM
     Reserve ../bootloader/out                 ; what an earlier locate occupies
     Align 16                                  ; default alignment of entities
@@ -38,11 +41,17 @@ COMMAND_LINE = "<command line>"
 
 
 class MemType(enum.Enum):
-    """What a region holds."""
+    """What a region holds. ``VIRTUAL``: nothing of its own, virtual addresses (``Virtual``)
+    whose pages paging maps to physical memory of another region."""
 
     RAM = "RAM"
     ROM = "ROM"
     DEVICE = "Device"
+    VIRTUAL = "Virtual"
+
+
+#: What a ``Region`` command may say (a virtual region is made by ``Virtual``).
+PHYSICAL = (MemType.RAM, MemType.ROM, MemType.DEVICE)
 
 
 class Alloc(enum.Enum):
@@ -55,10 +64,12 @@ class Alloc(enum.Enum):
 
 
 ACCESS = ("NoAccess", "SysRead", "System", "ReadOnly", "ReadWrite", "Assign")
-ENTITIES = ("Section", "NTSection", "Copy", "Stack", "Heap", "Header")
-# RTLoc's entities linkload does not place (paging, DOS-era boot code and files).
-NOT_SUPPORTED = {"pagetable": "page tables (i386 paging) are not supported yet",
-                 "file": "files placed in the image are not supported",
+ENTITIES = ("Section", "NTSection", "Copy", "Stack", "Heap", "Header", "PageTable")
+# What may run at virtual addresses: the boot table, the copies' stored bytes and the page
+# tables are read by start-up code before paging is on, at physical addresses.
+VIRTUAL_ENTITIES = ("Section", "NTSection", "Stack", "Heap")
+# RTLoc's entities linkload does not place (DOS-era boot code and files).
+NOT_SUPPORTED = {"file": "files placed in the image are not supported",
                  "decompcode": "no boot code is placed: the boot table says what to copy",
                  "decompdata": "no boot code is placed: the boot table says what to copy",
                  "bootcode": "no boot code is placed: the boot table says what to copy",
@@ -79,7 +90,9 @@ class Where:
 
 @dataclass(frozen=True)
 class RegionCommand:
-    """``Region Name Address Size MemType [Access]``."""
+    """``Region Name Address Size MemType [Access]``, or ``Virtual Name Address [Size]`` (a
+    virtual region, its size 0 until the locator gives it the default: one area of the CPU's
+    page tables)."""
 
     name: str
     address: int
@@ -89,6 +102,10 @@ class RegionCommand:
     where: Where
 
     @property
+    def virtual(self) -> bool:
+        return self.memtype is MemType.VIRTUAL
+
+    @property
     def end(self) -> int:
         return self.address + self.size
 
@@ -96,7 +113,8 @@ class RegionCommand:
 @dataclass(frozen=True)
 class LocateCommand:
     """``Locate Entity Name Region [Size [Align [Access [Alloc]]]] [Deflate]``; size and
-    align 0 mean "the entity's own"."""
+    align 0 mean "the entity's own". ``Region`` may be ``Virtual->Physical``: the entity runs
+    at addresses of the virtual region ``region``, its pages are memory of ``physical``."""
 
     entity: str  # one of ENTITIES
     name: str
@@ -108,6 +126,7 @@ class LocateCommand:
     compress: bool
     where: Where
     optional: bool = False  # a section the program may lack (an ld script's output section)
+    physical: str | None = None  # the region behind a virtual one (Virtual->Physical)
 
 
 @dataclass(frozen=True)
@@ -214,7 +233,7 @@ def _region(values: list[str], where: Where) -> RegionCommand:
     size = _expect_number(values[2], "the region's size", where)
     if size <= 0:
         raise where.error(f"region {name} has size 0")
-    memtype = MemType(_choice(values[3], [m.value for m in MemType], "a memory type", where))
+    memtype = MemType(_choice(values[3], [m.value for m in PHYSICAL], "a memory type", where))
     access = _choice(values[4], ACCESS, "an access", where) if len(values) == 5 else "Assign"
     return RegionCommand(name, address, size, memtype, access, where)
 
@@ -228,9 +247,11 @@ def _locate(values: list[str], where: Where) -> LocateCommand:
         raise where.error("expected Locate Entity Name Region [Size [Align [Access [Alloc]]]]")
     entity = _choice(values[0], ENTITIES, "an entity", where)
     name, region = values[1], values[2]
+    physical = None
     if "->" in region:
-        raise where.error(f"{region}: virtual regions (Region->PhysicalRegion) need paging, "
-                          "which is not supported yet")
+        region, _, physical = region.partition("->")
+        if not region or not physical or "->" in physical:
+            raise where.error(f"expected VirtualRegion->PhysicalRegion, not {values[2]!r}")
     size = _expect_number(values[3], "a size", where) if len(values) > 3 else 0
     align = _expect_number(values[4], "an alignment", where) if len(values) > 4 else 0
     if align & (align - 1):
@@ -240,7 +261,8 @@ def _locate(values: list[str], where: Where) -> LocateCommand:
         if len(values) > 6 else Alloc.DEFAULT
     if compress and entity != "Copy":
         raise where.error(f"only a Copy can be compressed, not a {entity}")
-    return LocateCommand(entity, name, region, size, align, access, alloc, compress, where)
+    return LocateCommand(entity, name, region, size, align, access, alloc, compress, where,
+                         physical=physical)
 
 
 def _fill_ram(values: list[str], where: Where) -> FillRamCommand:
@@ -266,8 +288,15 @@ def _align(values: list[str], where: Where) -> AlignCommand:
     return AlignCommand(align, where)
 
 
-def _virtual(values: list[str], where: Where) -> Command:
-    raise where.error("Virtual regions need paging, which is not supported yet")
+def _virtual(values: list[str], where: Where) -> RegionCommand:
+    if not 2 <= len(values) <= 3:
+        raise where.error("expected Virtual Name Address [Size]")
+    name = values[0]
+    address = _expect_number(values[1], "the virtual region's address", where)
+    size = _expect_number(values[2], "the virtual region's size", where) if len(values) == 3 else 0
+    if len(values) == 3 and size <= 0:
+        raise where.error(f"virtual region {name} has size 0")
+    return RegionCommand(name, address, size, MemType.VIRTUAL, "Assign", where)
 
 
 _HANDLERS = {"region": _region, "locate": _locate, "fillram": _fill_ram, "reserve": _reserve,
@@ -314,7 +343,8 @@ def command_line(arguments: Sequence[str]) -> list[Command]:
 @dataclass
 class Config:
     """Every command, checked as a whole: region names unique and regions disjoint, every
-    Locate naming a region, at most one FillRAM."""
+    Locate naming a region, at most one FillRAM; virtual regions used as ``Virtual->Physical``
+    with entities that may run there, and only with a ``Locate PageTable``."""
 
     regions: list[RegionCommand] = field(default_factory=list)
     locates: list[LocateCommand] = field(default_factory=list)
@@ -341,20 +371,66 @@ class Config:
                 config.default_align = c.align
         names = {r.name for r in config.regions}
         for c in [*config.locates, *([config.fill_ram] if config.fill_ram else [])]:
-            if c.region not in names:
-                raise c.where.error(f"no region {c.region!r} (defined: {', '.join(sorted(names)) or 'none'})")
+            behind = [c.physical] if isinstance(c, LocateCommand) and c.physical else []
+            for name in [c.region, *behind]:
+                if name not in names:
+                    raise c.where.error(f"no region {name!r} (defined: "
+                                        f"{', '.join(sorted(names)) or 'none'})")
+        config._check_virtual()
         return config
+
+    @property
+    def page_table(self) -> LocateCommand | None:
+        """The ``Locate PageTable`` command, if any."""
+        return next((c for c in self.locates if c.entity == "PageTable"), None)
+
+    def _check_virtual(self) -> None:
+        tables = [c for c in self.locates if c.entity == "PageTable"]
+        if len(tables) > 1:
+            first = tables[0].where
+            raise tables[1].where.error(f"a second Locate PageTable (the first is at "
+                                        f"{first.file}:{first.line})")
+        virtual = [r for r in self.regions if r.virtual]
+        if virtual and not tables:
+            raise virtual[0].where.error(f"virtual region {virtual[0].name} needs paging: add a "
+                                         "Locate PageTable (Locate PageTable Name Region)")
+        if self.fill_ram is not None and self.region(self.fill_ram.region).virtual:
+            raise self.fill_ram.where.error(f"FillRAM {self.fill_ram.region}: unused RAM is not "
+                                            "remapped into a virtual region")
+        for c in self.locates:
+            region = self.region(c.region)
+            if c.physical is not None and not region.virtual:
+                raise c.where.error(f"{c.region}->{c.physical}: region {c.region} is not virtual "
+                                    f"(made by a Virtual command)")
+            if c.physical is not None and self.region(c.physical).virtual:
+                raise c.where.error(f"{c.region}->{c.physical}: the pages behind a virtual region "
+                                    f"are physical memory, and {c.physical} is virtual too")
+            if region.virtual and c.physical is None:
+                raise c.where.error(f"region {c.region} is virtual: name the physical region "
+                                    f"whose pages hold the {c.entity.lower()} ({c.region}->RAM)")
+            if region.virtual and c.entity not in VIRTUAL_ENTITIES:
+                raise c.where.error(f"a {c.entity} is read at its physical address before paging "
+                                    f"is on: locate it in a physical region, not {c.region}")
 
     def _add_region(self, region: RegionCommand) -> None:
         for other in self.regions:
             if other.name == region.name:
                 raise region.where.error(f"a second region {region.name} (the first is at "
                                          f"{other.where.file}:{other.where.line})")
-            if region.address < other.end and other.address < region.end:
-                raise region.where.error(
-                    f"region {region.name} [{region.address:#x}, {region.end:#x}) overlaps region "
-                    f"{other.name} [{other.address:#x}, {other.end:#x})")
+        check_overlaps([*self.regions, region])
         self.regions.append(region)
 
     def region(self, name: str) -> RegionCommand:
         return next(r for r in self.regions if r.name == name)
+
+
+def check_overlaps(regions: Sequence[RegionCommand]) -> None:
+    """The last of ``regions`` overlaps none of the others (a virtual region too: paging maps
+    every physical region's pages one to one, so a virtual address must not be one of
+    theirs)."""
+    region = regions[-1]
+    for other in regions[:-1]:
+        if region.address < other.end and other.address < region.end:
+            raise region.where.error(
+                f"region {region.name} [{region.address:#x}, {region.end:#x}) overlaps region "
+                f"{other.name} [{other.address:#x}, {other.end:#x})")

@@ -5,8 +5,9 @@ Each region is a bar, its length to scale with the largest region (a region too 
 is drawn at a minimum length and says so); its free space is pale, its high-water marks are
 ticks. Each entity is a block in its region's bar at its address, coloured by its kind
 (sections by what they hold: code, read-only data, data, bss); a copy is joined by an arrow to
-the section it is copied to at start-up. Hovering over a block shows its details (an SVG
-``<title>``, which browsers show as a tooltip) and outlines it.
+the section it is copied to at start-up, and an entity of a virtual region by a dashed arrow to
+the physical pages behind it (a virtual region is a bar like any other). Hovering over a block
+shows its details (an SVG ``<title>``, which browsers show as a tooltip) and outlines it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ COLOURS = {
     EntityKind.IMAGE.value: "#bab0ac", EntityKind.COPY.value: "#f28e2b",
     EntityKind.STACK.value: "#e15759", EntityKind.HEAP.value: "#b07aa1",
     EntityKind.HEADER.value: "#9c755f", EntityKind.RESERVED.value: "#7f7f7f",
-    EntityKind.FREE.value: "#c7e9c0",
-    "copy": "#f28e2b",
+    EntityKind.FREE.value: "#c7e9c0", EntityKind.PAGE_TABLE.value: "#86bcb6",
+    EntityKind.PAGES.value: "#d4a6c8",
+    "copy": "#f28e2b", "paged": "#499894",
 }
 _SECTION_KINDS = {SectionKind.TEXT: "code", SectionKind.RODATA: "rodata", SectionKind.DATA: "data",
                   SectionKind.BSS: "bss", SectionKind.INIT: "rodata", SectionKind.FINI: "rodata"}
@@ -42,8 +44,9 @@ p.summary { margin: 0 0 16px; color: #555; }
 svg text { font-size: 12px; font-family: ui-monospace, monospace; }
 svg text.name { font-size: 13px; font-weight: bold; font-family: system-ui, sans-serif; }
 rect.entity { stroke: #fff; stroke-width: 0.5; }
-rect.entity:hover, path.copy:hover { stroke: #000; stroke-width: 2; }
+rect.entity:hover, path.copy:hover, path.paged:hover { stroke: #000; stroke-width: 2; }
 path.copy { fill: none; stroke: #f28e2b; stroke-width: 1.6; }
+path.paged { fill: none; stroke: #499894; stroke-width: 1.4; stroke-dasharray: 5,3; }
 table { border-collapse: collapse; margin-top: 20px; font-size: 13px; }
 td, th { padding: 2px 10px; text-align: left; border-bottom: 1px solid #eee; }
 td.n { font-family: ui-monospace, monospace; text-align: right; }
@@ -69,6 +72,11 @@ def details(located: Located, entity: Entity) -> str:
         lines.append(f"aligned to {entity.align:#x}")
     if entity.compressed:
         lines.append("zlib-compressed, inflated at start-up")
+    if entity.backing is not None and entity.backing.placed:
+        b = entity.backing
+        lines.append(f"virtual: its pages are at {b.address:#x}-{b.end:#x} in {b.region}")
+    if entity.kind is EntityKind.PAGE_TABLE and located.paging is not None:
+        lines.append(f"page tables: {located.paging.needed:#x} bytes used; paging on at start-up")
     if entity.kind is EntityKind.SECTION and entity.section is not None:
         s = located.program.sections[entity.section]
         count, changed = located.fixups.per_section(located.program)[entity.section]
@@ -160,19 +168,28 @@ class _Drawing:
                                   f'pointer-events="none">{escape(e.name)}</text>')
 
     def copy(self, copy: Entity, target: Entity) -> None:
-        a, b = self.lanes[copy.region][-1], self.lanes[target.region][-1]
-        x1 = (a.at(copy.address) + a.at(copy.end)) / 2
+        what = "inflated" if copy.compressed else "copied"
+        self._arrow(copy, target, "copy", f"{copy.name}: {what} from {copy.address:#x} to "
+                    f"{target.address:#x} at start-up")
+
+    def paged(self, entity: Entity) -> None:
+        b = entity.backing
+        self._arrow(entity, b, "paged", f"{entity.describe()}: runs at {entity.address:#x}-"
+                    f"{entity.end:#x} in {entity.region}, its pages at {b.address:#x}-{b.end:#x} "
+                    f"in {b.region}")
+
+    def _arrow(self, source: Entity, target: Entity, kind: str, title: str) -> None:
+        a, b = self.lanes[source.region][-1], self.lanes[target.region][-1]
+        x1 = (a.at(source.address) + a.at(source.end)) / 2
         x2 = (b.at(target.address) + b.at(target.end)) / 2
         down = b.y >= a.y
         y1 = a.y + (BAR_HEIGHT if down else 0)
         y2 = b.y + (0 if down else BAR_HEIGHT)
         bend = (y2 - y1) / 2 or 30
-        what = "inflated" if copy.compressed else "copied"
         self.parts.append(
-            f'<path class="copy" d="M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + bend:.1f} {x2:.1f},'
-            f'{y2 - bend:.1f} {x2:.1f},{y2:.1f}" fill="none" stroke="{COLOURS["copy"]}" '
-            f'stroke-width="1.6" marker-end="url(#arrow)"><title>{escape(copy.name)}: {what} '
-            f'from {copy.address:#x} to {target.address:#x} at start-up</title></path>')
+            f'<path class="{kind}" d="M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + bend:.1f} {x2:.1f},'
+            f'{y2 - bend:.1f} {x2:.1f},{y2:.1f}" fill="none" stroke="{COLOURS[kind]}" '
+            f'stroke-width="1.6" marker-end="url(#arrow)"><title>{escape(title)}</title></path>')
 
     def _in_block(self, e: Entity) -> bool:
         return any(b.kind is EntityKind.IMAGE and e.section in b.members for b in self.located.entities)
@@ -187,6 +204,8 @@ class _Drawing:
         for e in placed:
             if e.kind is EntityKind.COPY and e.section is not None:
                 self.copy(e, located.section_entity(e.section))
+            if e.backing is not None and e.backing.placed and e.backing.region in self.lanes:
+                self.paged(e)
         height = int(self.height)
         return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
                 f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">'
@@ -200,6 +219,8 @@ def page(located: Located) -> str:
     p = located.program
     method = (f"moved as a whole by {located.fixups.delta:+#x}" if located.fixups.whole
               else "sections moved one by one")
+    if located.paging is not None:
+        method += f"; paging, page tables at {located.paging.address:#x}"
     legend = "".join(f'<span class="key" style="background:{c}"></span>{escape(k)}'
                      for k, c in COLOURS.items())
     rows = "".join(

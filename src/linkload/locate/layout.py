@@ -28,6 +28,8 @@ class EntityKind(enum.Enum):
     HEADER = "header"  # the boot table
     RESERVED = "reserved"  # what an earlier located image occupies
     FREE = "free"  # unused RAM given to the FillRAM region's heap
+    PAGE_TABLE = "pagetable"  # the page tables (Locate PageTable)
+    PAGES = "pages"  # the physical pages behind an entity of a virtual region
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Entity:
     section: int | None = None  # the program section (SECTION, COPY: the one copied)
     members: tuple[int, ...] = ()  # IMAGE: its sections
     compressed: bool = False  # COPY: stored as a zlib stream
+    # in a virtual region: the entity (PAGES, in a physical region) of the pages behind it
+    backing: Entity | None = None
 
     @property
     def end(self) -> int:

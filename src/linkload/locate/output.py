@@ -2,9 +2,10 @@
 
 =====================  ==========================================================================
 ``PROGRAM.elf``        an ELF executable: sections at their run addresses, ``PT_LOAD`` program
-                       headers with run (``p_vaddr``) and load (``p_paddr``) addresses, the
-                       boot table and compressed copies as sections of their own, the
-                       symbols moved (:mod:`linkload.formats.elf_image`)
+                       headers with run (``p_vaddr``) and load (``p_paddr``) addresses (a
+                       section of a virtual region: loaded into the pages behind it), the
+                       boot table, the page tables and compressed copies as sections of
+                       their own, the symbols moved (:mod:`linkload.formats.elf_image`)
 ``PROGRAM.hex``        Intel HEX of every byte stored at load time, with the entry point
 ``REGION.bin``         per ROM region: its bytes from its start to its last stored byte,
                        unused bytes 0xff (erased flash)
@@ -48,6 +49,11 @@ def elf_bytes(located: Located) -> bytes:
         if e.kind is EntityKind.COPY and e.compressed:
             sections.append(elf_image.ImageSection(f".linkload.copy{e.name}", e.address, e.stored,
                                                    located.stored[i], e.address))
+    if located.paging is not None:
+        tables = located.page_table
+        sections.append(elf_image.ImageSection(".linkload.pagetable", tables.address, tables.size,
+                                               located.image.read(tables.address, tables.size),
+                                               tables.address, tables.align))
     if located.header is not None:
         table = located.boot.pack()
         sections.append(elf_image.ImageSection(".linkload.boot", located.header.address,

@@ -14,6 +14,16 @@ are made all the same. Bytes the program stores to the console port (``console``
 in a configured region) are collected as its output. A program's result is what its entry
 point (or reset handler) returns.
 
+A program with page tables (``Locate PageTable``) runs with paging on: the boot table's first
+entry turns it on (:meth:`EmulatedSpace.enable_paging`: the CPU's root register loaded with
+the tables' address, paging enabled, i386's ``CR3`` and ``CR0.PG``/``WP``), and the entries
+after it write at run addresses, virtual ones through the tables. Virtual regions are not
+memory of the target: only the pages behind them are. linkload's own pages then lie in an
+area of the page tables no region touches, which the emulator maps for itself through an
+unused root entry (a debug monitor's trick: the program's tables are otherwise left as they
+are). A page fault (a write to a read-only page, an access to a page not present) stops the
+run with an error naming the address.
+
 :func:`run_in_place` runs a program where it was linked (its sections loaded as they are, its
 bss zeroed): the output a located program must reproduce.
 """
@@ -57,8 +67,11 @@ def run(located: Located, *, console: int | None = None, vectors: int | None = N
     if vectors is not None and not cpu.vector_table:
         raise LinkError(f"the {program.arch.name} CPU does not start from a vector table: it is "
                         "entered at the program's entry point")
-    ranges = [(r.address, r.end, r.memtype) for r in located.regions]
-    space = _target(program.arch.name, [(lo, hi) for lo, hi, _ in ranges], timeout, max_instructions)
+    ranges = [(r.address, r.end, r.memtype) for r in located.regions if r.memtype is not MemType.VIRTUAL]
+    # (with paging, linkload's own pages need an area of the page tables to themselves)
+    areas = program.arch.paging.area_size if located.paging is not None else PAGE
+    space = _target(program.arch.name, [(lo, hi) for lo, hi, _ in ranges], timeout, max_instructions,
+                    avoid=[(r.address, r.end) for r in located.regions], granule=areas)
     for lo, hi, memtype in ranges:
         if memtype is MemType.ROM:
             space.write(lo, bytes([ERASED]) * (hi - lo))
@@ -82,9 +95,20 @@ def run(located: Located, *, console: int | None = None, vectors: int | None = N
         raise LinkError(f"the console port {console:#x} lies in no configured region (add a "
                         "Device region for it)")
     output = _console(space, console)
-    stack = space.region_of(stack_top - 1)  # (the program's stack lies below its top)
-    result = space.start(entry, stack=(stack.base, stack_top))
+    result = space.start(entry, stack=(_stack_bottom(space, located, stack_top), stack_top))
     return RunResult(result, bytes(output))
+
+
+def _stack_bottom(space: EmulatedSpace, located: Located, top: int) -> int:
+    """The lowest address the program's stack may reach: the start of the memory its top
+    lies in (a virtual region's, where the stack runs at virtual addresses)."""
+    memory = space.region_of(top - 1)
+    if memory is not None:
+        return memory.base
+    region = next((r for r in located.regions if r.address < top <= r.end), None)
+    if region is None:
+        raise LinkError(f"the stack's top {top:#x} lies in no configured region")
+    return region.address
 
 
 def _vectors(space: EmulatedSpace, located: Located, address: int | None) -> tuple[int, int]:
@@ -133,13 +157,17 @@ def run_in_place(module: Module, *, console: int | None = None, timeout: float =
 
 
 def _target(arch_name: str, ranges: list[tuple[int, int]], timeout: float,
-            max_instructions: int) -> EmulatedSpace:
+            max_instructions: int, avoid: list[tuple[int, int]] = (),
+            granule: int = PAGE) -> EmulatedSpace:
     """An emulated CPU with the pages of ``ranges`` mapped, and linkload's own runtime region
-    outside them."""
+    outside them, and outside the ``granule``-sized blocks that ``ranges`` and ``avoid``
+    touch (with paging, the areas of the page tables: a page more then, for the emulator's own
+    page table)."""
     pages = _pages(ranges)
-    runtime = _free_pages(pages, RUNTIME_SIZE + 2 * PAGE)
+    size = RUNTIME_SIZE + (2 if granule == PAGE else 3) * PAGE
+    runtime = _free_pages(pages + list(avoid), size, granule)
     memory = [(lo, hi - lo, f"memory {lo:#x}") for lo, hi in pages]
-    memory.append((runtime, RUNTIME_SIZE + 2 * PAGE, "linkload"))
+    memory.append((runtime, size, "linkload"))
     return EmulatedSpace(arch_name, memory=memory, runtime_region="linkload",
                          stack_size=RUNTIME_SIZE, timeout=timeout,
                          max_instructions=max_instructions, enforce_protection=True)
@@ -156,22 +184,28 @@ def _pages(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _free_pages(pages: list[tuple[int, int]], size: int) -> int:
-    """A page-aligned place of ``size`` bytes outside ``pages``, in the low 2 GiB if it can."""
-    candidates = [0x7FF0_0000, 0x3FF0_0000, 0x0FF0_0000, PAGE] + [hi for _, hi in pages]
+def _free_pages(pages: list[tuple[int, int]], size: int, granule: int = PAGE) -> int:
+    """A page-aligned place of ``size`` bytes in ``granule``-sized blocks that none of
+    ``pages`` touches, in the low 2 GiB if it can."""
+    taken = [(lo // granule * granule, -(-hi // granule) * granule) for lo, hi in pages]
+    candidates = [0x7FF0_0000, 0x3FF0_0000, 0x0FF0_0000, PAGE] + [hi for _, hi in taken]
     for start in candidates:
-        if all(start + size <= lo or hi <= start for lo, hi in pages) and start + size < 1 << 32:
+        lo, hi = start // granule * granule, -(-(start + size) // granule) * granule
+        if all(hi <= a or b <= lo for a, b in taken) and start + size < 1 << 32:
             return start
     raise LinkError("no room in the address space for the emulator's own pages")
 
 
 def _follow(space: EmulatedSpace, boot: BootTable) -> None:
-    """Do what the boot table asks, in order, as start-up code would."""
+    """Do what the boot table asks, in order, as start-up code would: sources are physical
+    memory, destinations run addresses (virtual ones once paging is on)."""
     for i, e in enumerate(boot.entries):
-        if e.op is Op.COPY:
-            space.write(e.destination, space.read(e.source, e.size))
+        if e.op is Op.PAGING:
+            space.enable_paging(e.destination)
+        elif e.op is Op.COPY:
+            space.write_virtual(e.destination, space.read(e.source, e.size))
         elif e.op is Op.ZERO:
-            space.write(e.destination, bytes(e.size))
+            space.write_virtual(e.destination, bytes(e.size))
         elif e.op is Op.INFLATE:
             region = space.region_of(e.source)
             if region is None:
@@ -186,7 +220,7 @@ def _follow(space: EmulatedSpace, boot: BootTable) -> None:
             if len(data) != e.size or not stream.eof:
                 raise LinkError(f"boot table entry {i}: the copy at {e.source:#x} inflates to "
                                 f"{len(data):#x} bytes, not {e.size:#x}")
-            space.write(e.destination, data)
+            space.write_virtual(e.destination, data)
 
 
 def _console(space: EmulatedSpace, console: int | None) -> bytearray:

@@ -38,6 +38,18 @@ Host functions
     emulated code with :meth:`EmulatedSpace.call`, which nests (qsort-like callbacks work);
     an error in the nested call ends the outer call too.
 
+Paging
+    :meth:`EmulatedSpace.enable_paging` turns the CPU's paging on (a CPU with a
+    :class:`~linkload.arch.Paging` part) with page tables already in memory, as start-up code
+    does; emulated code then runs at virtual addresses. The space's :meth:`~EmulatedSpace.read`
+    and :meth:`~EmulatedSpace.write` stay physical, as a debugger's or a loader's are;
+    :meth:`~EmulatedSpace.translate`, :meth:`~EmulatedSpace.read_virtual` and
+    :meth:`~EmulatedSpace.write_virtual` go through the tables, and so do the frames a call
+    stores on a program's stack. A page fault stops the call with an :class:`EmulationError`
+    naming the virtual address and why it faulted. The instruction-cache check compares the
+    addresses code runs at with the (physical) ranges written, so code run at virtual
+    addresses other than its physical ones is not checked: flush before paging is on.
+
 Calls
     :meth:`EmulatedSpace.call` sets up a stack frame and the argument registers, points the
     link register at a trap address where emulation stops, and runs with an instruction limit
@@ -61,7 +73,7 @@ from types import ModuleType
 import numpy as np
 
 from .. import arch as arch_registry
-from ..arch import Arch, Emulation
+from ..arch import Arch, Emulation, PageAccess, Paging
 from ..arch.fields import gather, scatter
 from ..errors import LinkError, UnsupportedError
 from ..model import ABS, FILE_SYMBOL, LOCAL, SECTION_SYMBOL, Module
@@ -232,6 +244,7 @@ class EmulatedSpace(Space):
         self._stack: tuple[int, int] | None = None  # a program's own stack, while it runs
         self._depth = 0
         self._last_fault: tuple[str, int] | None = None
+        self._paging: tuple[Paging, int] | None = None  # the CPU's paging and its root table
         self.static: Module | None = None
         self.entry: int | None = None
         self.flushes = 0  # how many flushes were made (tests look)
@@ -299,7 +312,7 @@ class EmulatedSpace(Space):
         """Give a reservation back."""
         held = self.memory.release(address)
         self._unprotect(address, held)
-        self._uc.ctl_remove_cache(address, address + held)
+        self._drop_translations(address, address + held)
 
     def reservations(self) -> dict[int, int]:
         """Start -> size of every live reservation."""
@@ -315,12 +328,24 @@ class EmulatedSpace(Space):
         self._uc.mem_write(address, raw)
         self._written(address, len(raw))
 
+    def _drop_translations(self, lo: int, hi: int) -> None:
+        """Make unicorn forget the code it translated from memory [lo, hi). Unicorn takes the
+        range as addresses code runs at, which it translates to physical ones through the page
+        tables; the space's addresses are physical. With paging on, it forgets everything
+        instead: a physical range has no virtual address to give, and translating one the
+        tables do not map raises a page fault that no code sees but that the CPU remembers
+        (the next real one would then be taken for a double fault)."""
+        if self._paging is None:
+            self._uc.ctl_remove_cache(lo, hi)
+        else:
+            self._uc.ctl_flush_tb()
+
     def _written(self, address: int, size: int) -> None:
         if self.check_cache:
             self._mark_stale(address, address + size)
         # Unicorn does not re-read code it has translated: drop the translations, so that
         # a stale-code hook takes effect (or, unchecked, the new bytes run).
-        self._uc.ctl_remove_cache(address, address + size)
+        self._drop_translations(address, address + size)
 
     def read(self, address: int, size: int) -> bytes:
         self._check_mapped(address, size)
@@ -368,7 +393,7 @@ class EmulatedSpace(Space):
             image = np.frombuffer(self.read(lo, span), np.uint8).copy()
             scatter(image, addresses[idx] - lo, size, byteorder, values[idx])
             self._uc.mem_write(lo, image.tobytes())
-            self._uc.ctl_remove_cache(lo, lo + span)
+            self._drop_translations(lo, lo + span)
             if self.check_cache:  # only the fields are new: the bytes between them stay clean
                 for start, end in _merged(addresses[idx], size):
                     self._mark_stale(start, end)
@@ -446,7 +471,7 @@ class EmulatedSpace(Space):
         hi = -(-(address + size) // line) * line
         self._check_mapped(address, size)
         self._clear_stale(lo, hi)
-        self._uc.ctl_remove_cache(lo, hi)
+        self._drop_translations(lo, hi)
         self.flushes += 1
 
     def is_stale(self, address: int, size: int = 1) -> bool:
@@ -505,7 +530,7 @@ class EmulatedSpace(Space):
         for seg in segments:
             data = bytes(seg.data)
             self._uc.mem_write(seg.address, data + bytes(seg.size - len(data)))
-            self._uc.ctl_remove_cache(seg.address, seg.address + seg.size)
+            self._drop_translations(seg.address, seg.address + seg.size)
             if self.enforce_protection:
                 self._uc_protect(seg.address, seg.size, self._segment_perms(seg))
         self._static_symbols.update(_static_names(module))
@@ -595,7 +620,7 @@ class EmulatedSpace(Space):
     def _hook_host(self, lo: int, hi: int) -> None:
         self._host_hooks[(lo, hi)] = self._uc.hook_add(self._const("UC_HOOK_CODE"), self._on_host,
                                                        begin=lo, end=hi - 1)
-        self._uc.ctl_remove_cache(lo, hi)  # code translated before the hook must not skip it
+        self._drop_translations(lo, hi)  # code translated before the hook must not skip it
 
     def _on_host(self, uc, address: int, size: int, _data) -> None:
         host = self._hosts.get(address)
@@ -619,7 +644,8 @@ class EmulatedSpace(Space):
         """Where the function just entered returns to: the link register, or the word at the
         stack pointer on CPUs whose calls push it."""
         if self.cpu.link_register is None:
-            return self.read_word(self.reg(self.cpu.stack_pointer))
+            width = self.arch.bits // 8
+            return int.from_bytes(self._stack_load(self.reg(self.cpu.stack_pointer), width), self._order)
         return self.reg(self.cpu.link_register)
 
     def _return(self, address: int) -> None:
@@ -635,7 +661,7 @@ class EmulatedSpace(Space):
         if host.wide:
             if not self.cpu.wide_argument:  # two stack words, in the CPU's byte order
                 sp = self.reg(self.cpu.stack_pointer) + self.cpu.stack_arguments
-                return [int.from_bytes(self.read(sp, 2 * self.arch.bits // 8), self._order)]
+                return [int.from_bytes(self._stack_load(sp, 2 * self.arch.bits // 8), self._order)]
             value = 0
             for name in self.cpu.wide_argument:
                 value = (value << self.arch.bits) | self.reg(name)
@@ -644,7 +670,8 @@ class EmulatedSpace(Space):
         if host.arity > len(regs):  # the rest were stored in the caller's frame
             sp = self.reg(self.cpu.stack_pointer) + self.cpu.stack_arguments
             width = self.arch.bits // 8
-            args += [self.read_word(sp + width * i) for i in range(host.arity - len(regs))]
+            args += [int.from_bytes(self._stack_load(sp + width * i, width), self._order)
+                     for i in range(host.arity - len(regs))]
         return args
 
     def _set_result(self, host: _Host, result: int) -> None:
@@ -654,6 +681,121 @@ class EmulatedSpace(Space):
             raise EmulationError(f"host function {host.name!r} returned {result}, which does not "
                                  f"fit a {bits}-bit register", fault="bad result")
         self.set_reg(self.cpu.result, result)
+
+    # -- paging ----------------------------------------------------------------------------------
+    def enable_paging(self, root: int) -> None:
+        """Turn the CPU's paging on with the page tables at physical address ``root``, as
+        start-up code does (see the module docstring). The space's own pages (its stack, host
+        stubs and return traps) must stay reachable: their region is mapped one to one through
+        root entries the tables leave unused, with page tables of its own in that region; the
+        program's tables using that area are an error."""
+        paging = self.arch.paging
+        if paging is None:
+            raise UnsupportedError(f"the {self.arch.name} CPU's paging is not described")
+        if self._paging is not None:
+            raise EmulationError("paging is on already")
+        if root % paging.table_size:
+            raise EmulationError(f"page tables at {root:#x} are not aligned to {paging.table_size:#x}")
+        self._check_mapped(root, paging.table_size)
+        runtime = self._runtime()
+        own = self.memory.region_of(runtime.stack_low)
+        pages = np.arange(own.base, own.end, paging.page_size, dtype=np.int64)
+        size = paging.tables_size(paging.areas([(own.base, own.end)])) - paging.table_size
+        tables = self.reserve(size, paging.page_size, region=own.name)
+        writable = PageAccess.READ | PageAccess.WRITE
+        built = paging.tables(tables - paging.table_size, pages, pages,
+                              np.full(len(pages), int(writable), np.int64))
+        entry = paging.entry_size
+        mine = np.frombuffer(built[:paging.table_size], f"{self.arch.byteorder}u{entry}")
+        theirs = np.frombuffer(self.read(root, paging.table_size), mine.dtype)
+        used = np.flatnonzero(mine)
+        clash = used[theirs[used] != 0]
+        if len(clash):
+            area = int(clash[0]) * paging.area_size
+            raise EmulationError(f"the page tables at {root:#x} map the area [{area:#x}, "
+                                 f"{area + paging.area_size:#x}), where the emulator keeps its own "
+                                 f"pages [{own.base:#x}, {own.end:#x})")
+        for i in used.tolist():
+            self._uc.mem_write(root + entry * i, mine[i:i + 1].tobytes())
+        self._uc.mem_write(tables, built[paging.table_size:])
+        self._uc.hook_add(self._const("UC_HOOK_INTR"), self._on_interrupt)
+        self.set_reg(paging.root_register, root)
+        for register, bits in paging.enable:
+            self.set_reg(register, self.reg(register) | bits)
+        self._paging = (paging, root)
+
+    @property
+    def paging_root(self) -> int | None:
+        """The physical address of the page tables in use (None: paging is off)."""
+        return None if self._paging is None else self._paging[1]
+
+    def translate(self, address: int) -> tuple[int, PageAccess] | None:
+        """(physical address, access) of the virtual ``address`` through the page tables in
+        use, or None where it is not mapped; without paging, the address itself, any access."""
+        if self._paging is None:
+            return address, PageAccess.READ | PageAccess.WRITE | PageAccess.USER
+        paging, root = self._paging
+        width = paging.entry_size
+        return paging.walk(lambda at: int.from_bytes(self.read(at, width), self._order), root, address)
+
+    def _physical(self, address: int, size: int) -> list[tuple[int, int, int]]:
+        """(physical address, offset, length) of each page's part of the virtual range."""
+        out = []
+        page = self.arch.paging.page_size if self._paging else max(size, 1)
+        offset = 0
+        while offset < size:
+            at = address + offset
+            length = min(size - offset, page - at % page)
+            found = self.translate(at)
+            if found is None:
+                raise EmulationError(f"{at:#x} is not mapped by the page tables at "
+                                     f"{self._paging[1]:#x}", address=at, fault="not mapped")
+            out.append((found[0], offset, length))
+            offset += length
+        return out
+
+    def read_virtual(self, address: int, size: int) -> bytes:
+        """``size`` bytes at the virtual ``address`` (through the page tables in use)."""
+        return b"".join(self.read(physical, length) for physical, _, length in
+                        self._physical(address, size))
+
+    def write_virtual(self, address: int, data) -> None:
+        """Store ``data`` at the virtual ``address`` (through the page tables in use), as a
+        loader does: the pages' access is not checked."""
+        raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+        for physical, offset, length in self._physical(address, len(raw)):
+            self.write(physical, raw[offset:offset + length])
+
+    def _stack_store(self, address: int, data: bytes) -> None:
+        """A call's frame on the stack, where the stack pointer's address leads."""
+        if self._paging is None:
+            self._uc.mem_write(address, data)
+            return
+        for physical, offset, length in self._physical(address, len(data)):
+            self._uc.mem_write(physical, data[offset:offset + length])
+
+    def _stack_load(self, address: int, size: int) -> bytes:
+        return self.read_virtual(address, size) if self._paging else self.read(address, size)
+
+    def _on_interrupt(self, uc, number: int, _data) -> None:
+        """A CPU exception while paging is on (unicorn would stop with "unhandled CPU
+        exception", without the address): a page fault names the address and why."""
+        pc = self.reg(self.cpu.program_counter)
+        paging = self._paging[0]
+        if number != paging.fault_interrupt:
+            raise EmulationError(f"CPU exception {number} at {pc:#x}", address=pc,
+                                 fault=f"exception {number}")
+        address = self.reg(paging.fault_address)
+        found = self.translate(address)
+        if found is None:
+            why = "its page is not present (not mapped, or a region with no access)"
+        elif not found[1] & PageAccess.WRITE:
+            why = "its page is read-only (a write)"
+        else:
+            why = "its page is for the supervisor only"
+        raise EmulationError(f"page fault at {pc:#x}: access to {address:#x}, and {why}",
+                             address=address, fault="page fault")
+
 
     # -- the runtime area ------------------------------------------------------------------------
     def _runtime(self) -> _Runtime:
@@ -751,16 +893,16 @@ class EmulatedSpace(Space):
             raise EmulationError(f"no stack left for a call (stack pointer {sp:#x})")
         if cpu.back_chain:
             chain = 0 if depth == 0 else self.reg(cpu.stack_pointer)
-            self._uc.mem_write(sp, (chain & self._mask).to_bytes(width, self._order))
+            self._stack_store(sp, (chain & self._mask).to_bytes(width, self._order))
         for i, value in enumerate(extra):
-            self._uc.mem_write(sp + cpu.stack_arguments + width * i,
-                               (value & self._mask).to_bytes(width, self._order))
+            self._stack_store(sp + cpu.stack_arguments + width * i,
+                              (value & self._mask).to_bytes(width, self._order))
         self.set_reg(cpu.stack_pointer, sp)
         for name, value in zip(regs, args, strict=False):
             self.set_reg(name, value)
         return_to = runtime.traps[depth] | self.arch.code_tag
         if pushed:
-            self._uc.mem_write(sp, return_to.to_bytes(width, self._order))
+            self._stack_store(sp, return_to.to_bytes(width, self._order))
         else:
             self.set_reg(cpu.link_register, return_to)
 
