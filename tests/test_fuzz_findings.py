@@ -749,3 +749,16 @@ def test_linker_script_alignment_that_is_not_one(align, message):
             f"SECTIONS {{\n .text : ALIGN({align}) {{ *(.text) }} > ROM\n}}\n")
     with pytest.raises(ConfigError, match=f"board.ld:5: .*{message}"):
         ldscript.parse(text, "board.ld")
+
+
+def test_a_region_larger_than_the_machines_memory():
+    """A region of a petabyte (a mutated linker script's ``LENGTH``): the load image was
+    held as one array per region, and allocating it raised MemoryError. Only what is placed
+    takes memory now, and the program locates."""
+    program = toy_program([(".text", TEXT, 0x401000, 0x100, bytes(range(256)))],
+                          machine="x86_64")
+    located = locate(program, locate_config("Region ROM 340000h 64k ROM\n"
+                                            "Region RAM 7A0000h 1000000000000h RAM\n"
+                                            "Locate Section .text RAM\n"))
+    assert located.image.read(0x7A0000, 0x100) == bytes(range(256))
+    assert located.image.read(0x7A0000 + (1 << 40), 4) == bytes(4)  # nothing there: zeros
