@@ -223,6 +223,13 @@ Locate NTSection .bss RAM
      "section .data is written by the program: region ROM is ROM"),
     ("Locate Section .text ROM\n", ConfigError, "sections .rdata, .data, .bss are not located"),
     ("Locate Section .text ROM\nLocate Section .text RAM\n", ConfigError, "located twice"),
+    # a section of the NTSection block (named, or lying between NTSections) located on its own
+    # too: the block's copy was placed and its own entity kept, unplaced (found by fuzzing)
+    ("Locate NTSection .data RAM\nLocate Section .data RAM\n", ConfigError,
+     r"test.cfg:\d+: section .data is located twice: by a Locate Section of its own and in "
+     "the NTSection block"),
+    ("Locate NTSection .text RAM\nLocate Section .rdata ROM\nLocate NTSection .data RAM\n",
+     ConfigError, "section .rdata is located twice"),
     ("Locate NTSection .text ROM\nLocate NTSection .rdata RAM\n", ConfigError,
      "must share one region"),
     ("Locate Stack S ROM 1k\n", ConfigError, "a stack must be in RAM"),

@@ -301,6 +301,10 @@ class _Locate:
             block.align = max(block.align, self.paging.page_size)
             block.backing.size = round_up(block.size, self.paging.page_size)
         for s in members:
+            if s.index in self.section_entities:
+                raise first.where.error(
+                    f"section {s.name} is located twice: by a Locate Section of its own and in "
+                    f"the NTSection block (the NTSections and every section between them)")
             if s.writable and self._memory(first).memtype is not MemType.RAM:
                 raise first.where.error(f"section {s.name} is written by the program: the "
                                         f"NTSection block cannot go to {first.region}, which is not RAM")
